@@ -1,0 +1,239 @@
+"""Human decisions: their kinds and outcomes, who may make them (the role matrix), and their payloads.
+
+One model for every decision, whether it arrives as a signal or as an update; `decision_problem` is the
+single validation both paths use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class Role(StrEnum):
+    SAMPLER = "sampler"  # 抽样人员 (also the anonymous buyer online)
+    LAB = "lab"  # 承检机构
+    CASE_OFFICER = "case_officer"  # 产品监管处 case officer
+    ENFORCEMENT = "enforcement"  # 执法稽查
+    CREDIT_OFFICER = "credit_officer"  # 信用监管
+    ONLINE_OFFICER = "online_officer"  # 网监
+    ENTERPRISE = "enterprise"  # the sampled party or labelled producer acting for itself
+
+
+class DecisionKind(StrEnum):
+    SAMPLING_RECORD = "sampling_record"  # sampling done and sealed (or bought and unboxed), or refused
+    SAMPLE_RECEIPT = "sample_receipt"  # the lab checks seal and integrity on arrival
+    LAB_REPORT = "lab_report"
+    RESULT_DELIVERY = "result_delivery"  # the result notice reached the party (送达): starts the objection window
+    PRODUCER_CONFIRMATION = "producer_confirmation"  # labelled producer confirms or denies the product
+    OBJECTION = "objection"  # 异议/复检申请
+    OBJECTION_REVIEW = "objection_review"  # accept or reject the objection
+    RETEST_REPORT = "retest_report"
+    DISPOSAL = "disposal"  # return or dispose of the sample
+
+
+# kind -> outcome -> roles that may choose it
+ROLE_MATRIX: dict[DecisionKind, dict[str, frozenset[Role]]] = {
+    DecisionKind.SAMPLING_RECORD: {
+        "sealed": frozenset({Role.SAMPLER}),
+        "refused": frozenset({Role.SAMPLER}),
+    },
+    DecisionKind.SAMPLE_RECEIPT: {
+        "accepted": frozenset({Role.LAB}),
+        "rejected": frozenset({Role.LAB}),
+    },
+    DecisionKind.LAB_REPORT: {"pass": frozenset({Role.LAB}), "fail": frozenset({Role.LAB})},
+    DecisionKind.RESULT_DELIVERY: {"delivered": frozenset({Role.CASE_OFFICER})},
+    DecisionKind.PRODUCER_CONFIRMATION: {
+        "confirmed": frozenset({Role.CASE_OFFICER, Role.ENTERPRISE}),
+        "denied": frozenset({Role.CASE_OFFICER, Role.ENTERPRISE}),
+    },
+    DecisionKind.OBJECTION: {
+        "filed": frozenset({Role.ENTERPRISE, Role.CASE_OFFICER}),
+        "waived": frozenset({Role.ENTERPRISE, Role.CASE_OFFICER}),
+    },
+    DecisionKind.OBJECTION_REVIEW: {
+        "accepted": frozenset({Role.CASE_OFFICER}),
+        "rejected": frozenset({Role.CASE_OFFICER}),
+    },
+    DecisionKind.RETEST_REPORT: {"pass": frozenset({Role.LAB}), "fail": frozenset({Role.LAB})},
+    DecisionKind.DISPOSAL: {
+        "returned": frozenset({Role.LAB, Role.CASE_OFFICER}),
+        "disposed": frozenset({Role.LAB, Role.CASE_OFFICER}),
+    },
+}
+
+# Outcomes that must say why: a refusal or a rejection without a reason cannot be audited.
+REASON_REQUIRED: frozenset[tuple[DecisionKind, str]] = frozenset(
+    {
+        (DecisionKind.SAMPLING_RECORD, "refused"),
+        (DecisionKind.SAMPLE_RECEIPT, "rejected"),
+        (DecisionKind.OBJECTION_REVIEW, "rejected"),
+        (DecisionKind.OBJECTION_REVIEW, "accepted"),
+        (DecisionKind.PRODUCER_CONFIRMATION, "denied"),
+        (DecisionKind.OBJECTION, "filed"),
+    }
+)
+
+
+def roles_for(kind: DecisionKind) -> frozenset[Role]:
+    return frozenset().union(*ROLE_MATRIX[kind].values())
+
+
+class Actor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1)
+    role: Role
+    name: str | None = None
+    organisation: str | None = None
+    region: str | None = Field(default=None, pattern=r"^\d{6}$")
+
+
+class EvidenceRef(BaseModel):
+    """A file kept as proof (固证), addressed by its SHA-256."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    uri: str | None = None
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: DecisionKind
+    outcome: str = Field(min_length=1)
+    actor: Actor
+    request_id: str = Field(min_length=1, max_length=128, description="makes the decision idempotent")
+    reason: str | None = None
+    evidence: list[EvidenceRef] = Field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Receipt(BaseModel):
+    """The answer to a decision: accepted or rejected with the reason; a repeat gets the first receipt."""
+
+    request_id: str
+    kind: str
+    outcome: str
+    accepted: bool
+    reason: str | None = None
+    stage: str
+    recorded_at: datetime
+
+
+# --- payloads: what `data` must hold for a kind ---------------------------------------------------
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SamplingRecordData(_Payload):
+    record_no: str | None = Field(default=None, description="抽样单 / order number")
+    sealed_at: datetime | None = None
+    order_no: str | None = Field(default=None, description="platform order number when bought online")
+    tracking_no: str | None = None
+
+
+class SampleReceiptData(_Payload):
+    seal_intact: bool = True
+    received_at: datetime | None = None
+
+
+class FailedItem(_Payload):
+    item: str = Field(min_length=1, description="检验项目")
+    standard: str = Field(min_length=1, description="标准编号, e.g. GB 4706.1-2005")
+    requirement: str | None = None
+    result: str | None = None
+    severity: str | None = Field(default=None, pattern=r"^(A|B|C|serious|general)$")
+
+
+class LabReportData(_Payload):
+    report_no: str = Field(min_length=1)
+    failed_items: list[FailedItem] = Field(default_factory=list)
+    conclusion: str | None = None
+
+
+class ResultDeliveryData(_Payload):
+    delivered_on: date | None = Field(default=None, description="送达日; the objection window runs from it")
+    method: str | None = None
+
+
+class ObjectionData(_Payload):
+    contested_items: list[str] = Field(default_factory=list)
+    retest_requested: bool = True
+
+
+PAYLOADS: dict[DecisionKind, type[_Payload]] = {
+    DecisionKind.SAMPLING_RECORD: SamplingRecordData,
+    DecisionKind.SAMPLE_RECEIPT: SampleReceiptData,
+    DecisionKind.LAB_REPORT: LabReportData,
+    DecisionKind.RETEST_REPORT: LabReportData,
+    DecisionKind.RESULT_DELIVERY: ResultDeliveryData,
+    DecisionKind.OBJECTION: ObjectionData,
+}
+
+
+def parse_payload(decision: Decision) -> _Payload | None:
+    model = PAYLOADS.get(decision.kind)
+    return model.model_validate(decision.data) if model else None
+
+
+def _first_error(err: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for e in err.errors()[:3]:
+        loc = ".".join(str(p) for p in e["loc"])
+        parts.append(f"{prefix}{loc}: {e['msg']}" if loc else f"{prefix}{e['msg']}")
+    return "; ".join(parts)
+
+
+def parse_decision(raw: Any) -> tuple[Decision | None, str | None]:
+    """Parse what arrived on the wire; a malformed decision yields the reason naming the field."""
+    if isinstance(raw, Decision):
+        return raw, None
+    try:
+        return Decision.model_validate(raw), None
+    except ValidationError as err:
+        return None, f"malformed decision: {_first_error(err)}"
+
+
+def decision_problem(
+    decision: Decision,
+    awaiting: Collection[DecisionKind],
+    *,
+    purchased: bool = False,
+    closed_reason: dict[DecisionKind, str] | None = None,
+) -> str | None:
+    """Why `decision` cannot be taken now, or None. `awaiting` is what the sample waits for now;
+    `closed_reason` explains kinds whose wait has passed (e.g. an objection after its window)."""
+    kind = decision.kind
+    if kind not in awaiting:
+        if closed_reason and kind in closed_reason:
+            return closed_reason[kind]
+        waits = ", ".join(sorted(k.value for k in awaiting)) or "no decision"
+        return f"not awaited: the sample waits for {waits}, not {kind.value}"
+    outcomes = ROLE_MATRIX[kind]
+    if decision.outcome not in outcomes:
+        return f"unknown outcome {decision.outcome!r} for {kind.value}; allowed: {', '.join(outcomes)}"
+    roles = outcomes[decision.outcome]
+    if decision.actor.role not in roles:
+        allowed = ", ".join(sorted(r.value for r in roles))
+        return f"role {decision.actor.role.value} may not decide {kind.value}={decision.outcome}; allowed: {allowed}"
+    if (kind, decision.outcome) in REASON_REQUIRED and not (decision.reason and decision.reason.strip()):
+        return f"reason: required for {kind.value}={decision.outcome}"
+    try:
+        payload = parse_payload(decision)
+    except ValidationError as err:
+        return f"malformed data for {kind.value}: {_first_error(err, 'data.')}"
+    if isinstance(payload, LabReportData):
+        if decision.outcome == "fail" and not payload.failed_items:
+            return "data.failed_items: a fail must name at least one failed item and its standard"
+        if decision.outcome == "pass" and payload.failed_items:
+            return "data.failed_items: a pass cannot list failed items"
+    if kind is DecisionKind.DISPOSAL and decision.outcome == "returned" and purchased:
+        return "a purchased sample is not returned to the seller: decide disposal=disposed"
+    return None
