@@ -1,0 +1,24 @@
+"""Custom search attributes: what monitors filter on in the Web UI. Never one called `Status`: it clashes
+with the UI's own column."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+SAMPLE_NO = SearchAttributeKey.for_keyword("SampleNo")
+PRODUCT_CODE = SearchAttributeKey.for_keyword("ProductCode")
+REGION = SearchAttributeKey.for_keyword("Region")
+CHANNEL = SearchAttributeKey.for_keyword("Channel")
+TASK_TYPE = SearchAttributeKey.for_keyword("TaskType")
+STAGE = SearchAttributeKey.for_keyword("Stage")
+VERDICT = SearchAttributeKey.for_keyword("Verdict")
+ENTERPRISE_CODE = SearchAttributeKey.for_keyword("EnterpriseCode")
+PLAN_ID = SearchAttributeKey.for_keyword("PlanId")
+AWAITING_ROLE = SearchAttributeKey.for_keyword("AwaitingRole")
+NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
+OVERDUE = SearchAttributeKey.for_bool("Overdue")
+
+ALL = (
+    SAMPLE_NO, PRODUCT_CODE, REGION, CHANNEL, TASK_TYPE, STAGE, VERDICT,
+    ENTERPRISE_CODE, PLAN_ID, AWAITING_ROLE, NEXT_DEADLINE, OVERDUE,
+)
