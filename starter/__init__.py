@@ -1,0 +1,1 @@
+"""Client library, `spotcheck` CLI and the embedded dev stack."""
