@@ -1,0 +1,67 @@
+"""The Spotcheck worker: every workflow and activity on the `spotcheck` task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+TASK_QUEUE = "spotcheck"
+
+
+def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str = TASK_QUEUE) -> Worker:
+    from activities.calendar import compute_deadline
+    from activities.notices import NoticeActivities
+    from activities.records import RecordActivities
+    from workflows.sample import SampleWorkflow
+
+    records = RecordActivities(pool)
+    notices = NoticeActivities(pool)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[SampleWorkflow],
+        activities=[
+            compute_deadline,
+            records.project_sample,
+            records.record_decision,
+            records.queue_outbox,
+            notices.render_notice,
+        ],
+    )
+
+
+async def connect(address: str | None = None, namespace: str | None = None) -> Client:
+    return await Client.connect(
+        address or os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"),
+        namespace=namespace or os.environ.get("TEMPORAL_NAMESPACE", "default"),
+        data_converter=pydantic_data_converter,
+    )
+
+
+async def run_worker(client: Client, dsn: str, task_queue: str = TASK_QUEUE) -> None:
+    """Run until cancelled; migrations are applied first so a fresh database just works."""
+    from activities.db import apply_migrations, create_pool
+
+    pool = await create_pool(dsn)
+    try:
+        await apply_migrations(pool)
+        async with build_worker(client, pool, task_queue):
+            await asyncio.Event().wait()
+    finally:
+        await pool.close()
+
+
+async def main() -> None:
+    dsn = os.environ.get("DATABASE_URL")
+    if not dsn:
+        raise SystemExit("DATABASE_URL is not set (or use `spotcheck up` for the embedded stack)")
+    await run_worker(await connect(), dsn, os.environ.get("SPOTCHECK_TASK_QUEUE", TASK_QUEUE))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
