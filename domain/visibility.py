@@ -14,7 +14,8 @@ STAGE = SearchAttributeKey.for_keyword("Stage")
 VERDICT = SearchAttributeKey.for_keyword("Verdict")
 ENTERPRISE_CODE = SearchAttributeKey.for_keyword("EnterpriseCode")
 PLAN_ID = SearchAttributeKey.for_keyword("PlanId")
-AWAITING_ROLE = SearchAttributeKey.for_keyword("AwaitingRole")
+# A list: some decisions may come from more than one role; `AwaitingRole = "lab"` matches any member.
+AWAITING_ROLE = SearchAttributeKey.for_keyword_list("AwaitingRole")
 NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
 OVERDUE = SearchAttributeKey.for_bool("Overdue")
 
