@@ -1,0 +1,1 @@
+"""Deterministic orchestration: one workflow per real-world process, no I/O."""

@@ -1,0 +1,26 @@
+"""The sample's legal clock. With time_scale > 1 (demos, acceptance runs) every deadline is compressed:
+the sample's clock runs `scale` times faster than the workflow's, from the moment the sample started."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+
+
+class SampleClock:
+    def __init__(self, origin: datetime, scale: float) -> None:
+        self.origin = origin
+        self.scale = scale
+
+    def now(self) -> datetime:
+        return self.to_sample(workflow.now())
+
+    def to_sample(self, real: datetime) -> datetime:
+        return self.origin + (real - self.origin) * self.scale
+
+    def to_real(self, sample_time: datetime) -> datetime:
+        return self.origin + (sample_time - self.origin) / self.scale
+
+    def real_delay_until(self, sample_time: datetime) -> timedelta:
+        return max(timedelta(0), self.to_real(sample_time) - workflow.now())
