@@ -1,0 +1,1 @@
+"""Activities: every side effect of Spotcheck (records, notices, deadlines, outbound adapters)."""
