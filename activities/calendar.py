@@ -1,0 +1,174 @@
+"""Deadlines: the rule pack applied to the PRC working-day calendar.
+
+An activity, not workflow code: the holiday schedule is updated every year (and `chinese_calendar` with it),
+so a replayed workflow must read the deadline it got from history, never recompute it.
+
+Counting follows the usual rules for periods: the start day is not counted; a period in days or months ends
+at the end of its last day, China time; a period in calendar days or months whose last day is a holiday or
+rest day ends on the next working day (unless the rule says `roll_to_working_day = false`). Working days
+follow the published schedule including make-up working days (调休); past the schedule, Monday to Friday
+are assumed and the deadline says so (`beyond_schedule`).
+"""
+
+from __future__ import annotations
+
+import calendar as _stdlib_calendar
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from domain.rules import (
+    Deadline,
+    DeadlineRequest,
+    Rule,
+    RulePack,
+    RulePackError,
+    Unit,
+    load_rule_packs,
+    overrides_from_env,
+    pack_in_force,
+    rules_dir,
+)
+
+CHINA = ZoneInfo("Asia/Shanghai")
+END_OF_DAY = time(23, 59, 59)
+
+
+def is_working_day(d: date) -> tuple[bool, bool]:
+    """(is a working day, the schedule knows the year). Outside the schedule's years: Monday to Friday."""
+    try:
+        return bool(chinese_calendar.is_workday(d)), True
+    except NotImplementedError:
+        return d.weekday() < 5, False
+
+
+def add_working_days(start: date, n: int) -> tuple[date, bool]:
+    """The n-th working day after `start` (which is not counted), and whether any day examined lay
+    beyond the known schedule."""
+    if n < 0:
+        raise ValueError(f"n must not be negative, got {n}")
+    day, counted, beyond = start, 0, False
+    while counted < n:
+        day += timedelta(days=1)
+        working, known = is_working_day(day)
+        beyond = beyond or not known
+        counted += working
+    return day, beyond
+
+
+def add_months(d: date, n: int) -> date:
+    """Same day n months later; a day the target month lacks becomes its last day (Jan 31 + 1 = Feb 28/29)."""
+    months = d.month - 1 + n
+    year, month = d.year + months // 12, months % 12 + 1
+    return date(year, month, min(d.day, _stdlib_calendar.monthrange(year, month)[1]))
+
+
+def _roll_to_working_day(d: date) -> tuple[date, bool]:
+    beyond = False
+    while True:
+        working, known = is_working_day(d)
+        beyond = beyond or not known
+        if working:
+            return d, beyond
+        d += timedelta(days=1)
+
+
+def _last_day(rule: Rule, start: date, length: int) -> tuple[date, bool]:
+    if rule.unit == Unit.WORKING_DAYS:
+        return add_working_days(start, length)
+    last = start + timedelta(days=length) if rule.unit == Unit.CALENDAR_DAYS else add_months(start, length)
+    if rule.roll_to_working_day:
+        return _roll_to_working_day(last)
+    return last, False
+
+
+def _end_of(d: date) -> datetime:
+    return datetime.combine(d, END_OF_DAY, tzinfo=CHINA).astimezone(UTC)
+
+
+def compute_deadline_for(rule: Rule, pack_version: str, req: DeadlineRequest) -> Deadline:
+    if req.start.tzinfo is None or req.start.utcoffset() is None:
+        raise ValueError("start must be timezone-aware")
+    length = req.length if req.length is not None else rule.length
+    if req.extended:
+        if rule.extension_length is None:
+            raise ValueError(f"rule {rule.id} has no extension")
+        length += rule.extension_length
+    remind_length = length - rule.reminder_before if rule.reminder_before else 0
+
+    remind_at: datetime | None = None
+    if rule.unit == Unit.HOURS:
+        due = (req.start + timedelta(hours=length)).astimezone(UTC)
+        due_date, beyond = due.astimezone(CHINA).date(), False
+        if remind_length > 0:
+            remind_at = (req.start + timedelta(hours=remind_length)).astimezone(UTC)
+    else:
+        start_day = req.start.astimezone(CHINA).date()
+        due_date, beyond = _last_day(rule, start_day, length)
+        due = _end_of(due_date)
+        # A length override shorter than the reminder lead leaves no room for a reminder.
+        if remind_length > 0:
+            remind_day, remind_beyond = _last_day(rule, start_day, remind_length)
+            if remind_day >= due_date:
+                # Both rolled past the same holiday: remind on the unrolled day rather than not at all.
+                remind_day = (
+                    start_day + timedelta(days=remind_length)
+                    if rule.unit == Unit.CALENDAR_DAYS
+                    else add_months(start_day, remind_length)
+                )
+            remind_at = _end_of(remind_day)
+            beyond = beyond or remind_beyond
+
+    return Deadline(
+        rule_id=rule.id,
+        title=rule.title,
+        start=req.start,
+        due=due,
+        remind_at=remind_at,
+        unit=rule.unit.value,
+        length=length,
+        on_expiry=rule.on_expiry.value,
+        default_outcome=rule.default_outcome,
+        basis=rule.basis,
+        basis_checked=rule.basis_checked,
+        pack_version=pack_version,
+        beyond_schedule=beyond,
+        due_date=due_date,
+    )
+
+
+# Loaded packs per directory: the files are read once per worker process, not on every deadline.
+_PACKS: dict[Path, list[RulePack]] = {}
+
+
+def _packs(directory: Path) -> list[RulePack]:
+    key = directory.resolve()
+    if key not in _PACKS:
+        _PACKS[key] = load_rule_packs(key)
+    return _PACKS[key]
+
+
+@activity.defn
+async def compute_deadline(req: DeadlineRequest) -> Deadline:
+    """The deadline of one rule, from the pack in force on the start date (China time)."""
+    # A broken pack file or override stays retryable: fix it and restart the worker, the activity
+    # recovers. A request that can never succeed with the pack in force fails at once.
+    packs = _packs(rules_dir())
+    on = req.start.astimezone(CHINA).date()
+    try:
+        pack = pack_in_force(packs, on)
+    except RulePackError as exc:
+        raise ApplicationError(str(exc), type="NoRulePack", non_retryable=True) from exc
+    pack = pack.with_overrides(overrides_from_env())
+    try:
+        rule = pack.rule(req.rule_id)
+    except KeyError as exc:
+        raise ApplicationError(str(exc.args[0]), type="UnknownRule", non_retryable=True) from exc
+    try:
+        return compute_deadline_for(rule, pack.version, req)
+    except ValueError as exc:
+        raise ApplicationError(str(exc), type="InvalidDeadline", non_retryable=True) from exc
