@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 import asyncpg
 from temporalio.client import Client
@@ -13,7 +14,7 @@ from temporalio.worker import Worker
 TASK_QUEUE = "spotcheck"
 
 
-def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str = TASK_QUEUE) -> Worker:
+def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str = TASK_QUEUE, **options: Any) -> Worker:
     from activities.calendar import compute_deadline
     from activities.notices import NoticeActivities
     from activities.records import RecordActivities
@@ -32,6 +33,7 @@ def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str = TASK_QUEU
             records.queue_outbox,
             notices.render_notice,
         ],
+        **options,
     )
 
 

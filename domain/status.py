@@ -40,3 +40,6 @@ class SampleStatus(BaseModel):
     timeline: list[TimelineEvent] = Field(default_factory=list)
     failed_items: list[dict] = Field(default_factory=list)
     notices: list[dict] = Field(default_factory=list)
+    closed_waits: dict[str, str] = Field(
+        default_factory=dict, description="decision kinds no longer taken, with why (e.g. window ended)"
+    )

@@ -140,6 +140,9 @@ class SpotcheckClient:
         payload = raw.model_dump(mode="json") if isinstance(raw, Decision) else raw
         decision, malformed = parse_decision(payload)
         handle = self.client.get_workflow_handle(workflow_id_for(sample_no))
+        closed = await self._closed_reason(handle, decision)
+        if closed:
+            raise DecisionRejected(closed)
         if signal:
             await handle.signal(SampleWorkflow.decide, payload)
             return None
@@ -154,6 +157,17 @@ class SpotcheckClient:
             await handle.signal(SampleWorkflow.decide, payload)
             raise DecisionRejected(str(err.cause)) from None
         return Receipt.model_validate(answer)
+
+    async def _closed_reason(self, handle: WorkflowHandle[Any, Any], decision: Decision | None) -> str | None:
+        """A sample whose workflow has ended takes no decision: say why in the sample's own terms."""
+        description = await handle.describe()
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            return None
+        status: SampleStatus = await handle.query(SampleWorkflow.status)
+        why = status.closed_waits.get(decision.kind.value) if decision else None
+        return why or (
+            f"sample {status.sample_no} is no longer running (stage {status.stage}, verdict {status.verdict})"
+        )
 
     # --- reading -------------------------------------------------------------------------------
 

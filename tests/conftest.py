@@ -10,24 +10,16 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 import pytest_asyncio
-from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.common import SearchAttributeType
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from domain import visibility
 from starter.binaries import temporal_cli, temporal_test_server
 from starter.postgres import EmbeddedPostgres
-
-_INDEXED = {
-    SearchAttributeType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-    SearchAttributeType.DATETIME: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
-    SearchAttributeType.BOOL: IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
-}
-
 
 @pytest_asyncio.fixture(scope="session")
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
@@ -38,7 +30,8 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=env.client.namespace,
-            search_attributes={k.name: _INDEXED[k.indexed_value_type] for k in visibility.ALL},
+            # SearchAttributeIndexedValueType shares its values with the API enum.
+            search_attributes={k.name: int(k.indexed_value_type) for k in visibility.ALL},  # type: ignore[misc]
         )
     )
     yield env
@@ -68,6 +61,16 @@ def postgres_dsn() -> Iterator[str]:
     server = EmbeddedPostgres(folder / "pgdata", keep=False)
     yield server.dsn
     server.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def pool(postgres_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    from activities.db import apply_migrations, create_pool
+
+    db = await create_pool(postgres_dsn)
+    await apply_migrations(db)
+    yield db
+    await db.close()
 
 
 @pytest.fixture

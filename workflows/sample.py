@@ -318,6 +318,7 @@ class SampleWorkflow:
             timeline=list(self.timeline),
             failed_items=list(self.failed_items),
             notices=list(self.notices),
+            closed_waits={k.value: why for k, why in self.desk.closed.items()},
         )
 
     # --- state changes and what people see -----------------------------------------------------
