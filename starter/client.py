@@ -15,9 +15,10 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from domain import visibility as sa
 from domain.decisions import Decision, Receipt, parse_decision
@@ -60,18 +61,19 @@ def parse_order(raw: Any) -> SampleOrder:
 
 
 def start_attributes(order: SampleOrder) -> TypedSearchAttributes:
-    return TypedSearchAttributes([
-        sa.SAMPLE_NO.value_set(order.sample_no),
-        sa.PRODUCT_CODE.value_set(order.product.classification_code),
-        sa.REGION.value_set(order.region),
-        sa.CHANNEL.value_set(order.channel.value),
-        sa.TASK_TYPE.value_set(order.task_type.value),
-        sa.ENTERPRISE_CODE.value_set(order.sampled_party.credit_code),
-        sa.PLAN_ID.value_set(order.plan_id),
-        sa.STAGE.value_set(Stage.SAMPLING.value),
-        sa.VERDICT.value_set(Verdict.PENDING.value),
-        sa.OVERDUE.value_set(False),
-    ])
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(sa.SAMPLE_NO, order.sample_no),
+        SearchAttributePair(sa.PRODUCT_CODE, order.product.classification_code),
+        SearchAttributePair(sa.REGION, order.region),
+        SearchAttributePair(sa.CHANNEL, order.channel.value),
+        SearchAttributePair(sa.TASK_TYPE, order.task_type.value),
+        SearchAttributePair(sa.ENTERPRISE_CODE, order.sampled_party.credit_code),
+        SearchAttributePair(sa.PLAN_ID, order.plan_id),
+        SearchAttributePair(sa.STAGE, Stage.SAMPLING.value),
+        SearchAttributePair(sa.VERDICT, Verdict.PENDING.value),
+        SearchAttributePair(sa.OVERDUE, False),
+    ]
+    return TypedSearchAttributes(pairs)
 
 
 @dataclass
@@ -140,30 +142,35 @@ class SpotcheckClient:
         payload = raw.model_dump(mode="json") if isinstance(raw, Decision) else raw
         decision, malformed = parse_decision(payload)
         handle = self.client.get_workflow_handle(workflow_id_for(sample_no))
-        closed = await self._closed_reason(handle, decision)
-        if closed:
-            raise DecisionRejected(closed)
-        if signal:
-            await handle.signal(SampleWorkflow.decide, payload)
-            return None
-        if decision is None:
-            # Still recorded: the workflow audits a malformed attempt like any rejected decision.
-            await handle.signal(SampleWorkflow.decide, payload)
-            raise DecisionRejected(malformed or "malformed decision")
         try:
-            answer = await handle.execute_update(SampleWorkflow.submit_decision, payload)
-        except WorkflowUpdateFailedError as err:
-            # The validator kept it out of history; the signal records the attempt in the audit trail.
-            await handle.signal(SampleWorkflow.decide, payload)
-            raise DecisionRejected(str(err.cause)) from None
+            if signal:
+                await handle.signal(SampleWorkflow.decide, payload)
+                return None
+            if decision is None:
+                # Still recorded: the workflow audits a malformed attempt like any rejected decision.
+                await handle.signal(SampleWorkflow.decide, payload)
+                raise DecisionRejected(malformed or "malformed decision")
+            try:
+                answer = await handle.execute_update(SampleWorkflow.submit_decision, payload)
+            except WorkflowUpdateFailedError as err:
+                # The validator kept it out of history; the signal records the attempt in the audit trail.
+                await handle.signal(SampleWorkflow.decide, payload)
+                raise DecisionRejected(str(err.cause)) from None
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # Not found means no such sample, or one whose workflow has ended: its status tells which.
+            raise DecisionRejected(await self._closed_reason(handle, decision, sample_no)) from None
         return Receipt.model_validate(answer)
 
-    async def _closed_reason(self, handle: WorkflowHandle[Any, Any], decision: Decision | None) -> str | None:
+    async def _closed_reason(
+        self, handle: WorkflowHandle[Any, Any], decision: Decision | None, sample_no: str
+    ) -> str:
         """A sample whose workflow has ended takes no decision: say why in the sample's own terms."""
-        description = await handle.describe()
-        if description.status == WorkflowExecutionStatus.RUNNING:
-            return None
-        status: SampleStatus = await handle.query(SampleWorkflow.status)
+        try:
+            status: SampleStatus = await handle.query(SampleWorkflow.status)
+        except RPCError:
+            return f"no sample {sample_no}"
         why = status.closed_waits.get(decision.kind.value) if decision else None
         return why or (
             f"sample {status.sample_no} is no longer running (stage {status.stage}, verdict {status.verdict})"

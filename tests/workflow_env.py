@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
 
 from domain.status import SampleStatus
@@ -43,3 +46,15 @@ async def wait_for(
 
 def awaiting(kind: str) -> Callable[[SampleStatus], bool]:
     return lambda s: any(a.kind == kind for a in s.awaiting)
+
+
+async def search_attributes(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+    """The workflow's search attributes, decoded from the raw payloads: the time-skipping server returns
+    datetime attributes in a form `describe()` cannot decode."""
+    raw = await handle._client.workflow_service.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(
+            namespace=handle._client.namespace, execution=WorkflowExecution(workflow_id=handle.id)
+        )
+    )
+    fields = raw.workflow_execution_info.search_attributes.indexed_fields
+    return {name: json.loads(payload.data) for name, payload in fields.items()}

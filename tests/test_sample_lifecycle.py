@@ -1,0 +1,240 @@
+"""SampleWorkflow on the time-skipping server: every path of the core lifecycle, with real records."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import asyncpg
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from activities.records import audit_trail, notices_for, outbox_for
+from starter.client import DecisionRejected
+from tests import factories as f
+from tests.workflow_env import awaiting, running_worker, search_attributes, wait_for
+
+
+async def _to_testing(client, order):  # type: ignore[no-untyped-def]
+    handle = await client.start_sample(order)
+    no = order["sample_no"]
+    await wait_for(handle, awaiting("sampling_record"))
+    await client.decide(no, f.sealed())
+    await wait_for(handle, awaiting("sample_receipt"))
+    await client.decide(no, f.received())
+    await wait_for(handle, awaiting("lab_report"))
+    return handle
+
+
+async def test_pass_path_reaches_closed(ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str) -> None:
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        order = f.order("offline_production")
+        handle = await _to_testing(client, order)
+        await client.decide(order["sample_no"], f.report("pass"))
+        status = await wait_for(handle, lambda s: s.stage == "retention")
+        assert status.verdict == "pass"
+        # A disposal decision during the retention period is not taken.
+        with pytest.raises(DecisionRejected, match="not awaited"):
+            await client.decide(order["sample_no"], f.disposal("returned"))
+        await ts_env.sleep(timedelta(days=100))  # past the 3-month retention
+        await wait_for(handle, awaiting("disposal"))
+        await client.decide(order["sample_no"], f.disposal("returned"))
+        result = await handle.result()
+    assert (result.stage, result.verdict) == ("closed", "pass")
+    stages = [e.text.split(":")[0] for e in result.timeline if e.event == "stage"]
+    assert stages == [f"stage {s}" for s in
+                      ("sampling", "in_transit", "received", "testing", "retention", "closed")]
+    row = await pool.fetchrow("SELECT stage, verdict FROM samples WHERE sample_no = $1", order["sample_no"])
+    assert (row["stage"], row["verdict"]) == ("closed", "pass")
+    notices = await notices_for(pool, handle.id)
+    assert [n["template"] for n in notices] == ["inspection_result"]
+
+
+async def test_purchased_sample_is_never_returned(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        order = f.order("online")
+        handle = await _to_testing(client, order)
+        await client.decide(order["sample_no"], f.report("pass"))
+        await wait_for(handle, lambda s: s.stage == "retention")
+        await ts_env.sleep(timedelta(days=100))
+        await wait_for(handle, awaiting("disposal"))
+        with pytest.raises(DecisionRejected, match="purchased sample is not returned"):
+            await client.decide(order["sample_no"], f.disposal("returned"))
+        await client.decide(order["sample_no"], f.disposal("disposed"))
+        assert (await handle.result()).stage == "closed"
+
+
+async def test_fail_without_objection_is_final_after_the_window(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        order = f.order("offline_circulation")
+        no = order["sample_no"]
+        handle = await _to_testing(client, order)
+        await client.decide(no, f.report("fail"))
+        status = await wait_for(handle, awaiting("result_delivery"))
+        assert (status.stage, status.verdict) == ("result_notified", "fail_provisional")
+        await client.decide(no, f.delivered())
+        status = await wait_for(handle, awaiting("objection"))
+        window = next(a for a in status.awaiting if a.kind == "objection")
+        assert window.rule_id == "objection_window" and "产品质量法" in window.basis
+        await ts_env.sleep(timedelta(days=17))
+        result = await handle.result()
+        assert (result.stage, result.verdict) == ("post_handling", "fail")
+        assert result.failed_items[0]["standard"] == "GB 4943.1-2022"
+        # An objection after the window is refused with the window's end date.
+        with pytest.raises(DecisionRejected, match="objection no longer accepted: the .* ended on"):
+            await client.decide(no, f.objection())
+    notices = await notices_for(pool, handle.id)
+    assert [n["template"] for n in notices] == ["inspection_result"]
+    assert "GB 4943.1-2022" in notices[0]["body"] and "十五日" in notices[0]["body"]
+
+
+@pytest.mark.parametrize("retest_outcome", ["pass", "fail"])
+async def test_objection_accepted_then_retest(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, retest_outcome: str
+) -> None:
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        order = f.order("online")
+        no = order["sample_no"]
+        handle = await _to_testing(client, order)
+        await client.decide(no, f.report("fail"))
+        await wait_for(handle, awaiting("result_delivery"))
+        await client.decide(no, f.delivered())
+        await wait_for(handle, awaiting("objection"))
+        await client.decide(no, f.objection())
+        await wait_for(handle, awaiting("objection_review"))
+        await client.decide(no, f.review("accepted"))
+        status = await wait_for(handle, awaiting("retest_report"))
+        assert status.stage == "retest"
+        await client.decide(no, f.report(retest_outcome, kind="retest_report"))
+        if retest_outcome == "pass":
+            status = await wait_for(handle, lambda s: s.stage == "retention")
+            assert status.verdict == "pass" and status.failed_items == []
+            await ts_env.sleep(timedelta(days=100))
+            await wait_for(handle, awaiting("disposal"))
+            await client.decide(no, f.disposal())
+        result = await handle.result()
+    expected = ("closed", "pass") if retest_outcome == "pass" else ("post_handling", "fail")
+    assert (result.stage, result.verdict) == expected
+    templates = sorted(n["template"] for n in await notices_for(pool, handle.id))
+    assert templates == ["inspection_result", "objection_decision"]
+
+
+async def test_objection_rejected_makes_the_fail_final(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        order = f.order("offline_production")
+        no = order["sample_no"]
+        handle = await _to_testing(client, order)
+        await client.decide(no, f.report("fail"))
+        await wait_for(handle, awaiting("result_delivery"))
+        await client.decide(no, f.delivered())
+        await wait_for(handle, awaiting("objection"))
+        await client.decide(no, f.objection())
+        await wait_for(handle, awaiting("objection_review"))
+        with pytest.raises(DecisionRejected, match="reason: required"):
+            await client.decide(no, f.decision("objection_review", "rejected", "case_officer"))
+        await client.decide(no, f.review("rejected"))
+        result = await handle.result()
+    assert (result.stage, result.verdict) == ("post_handling", "fail")
+
+
+async def test_overdue_lab_report_escalates_and_sets_overdue(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        order = f.order("offline_production")
+        no = order["sample_no"]
+        handle = await _to_testing(client, order)
+        attrs = await search_attributes(handle)
+        assert attrs["Overdue"] is False and attrs["AwaitingRole"] == ["lab"] and attrs["Stage"] == "testing"
+        await ts_env.sleep(timedelta(days=40))  # 20 working days is about four weeks
+        status = await wait_for(handle, lambda s: any(a.overdue for a in s.awaiting))
+        assert status.stage == "testing"
+        assert any(e.event == "escalated" for e in status.timeline)
+        attrs = await search_attributes(handle)
+        assert attrs["Overdue"] is True and attrs["Stage"] == "testing"
+        row = await pool.fetchrow("SELECT overdue, awaiting_kind FROM samples WHERE sample_no = $1", no)
+        assert row["overdue"] is True and row["awaiting_kind"] == "lab_report"
+        # Late, but still taken: escalation keeps waiting.
+        await client.decide(no, f.report("fail"))
+        status = await wait_for(handle, awaiting("result_delivery"))
+        assert not any(a.overdue for a in status.awaiting)
+        assert (await search_attributes(handle))["Overdue"] is False
+        await handle.terminate("test done")
+    channels = sorted(m["channel"] for m in await outbox_for(pool, handle.id))
+    assert channels == ["escalation", "reminder"]
+    templates = [n["template"] for n in await notices_for(pool, handle.id)]
+    assert templates.count("deadline_escalation") == 1
+
+
+@pytest.mark.parametrize("outcome", ["pass", "fail"])
+async def test_evaluative_sample_has_no_objection_path(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, outcome: str
+) -> None:
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        order = f.order("evaluative")
+        no = order["sample_no"]
+        handle = await _to_testing(client, order)
+        await client.decide(no, f.report(outcome))
+        if outcome == "pass":
+            # No backup sample is kept: straight to the disposal decision, no retention period.
+            await wait_for(handle, awaiting("disposal"))
+            await client.decide(no, f.disposal())
+        result = await handle.result()
+    stages = {e.stage for e in result.timeline}
+    assert not stages & {"result_notified", "objection_window", "objection_review", "retest"}
+    if outcome == "fail":
+        assert (result.stage, result.verdict) == ("post_handling", "fail")
+        notice = (await notices_for(pool, handle.id))[0]
+        assert "风险" in notice["body"]
+    else:
+        assert (result.stage, result.verdict) == ("closed", "pass")
+
+
+async def test_refusal_to_be_sampled(ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str) -> None:
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        order = f.order("offline_production")
+        handle = await client.start_sample(order)
+        await wait_for(handle, awaiting("sampling_record"))
+        await client.decide(order["sample_no"], f.decision("sampling_record", "refused", "sampler", reason="拒绝抽样"))
+        result = await handle.result()
+    assert (result.stage, result.verdict) == ("post_handling", "refused")
+    trail = await audit_trail(pool, handle.id)
+    assert [(r["kind"], r["outcome"], r["accepted"]) for r in trail] == [("sampling_record", "refused", True)]
+
+
+async def test_lab_rejects_the_sample_and_it_is_sampled_again(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        order = f.order("offline_circulation")
+        no = order["sample_no"]
+        handle = await client.start_sample(order)
+        await wait_for(handle, awaiting("sampling_record"))
+        await client.decide(no, f.sealed())
+        await wait_for(handle, awaiting("sample_receipt"))
+        await client.decide(no, f.decision("sample_receipt", "rejected", "lab", reason="封条破损"))
+        status = await wait_for(handle, awaiting("sampling_record"))
+        assert status.stage == "sampling"
+        assert any(e.event == "resample" for e in status.timeline)
+        await handle.terminate("test done")
+
+
+async def test_receipt_wait_takes_its_default_when_the_lab_is_silent(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    """sample_transit escalates; once the lab is silent past the deadline the wait stays open, overdue."""
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        order = f.order("offline_production")
+        handle = await client.start_sample(order)
+        await wait_for(handle, awaiting("sampling_record"))
+        await client.decide(order["sample_no"], f.sealed())
+        await wait_for(handle, awaiting("sample_receipt"))
+        await ts_env.sleep(timedelta(days=12))
+        status = await wait_for(handle, lambda s: any(a.overdue for a in s.awaiting))
+        assert status.awaiting[0].kind == "sample_receipt"
+        await handle.terminate("test done")
