@@ -269,22 +269,23 @@ class SampleWorkflow:
     # --- decisions in: signal and update share one validation -----------------------------------
 
     @workflow.signal(name="decide")
-    async def decide(self, raw: dict[str, Any]) -> None:
-        """Fire-and-forget decision: a bad one is recorded as rejected and never fails the workflow."""
+    async def decide(self, raw: Any) -> None:
+        """Fire-and-forget decision: a bad one is recorded as rejected and never fails the workflow.
+        Typed `Any` so that even a payload that is not an object reaches the audit trail."""
         await self._accept(raw, "signal")
 
     @workflow.update(name="submit_decision")
-    async def submit_decision(self, raw: dict[str, Any]) -> dict[str, Any]:
+    async def submit_decision(self, raw: Any) -> dict[str, Any]:
         return (await self._accept(raw, "update")).model_dump(mode="json")
 
     @submit_decision.validator
-    def _validate_decision(self, raw: dict[str, Any]) -> None:
+    def _validate_decision(self, raw: Any) -> None:
         # Rejected here, the update never touches history.
         _, _, reason = self.desk.problem(raw)
         if reason:
             raise ValueError(reason)
 
-    async def _accept(self, raw: dict[str, Any], via: str) -> Any:
+    async def _accept(self, raw: Any, via: str) -> Any:
         verdict = self.desk.take(raw, stage=self.stage.value, now=workflow.now())
         if verdict.duplicate:
             return verdict.receipt
