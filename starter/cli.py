@@ -174,11 +174,13 @@ async def _list(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from pydantic import BaseModel
+
     from domain.decisions import Decision
     from domain.models import SampleOrder
 
-    model = {"sample-order": SampleOrder, "decision": Decision}[args.model]
-    _print_json(model.model_json_schema())
+    models: dict[str, type[BaseModel]] = {"sample-order": SampleOrder, "decision": Decision}
+    _print_json(models[args.model].model_json_schema())
     return EXIT_OK
 
 

@@ -21,6 +21,7 @@ from domain import visibility
 from starter.binaries import temporal_cli, temporal_test_server
 from starter.postgres import EmbeddedPostgres
 
+
 @pytest_asyncio.fixture(scope="session")
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     """Time-skipping server for month- and year-long timers; custom search attributes registered first."""

@@ -122,7 +122,7 @@ async def test_repeated_request_id_gets_the_first_receipt_and_changes_nothing(
         status = await wait_for(handle, awaiting("objection"))
         # The repeated signal did not count as a second report nor as a rejected decision.
         assert [e.text for e in status.timeline if e.event == "decision"].count(
-            f"lab_report = fail by lab tester") == 1
+            "lab_report = fail by lab tester") == 1
         assert not [e for e in status.timeline if e.event == "rejected"]
         await handle.terminate("test done")
     trail = await audit_trail(pool, handle.id)

@@ -31,10 +31,10 @@ async def status_of(handle: WorkflowHandle[Any, Any]) -> SampleStatus:
 
 
 async def wait_for(
-    handle: WorkflowHandle[Any, Any], check: Callable[[SampleStatus], bool], timeout: float = 30.0
+    handle: WorkflowHandle[Any, Any], check: Callable[[SampleStatus], bool], within: float = 30.0
 ) -> SampleStatus:
     """Poll the status query until `check` holds (the workflow moves on between our calls)."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         status = await status_of(handle)
         if check(status):

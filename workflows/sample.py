@@ -7,7 +7,6 @@ Every wait is a signal-or-timer with the rule pack's deadline, a reminder before
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -263,7 +262,7 @@ class SampleWorkflow:
                 done, timeout=self.clock.real_delay_until(sample_time), timeout_summary=summary
             )
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     # --- decisions in: signal and update share one validation -----------------------------------
