@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import uuid
 from collections.abc import Coroutine
@@ -258,5 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     return int(result)
 
 
+def run() -> None:
+    """Console-script entry. Leaves with os._exit: the SDK can crash during interpreter teardown
+    (sdk-python issue 300), which would turn a correct answer into a signal-killed exit for scripts."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()
