@@ -90,7 +90,7 @@ class Actor(BaseModel):
     role: Role
     name: str | None = None
     organisation: str | None = None
-    region: str | None = Field(default=None, pattern=r"^\d{6}$")
+    region: str | None = Field(default=None, pattern=r"^[0-9]{6}$")
 
 
 class EvidenceRef(BaseModel):
@@ -234,6 +234,8 @@ def decision_problem(
             return "data.failed_items: a fail must name at least one failed item and its standard"
         if decision.outcome == "pass" and payload.failed_items:
             return "data.failed_items: a pass cannot list failed items"
+    if isinstance(payload, SampleReceiptData) and decision.outcome == "accepted" and not payload.seal_intact:
+        return "data.seal_intact: a sample whose seal is broken cannot be accepted; reject it for re-sampling"
     if kind is DecisionKind.DISPOSAL and decision.outcome == "returned" and purchased:
         return "a purchased sample is not returned to the seller: decide disposal=disposed"
     return None

@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from domain.credit_code import credit_code_problem
 
 SAMPLE_NO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$"
-REGION_PATTERN = r"^\d{6}$"  # 行政区划代码, e.g. 330100 for Hangzhou
+REGION_PATTERN = r"^[0-9]{6}$"  # 行政区划代码, e.g. 330100 for Hangzhou
 
 
 class TaskType(StrEnum):
@@ -62,7 +62,7 @@ class Party(_Strict):
 class Product(_Strict):
     name: str = Field(min_length=1, max_length=200)
     classification_code: str = Field(
-        pattern=r"^\d{2}(\.?\d{2}){0,4}$", description="SAMR product classification code (产品分类代码)"
+        pattern=r"^[0-9]{2}(\.?[0-9]{2}){0,4}$", description="SAMR product classification code (产品分类代码)"
     )
     brand: str = Field(min_length=1, max_length=100)
     model: str = Field(min_length=1, max_length=100)
@@ -100,7 +100,7 @@ class SampleOrder(_Strict):
     platform: PlatformListing | None = Field(default=None, description="required for online and livestream")
     inspection_agency: InspectionAgency
     ordered_on: date | None = None
-    testing_working_days: int = Field(default=20, ge=1, le=120, description="lab deadline set by the plan")
+    testing_working_days: int = Field(default=20, ge=1, le=120, strict=True, description="lab deadline set by the plan")
     time_scale: float = Field(
         default=1.0, ge=1.0, le=864000.0,
         description="compresses every deadline for demos: 86400 runs a day per second; recorded with the order",

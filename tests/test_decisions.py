@@ -348,3 +348,12 @@ def test_example_decision_parses_and_is_valid_when_awaited(path: Path) -> None:
     other = next(k for k in DecisionKind if k is not decision.kind)
     refused = decision_problem(decision, [other], purchased=False)
     assert refused is not None and refused.startswith("not awaited:")
+
+
+def test_a_broken_seal_cannot_be_accepted() -> None:
+    d = Decision.model_validate(
+        {"kind": "sample_receipt", "outcome": "accepted", "actor": {"id": "l", "role": "lab"},
+         "request_id": "r1", "data": {"seal_intact": False}}
+    )
+    problem = decision_problem(d, [DecisionKind.SAMPLE_RECEIPT])
+    assert problem is not None and problem.startswith("data.seal_intact:")

@@ -1,0 +1,104 @@
+"""`spotcheck up --demo N`: N samples (online and offline, passing and failing, some with objections,
+one late lab) on a compressed clock, driven by scripted decisions so a monitor sees every stage move in
+the Web UI within minutes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from starter.client import DecisionRejected, SpotcheckClient
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "orders"
+DEMO_SCALE = 86400.0  # a day per second: the 15-day objection window takes 15 s, retention about 90 s
+FAILED = [{"item": "输出电压", "standard": "GB 4943.1-2022", "requirement": "5V±5%", "result": "5.6V"}]
+
+
+@dataclass
+class Step:
+    kind: str
+    outcome: str
+    role: str
+    pause: float = 3.0  # seconds to wait once the sample awaits this decision
+    reason: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _report(outcome: str, kind: str = "lab_report", pause: float = 4.0) -> Step:
+    data = {"report_no": f"DEMO-R-{uuid.uuid4().hex[:6]}", "failed_items": FAILED if outcome == "fail" else []}
+    return Step(kind, outcome, "lab", pause, data=data)
+
+
+_RECEIVED = [Step("sampling_record", "sealed", "sampler", data={"record_no": "DEMO-CY"}),
+             Step("sample_receipt", "accepted", "lab")]
+_NOTIFIED = [Step("result_delivery", "delivered", "case_officer")]
+
+SCENARIOS: list[tuple[str, str, list[Step]]] = [
+    ("online", "passes, retained, disposed", [*_RECEIVED, _report("pass"), Step("disposal", "disposed", "lab")]),
+    ("offline_production", "fails, no objection: final after the 15-day window",
+     [*_RECEIVED, _report("fail"), *_NOTIFIED]),
+    ("online", "fails, objection accepted, re-test passes",
+     [*_RECEIVED, _report("fail"), *_NOTIFIED,
+      Step("objection", "filed", "enterprise", reason="对输出电压检验结果有异议"),
+      Step("objection_review", "accepted", "case_officer", reason="符合复检条件"),
+      _report("pass", "retest_report"), Step("disposal", "disposed", "lab")]),
+    ("livestream", "fails, objection rejected", [*_RECEIVED, _report("fail"), *_NOTIFIED,
+     Step("objection", "filed", "enterprise", reason="申请复检"),
+     Step("objection_review", "rejected", "case_officer", reason="超出检验项目范围")]),
+    ("evaluative", "evaluative: risk found, no objection path", [*_RECEIVED, _report("fail")]),
+    ("offline_circulation", "the lab is late: overdue and escalated, then fails",
+     [*_RECEIVED, _report("fail", pause=35.0), *_NOTIFIED,
+      Step("objection", "waived", "enterprise")]),
+    ("offline_production", "fails, objection accepted, re-test confirms the fail",
+     [*_RECEIVED, _report("fail"), *_NOTIFIED,
+      Step("objection", "filed", "enterprise", reason="申请复检"),
+      Step("objection_review", "accepted", "case_officer", reason="符合复检条件"),
+      _report("fail", "retest_report")]),
+]
+
+
+def demo_order(channel: str, sample_no: str) -> dict[str, Any]:
+    order = json.loads((EXAMPLES / f"{channel}.json").read_text(encoding="utf-8"))
+    order.update(sample_no=sample_no, plan_id="DEMO", time_scale=DEMO_SCALE)
+    return dict(order)
+
+
+async def _drive(client: SpotcheckClient, sample_no: str, steps: list[Step]) -> None:
+    for step in steps:
+        while True:
+            status = await client.status(sample_no)
+            if any(a.kind == step.kind for a in status.awaiting):
+                break
+            if status.stage in ("closed", "post_handling"):
+                return
+            await asyncio.sleep(1.0)
+        await asyncio.sleep(step.pause)
+        decision = {"kind": step.kind, "outcome": step.outcome, "request_id": f"{sample_no}-{step.kind}",
+                    "actor": {"id": f"demo-{step.role}", "role": step.role}, "reason": step.reason,
+                    "data": step.data}
+        try:
+            await client.decide(sample_no, decision)
+            print(f"demo: {sample_no} {step.kind}={step.outcome}", flush=True)
+        except DecisionRejected as err:
+            print(f"demo: {sample_no} {step.kind} rejected: {err.reason}", flush=True)
+
+
+async def run_demo(client: Client, n: int, task_queue: str) -> None:
+    spot = SpotcheckClient(client, task_queue)
+    stamp = datetime.now().strftime("%m%d%H%M%S")
+    drivers = []
+    for i in range(n):
+        channel, story, steps = SCENARIOS[i % len(SCENARIOS)]
+        sample_no = f"DEMO-{stamp}-{i + 1:02d}"
+        await spot.start_sample(demo_order(channel, sample_no))
+        print(f"demo: started {sample_no} ({channel}): {story}", flush=True)
+        drivers.append(_drive(spot, sample_no, steps))
+    await asyncio.gather(*drivers)
+    print("demo: every scripted decision sent; samples in retention close on their own clock", flush=True)
