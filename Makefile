@@ -23,8 +23,10 @@ lint: venv
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# Save the histories of real runs for the replay tests (tests/histories/); commit them.
 histories: venv
-	$(BIN)/python -m tests.record_histories
+	SPOTCHECK_RECORD_HISTORIES=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/test_sample_lifecycle.py tests/test_bad_decisions.py
 
 bench: venv
 	$(BIN)/python -m bench.history_size

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,12 +21,40 @@ from starter.client import SpotcheckClient
 from worker import build_worker
 from workflows.sample import SampleWorkflow
 
+HISTORIES = Path(__file__).resolve().parent / "histories"
+
+
+class RecordingClient(SpotcheckClient):
+    """Remembers the samples it started so their histories can be saved for the replay tests."""
+
+    def __init__(self, client: Client, task_queue: str) -> None:
+        super().__init__(client, task_queue)
+        self.started: list[WorkflowHandle[Any, Any]] = []
+
+    async def start_sample(self, raw: Any) -> WorkflowHandle[Any, Any]:
+        handle = await super().start_sample(raw)
+        self.started.append(handle)
+        return handle
+
 
 @asynccontextmanager
 async def running_worker(client: Client, pool: asyncpg.Pool, task_queue: str) -> AsyncIterator[SpotcheckClient]:
     # Any exception fails the workflow instead of retrying the task forever: a bug shows as a failure.
     async with build_worker(client, pool, task_queue, workflow_failure_exception_types=[Exception]):
-        yield SpotcheckClient(client, task_queue)
+        spot = RecordingClient(client, task_queue)
+        yield spot
+        if os.environ.get("SPOTCHECK_RECORD_HISTORIES"):
+            await save_histories(spot.started)
+
+
+async def save_histories(handles: list[WorkflowHandle[Any, Any]]) -> None:
+    """`make histories`: keep the histories of real runs under tests/histories/ for test_replay.py."""
+    test = os.environ.get("PYTEST_CURRENT_TEST", "run").split(" ")[0].split("::")[-1]
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", test).strip("_")
+    HISTORIES.mkdir(exist_ok=True)
+    for i, handle in enumerate(handles):
+        history = await handle.fetch_history()
+        (HISTORIES / f"{name}-{i}.json").write_text(history.to_json(), encoding="utf-8")
 
 
 async def status_of(handle: WorkflowHandle[Any, Any]) -> SampleStatus:

@@ -1,0 +1,46 @@
+"""Saved histories of real runs (tests/histories/, written by `make histories`) replay against the current
+workflow code: a change that would break running samples fails here, not in production."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from domain.stages import Stage
+from workflows.sample import SampleWorkflow
+
+HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"))
+
+
+def _load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, json.loads(path.read_text(encoding="utf-8")))
+
+
+def _stages(history: WorkflowHistory) -> set[str]:
+    """Every Stage the run published, read from its search-attribute upserts."""
+    stages = set()
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+            if "Stage" in fields:
+                stages.add(json.loads(fields["Stage"].data))
+    return stages
+
+
+def test_the_histories_reach_every_stage() -> None:
+    reached = set().union(*(_stages(_load(p)) for p in HISTORIES))
+    assert reached == {s.value for s in Stage} - {Stage.DISPOSAL}
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_saved_history_replays(path: Path) -> None:
+    history = _load(path)
+    replayer = Replayer(workflows=[SampleWorkflow], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
