@@ -22,9 +22,11 @@ from starter.binaries import temporal_cli, temporal_test_server
 from starter.postgres import EmbeddedPostgres
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
-    """Time-skipping server for month- and year-long timers; custom search attributes registered first."""
+    """Time-skipping server for month- and year-long timers; custom search attributes registered first.
+    One per test: the server's clock is global, and a terminated workflow's timers can leave it unable to
+    skip for the next test (seen with the test server 1.40), so tests must not share it."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server()
     )

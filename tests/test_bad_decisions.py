@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.records import audit_trail
 from starter.client import DecisionRejected
 from tests import factories as f
-from tests.workflow_env import awaiting, running_worker, wait_for
+from tests.workflow_env import awaiting, running_worker, terminate_when_idle, wait_for
 from workflows.sample import SampleWorkflow
 
 BAD: list[tuple[str, dict[str, Any], str]] = [
@@ -73,7 +73,7 @@ async def test_bad_updates_are_rejected_with_the_reason_and_audited(
         await client.decide(no, f.report("pass"))
         status = await wait_for(handle, lambda s: s.stage == "retention")
         assert status.verdict == "pass"
-        await handle.terminate("test done")
+        await terminate_when_idle(handle)
     trail = await audit_trail(pool, handle.id)
     rejected = [r for r in trail if not r["accepted"]]
     assert len(rejected) == len(BAD)
@@ -98,7 +98,7 @@ async def test_bad_signals_are_recorded_and_never_stall_the_sample(
         assert len(rejected) == len(BAD) + 1
         for (name, _, reason), event in zip(BAD, rejected, strict=False):
             assert reason in event.text, name
-        await handle.terminate("test done")
+        await terminate_when_idle(handle)
     trail = await audit_trail(pool, handle.id)
     assert sum(1 for r in trail if not r["accepted"]) == len(BAD) + 1
     assert [r["kind"] for r in trail if r["accepted"]][-1] == "lab_report"
@@ -124,7 +124,7 @@ async def test_repeated_request_id_gets_the_first_receipt_and_changes_nothing(
         assert [e.text for e in status.timeline if e.event == "decision"].count(
             "lab_report = fail by lab tester") == 1
         assert not [e for e in status.timeline if e.event == "rejected"]
-        await handle.terminate("test done")
+        await terminate_when_idle(handle)
     trail = await audit_trail(pool, handle.id)
     assert [(r["kind"], r["accepted"]) for r in trail if r["request_id"] == report["request_id"]] == [
         ("lab_report", True)

@@ -11,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.records import audit_trail, notices_for, outbox_for
 from starter.client import DecisionRejected
 from tests import factories as f
-from tests.workflow_env import awaiting, running_worker, search_attributes, wait_for
+from tests.workflow_env import awaiting, running_worker, search_attributes, terminate_when_idle, wait_for
 
 
 async def _to_testing(client, order):  # type: ignore[no-untyped-def]
@@ -164,7 +164,7 @@ async def test_overdue_lab_report_escalates_and_sets_overdue(
         status = await wait_for(handle, awaiting("result_delivery"))
         assert not any(a.overdue for a in status.awaiting)
         assert (await search_attributes(handle))["Overdue"] is False
-        await handle.terminate("test done")
+        await terminate_when_idle(handle)
     channels = sorted(m["channel"] for m in await outbox_for(pool, handle.id))
     assert channels == ["escalation", "reminder"]
     templates = [n["template"] for n in await notices_for(pool, handle.id)]
@@ -221,7 +221,7 @@ async def test_lab_rejects_the_sample_and_it_is_sampled_again(
         status = await wait_for(handle, awaiting("sampling_record"))
         assert status.stage == "sampling"
         assert any(e.event == "resample" for e in status.timeline)
-        await handle.terminate("test done")
+        await terminate_when_idle(handle)
 
 
 async def test_receipt_wait_takes_its_default_when_the_lab_is_silent(
@@ -237,4 +237,4 @@ async def test_receipt_wait_takes_its_default_when_the_lab_is_silent(
         await ts_env.sleep(timedelta(days=12))
         status = await wait_for(handle, lambda s: any(a.overdue for a in s.awaiting))
         assert status.awaiting[0].kind == "sample_receipt"
-        await handle.terminate("test done")
+        await terminate_when_idle(handle)

@@ -79,6 +79,21 @@ def awaiting(kind: str) -> Callable[[SampleStatus], bool]:
     return lambda s: any(a.kind == kind for a in s.awaiting)
 
 
+async def terminate_when_idle(handle: WorkflowHandle[Any, Any]) -> None:
+    """Terminate once no activity is in flight: the time-skipping server holds time still while an
+    activity runs, and one cut off by a termination can leave time locked for every later test."""
+    for _ in range(200):
+        raw = await handle._client.workflow_service.describe_workflow_execution(
+            DescribeWorkflowExecutionRequest(
+                namespace=handle._client.namespace, execution=WorkflowExecution(workflow_id=handle.id)
+            )
+        )
+        if not raw.pending_activities and not raw.HasField("pending_workflow_task"):
+            break
+        await asyncio.sleep(0.05)
+    await handle.terminate("test done")
+
+
 async def search_attributes(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
     """The workflow's search attributes, decoded from the raw payloads: the time-skipping server returns
     datetime attributes in a form `describe()` cannot decode."""
