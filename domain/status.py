@@ -40,6 +40,7 @@ class SampleStatus(BaseModel):
     timeline: list[TimelineEvent] = Field(default_factory=list)
     failed_items: list[dict] = Field(default_factory=list)
     notices: list[dict] = Field(default_factory=list)
+    producer_answer: str | None = Field(default=None, description="labelled producer: confirmed or denied")
     closed_waits: dict[str, str] = Field(
         default_factory=dict, description="decision kinds no longer taken, with why (e.g. window ended)"
     )

@@ -238,3 +238,45 @@ async def test_receipt_wait_takes_its_default_when_the_lab_is_silent(
         status = await wait_for(handle, lambda s: any(a.overdue for a in s.awaiting))
         assert status.awaiting[0].kind == "sample_receipt"
         await terminate_when_idle(handle)
+
+
+async def test_labelled_producer_may_deny_the_product_while_the_seller_may_object(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        order = f.order("online")  # bought from a shop; the labelled producer is another firm
+        no = order["sample_no"]
+        handle = await _to_testing(client, order)
+        await client.decide(no, f.report("fail"))
+        status = await wait_for(handle, lambda s: {a.kind for a in s.awaiting} == {
+            "result_delivery", "producer_confirmation"})
+        with pytest.raises(DecisionRejected, match="reason: required"):
+            await client.decide(no, f.decision("producer_confirmation", "denied", "enterprise"))
+        await client.decide(no, f.decision("producer_confirmation", "denied", "enterprise", reason="非我司产品"))
+        status = await wait_for(handle, lambda s: s.producer_answer == "denied")
+        assert any(e.event == "producer_denied" and "非我司产品" in e.text for e in status.timeline)
+        await client.decide(no, f.delivered())
+        await wait_for(handle, awaiting("objection"))
+        await client.decide(no, f.objection("waived"))
+        result = await handle.result()
+    assert (result.stage, result.verdict, result.producer_answer) == ("post_handling", "fail", "denied")
+    notice = (await notices_for(pool, handle.id))[0]
+    assert "标称生产者" in notice["body"] and "五个工作日" in notice["body"]
+
+
+async def test_a_silent_labelled_producer_is_taken_to_confirm(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        order = f.order("offline_circulation")
+        no = order["sample_no"]
+        handle = await _to_testing(client, order)
+        await client.decide(no, f.report("fail"))
+        await wait_for(handle, awaiting("producer_confirmation"))
+        await client.decide(no, f.delivered())
+        await wait_for(handle, awaiting("objection"))
+        result = await handle.result()  # skips past both the 5 working days and the 15-day window
+    assert result.producer_answer == "confirmed"
+    trail = await audit_trail(pool, handle.id)
+    defaults = [r for r in trail if r["via"] == "default"]
+    assert [(r["kind"], r["outcome"]) for r in defaults] == [("producer_confirmation", "confirmed")]

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
 
@@ -70,6 +71,9 @@ async def wait_for(
         status = await status_of(handle)
         if check(status):
             return status
+        if not await _running(handle):
+            await handle.result()  # raises the workflow's failure, if that is why it stopped
+            raise AssertionError(f"the workflow ended at stage {status.stage} before the expected state")
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out; stage={status.stage} awaiting={[a.kind for a in status.awaiting]}")
         await asyncio.sleep(0.1)
@@ -79,15 +83,25 @@ def awaiting(kind: str) -> Callable[[SampleStatus], bool]:
     return lambda s: any(a.kind == kind for a in s.awaiting)
 
 
+async def _describe(handle: WorkflowHandle[Any, Any]) -> Any:
+    # Raw describe: the time-skipping server returns datetime search attributes describe() cannot decode.
+    return await handle._client.workflow_service.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(
+            namespace=handle._client.namespace, execution=WorkflowExecution(workflow_id=handle.id)
+        )
+    )
+
+
+async def _running(handle: WorkflowHandle[Any, Any]) -> bool:
+    raw = await _describe(handle)
+    return bool(raw.workflow_execution_info.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING)
+
+
 async def terminate_when_idle(handle: WorkflowHandle[Any, Any]) -> None:
     """Terminate once no activity is in flight: the time-skipping server holds time still while an
     activity runs, and one cut off by a termination can leave time locked for every later test."""
     for _ in range(200):
-        raw = await handle._client.workflow_service.describe_workflow_execution(
-            DescribeWorkflowExecutionRequest(
-                namespace=handle._client.namespace, execution=WorkflowExecution(workflow_id=handle.id)
-            )
-        )
+        raw = await _describe(handle)
         if not raw.pending_activities and not raw.HasField("pending_workflow_task"):
             break
         await asyncio.sleep(0.05)
@@ -95,12 +109,7 @@ async def terminate_when_idle(handle: WorkflowHandle[Any, Any]) -> None:
 
 
 async def search_attributes(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
-    """The workflow's search attributes, decoded from the raw payloads: the time-skipping server returns
-    datetime attributes in a form `describe()` cannot decode."""
-    raw = await handle._client.workflow_service.describe_workflow_execution(
-        DescribeWorkflowExecutionRequest(
-            namespace=handle._client.namespace, execution=WorkflowExecution(workflow_id=handle.id)
-        )
-    )
+    """The workflow's search attributes, decoded from the raw payloads."""
+    raw = await _describe(handle)
     fields = raw.workflow_execution_info.search_attributes.indexed_fields
     return {name: json.loads(payload.data) for name, payload in fields.items()}

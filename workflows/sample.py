@@ -7,6 +7,7 @@ Every wait is a signal-or-timer with the rule pack's deadline, a reminder before
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -41,6 +42,7 @@ WAIT_TEXT: dict[DecisionKind, str] = {
     DecisionKind.OBJECTION_REVIEW: "the decision to accept or reject the objection",
     DecisionKind.RETEST_REPORT: "the re-test report",
     DecisionKind.DISPOSAL: "the decision to return or dispose of the sample",
+    DecisionKind.PRODUCER_CONFIRMATION: "the labelled producer to confirm or deny making the product",
 }
 
 
@@ -57,6 +59,8 @@ class SampleWorkflow:
         self.failed_items: list[dict[str, Any]] = []
         self.notices: list[dict[str, Any]] = []
         self.clock = SampleClock(workflow.now(), order.time_scale)
+        self.producer_answer: str | None = None
+        self._producer_answer: asyncio.Task[None] | None = None
         self._seq = 0
 
     # --- the lifecycle -------------------------------------------------------------------------
@@ -81,7 +85,11 @@ class SampleWorkflow:
             await self._enter(Stage.POST_HANDLING)
             return await self._finish()
         await self._set_verdict(Verdict.FAIL_PROVISIONAL, "the lab reports a fail; open to objection")
-        await self._notify_result(report, "fail")
+        producer_deadline = await self._deadline("producer_confirmation") if self._producer_may_deny() else None
+        await self._notify_result(report, "fail", producer_days=producer_deadline.length if producer_deadline else None)
+        if producer_deadline:
+            # The labelled producer answers in parallel with the seller's objection window.
+            self._producer_answer = asyncio.create_task(self._producer_confirmation(producer_deadline))
         final = await self._objection_path()
         if final == "pass":
             await self._retain_and_dispose()
@@ -157,7 +165,22 @@ class SampleWorkflow:
         self._event("disposal", f"sample {disposal.outcome}")
         await self._enter(Stage.CLOSED)
 
+    def _producer_may_deny(self) -> bool:
+        producer = self.order.labelled_producer
+        return producer is not None and producer.credit_code != self.order.sampled_party.credit_code
+
+    async def _producer_confirmation(self, deadline: Deadline) -> None:
+        """标称生产者确认: silence within the rule's period counts as confirmation."""
+        answer = await self._await(DecisionKind.PRODUCER_CONFIRMATION, deadline.rule_id, deadline=deadline)
+        self.producer_answer = answer.outcome
+        if answer.outcome == "denied":
+            self._event("producer_denied", f"the labelled producer denies making the product: {answer.reason}; "
+                        "the product's origin is to be verified with the seller")
+        await self._publish()
+
     async def _finish(self) -> SampleStatus:
+        if self._producer_answer is not None:
+            await self._producer_answer
         # Signal and update handlers may still be recording: let them finish before completing.
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._status()
@@ -165,10 +188,13 @@ class SampleWorkflow:
     # --- waiting for a decision: signal or timer -----------------------------------------------
 
     async def _await(
-        self, kind: DecisionKind, rule_id: str, *, start: datetime | None = None, length: int | None = None
+        self, kind: DecisionKind, rule_id: str, *, start: datetime | None = None, length: int | None = None,
+        deadline: Deadline | None = None,
     ) -> Decision:
         """Wait for a decision the sample cannot do without: an expired wait escalates instead."""
-        decision = await self._await_or_expire(kind, rule_id, start=start, length=length, may_expire=False)
+        decision = await self._await_or_expire(
+            kind, rule_id, start=start, length=length, may_expire=False, deadline=deadline
+        )
         assert decision is not None
         return decision
 
@@ -180,10 +206,11 @@ class SampleWorkflow:
         start: datetime | None = None,
         length: int | None = None,
         may_expire: bool = True,
+        deadline: Deadline | None = None,
     ) -> Decision | None:
         """Signal-or-timer: the decision, a reminder before the deadline, then the rule's expiry action.
         None when the rule lets the wait expire (a window that closed without the decision)."""
-        deadline = await self._deadline(rule_id, start=start, length=length)
+        deadline = deadline or await self._deadline(rule_id, start=start, length=length)
         wait = Wait(kind=kind, deadline=deadline, due_at=self.clock.to_real(deadline.due))
         self.desk.waits[kind] = wait
         self.desk.closed.pop(kind, None)
@@ -319,6 +346,7 @@ class SampleWorkflow:
             failed_items=list(self.failed_items),
             notices=list(self.notices),
             closed_waits={k.value: why for k, why in self.desk.closed.items()},
+            producer_answer=self.producer_answer,
         )
 
     # --- state changes and what people see -----------------------------------------------------
@@ -391,7 +419,9 @@ class SampleWorkflow:
 
     # --- activities ----------------------------------------------------------------------------
 
-    async def _deadline(self, rule_id: str, *, start: datetime | None = None, length: int | None = None) -> Deadline:
+    async def _deadline(
+        self, rule_id: str, *, start: datetime | None = None, length: int | None = None, keep: bool = True
+    ) -> Deadline:
         deadline = await workflow.execute_activity(
             compute_deadline,
             DeadlineRequest(rule_id=rule_id, start=start or self.clock.now(), length=length),
@@ -399,7 +429,8 @@ class SampleWorkflow:
             retry_policy=RETRY,
             summary=f"Compute the deadline of rule {rule_id} for sample {self.order.sample_no}",
         )
-        self.deadlines.append(deadline)
+        if keep:
+            self.deadlines.append(deadline)
         return deadline
 
     async def _record(
@@ -449,13 +480,17 @@ class SampleWorkflow:
         self.notices.append(record.model_dump(mode="json"))
         self._event("notice", f"notice issued: {record.title} (sha256 {record.sha256[:12]}…)")
 
-    async def _notify_result(self, report: Decision, verdict: str) -> None:
+    async def _notify_result(self, report: Decision, verdict: str, producer_days: int | None = None) -> None:
         data = LabReportData.model_validate(report.data)
+        # The notice states the objection period in force (the rule pack's, not a constant).
+        window = None
+        if verdict == "fail" and self.order.task_type is not TaskType.EVALUATIVE:
+            window = await self._deadline("objection_window", keep=False)
         await self._notice(
             "inspection_result",
             f"inspection-result-{report.request_id}",
-            {"report": data.model_dump(mode="json"), "verdict": verdict,
-             "objection_days": 15, "evaluative": self.order.task_type is TaskType.EVALUATIVE},
+            {"report": data.model_dump(mode="json"), "verdict": verdict, "producer_days": producer_days,
+             "objection_days": window.length if window else None, "evaluative": self.order.task_type is TaskType.EVALUATIVE},
         )
 
     async def _record_failed_items(self, report: Decision) -> None:
