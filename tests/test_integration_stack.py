@@ -150,8 +150,9 @@ async def test_a_sample_through_the_cli_survives_a_worker_crash(
     accepted = await pool.fetch(
         "SELECT kind, count(*) AS n FROM decisions WHERE workflow_id = $1 AND accepted GROUP BY kind ORDER BY kind", wf
     )
+    # producer_confirmation: the labelled producer stayed silent, so the rule's default was recorded once.
     assert {r["kind"]: r["n"] for r in accepted} == {
-        "lab_report": 1, "result_delivery": 1, "sample_receipt": 1, "sampling_record": 1,
+        "lab_report": 1, "result_delivery": 1, "sample_receipt": 1, "sampling_record": 1, "producer_confirmation": 1,
     }
     rejected = await pool.fetch("SELECT reason FROM decisions WHERE workflow_id = $1 AND NOT accepted", wf)
     assert len(rejected) == 1 and "not awaited" in rejected[0]["reason"]
