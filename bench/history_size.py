@@ -1,0 +1,142 @@
+"""History size of each core path, on the time-skipping server with a real PostgreSQL.
+
+Temporal keeps every event of a workflow's history; a sample lives for months, so its event count is what
+bounds replay time and the per-workflow history limit (50,000 events / 50 MB). Figures are reported as
+ratios against the simplest complete path (pass → closed) measured in the same run.
+
+    make bench        # or: .venv/bin/python -m bench.history_size
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.db import apply_migrations, create_pool
+from domain import visibility
+from starter.binaries import temporal_test_server
+from starter.client import SpotcheckClient
+from starter.postgres import EmbeddedPostgres
+from tests import factories as f
+from tests.workflow_env import awaiting, running_worker, wait_for
+
+Scenario = Callable[[SpotcheckClient, WorkflowEnvironment], Awaitable[Any]]
+
+
+async def _to_testing(client: SpotcheckClient, channel: str) -> tuple[Any, str]:
+    order = f.order(channel)
+    no = order["sample_no"]
+    handle = await client.start_sample(order)
+    await wait_for(handle, awaiting("sampling_record"))
+    await client.decide(no, f.sealed())
+    await wait_for(handle, awaiting("sample_receipt"))
+    await client.decide(no, f.received())
+    await wait_for(handle, awaiting("lab_report"))
+    return handle, no
+
+
+async def pass_closed(client: SpotcheckClient, env: WorkflowEnvironment) -> Any:
+    handle, no = await _to_testing(client, "offline_production")
+    await client.decide(no, f.report("pass"))
+    await wait_for(handle, lambda s: s.stage == "retention")
+    await env.sleep(timedelta(days=100))
+    await wait_for(handle, awaiting("disposal"))
+    await client.decide(no, f.disposal())
+    return handle
+
+
+async def fail_no_objection(client: SpotcheckClient, env: WorkflowEnvironment) -> Any:
+    handle, no = await _to_testing(client, "offline_production")
+    await client.decide(no, f.report("fail"))
+    await wait_for(handle, awaiting("result_delivery"))
+    await client.decide(no, f.delivered())
+    await wait_for(handle, awaiting("objection"))
+    return handle
+
+
+async def online_objection_retest_pass(client: SpotcheckClient, env: WorkflowEnvironment) -> Any:
+    handle, no = await _to_testing(client, "online")
+    await client.decide(no, f.report("fail"))
+    await wait_for(handle, awaiting("result_delivery"))
+    await client.decide(no, f.delivered())
+    await wait_for(handle, awaiting("objection"))
+    await client.decide(no, f.objection())
+    await wait_for(handle, awaiting("objection_review"))
+    await client.decide(no, f.review("accepted"))
+    await wait_for(handle, awaiting("retest_report"))
+    await client.decide(no, f.report("pass", kind="retest_report"))
+    await wait_for(handle, lambda s: s.stage == "retention")
+    await env.sleep(timedelta(days=100))
+    await wait_for(handle, awaiting("disposal"))
+    await client.decide(no, f.disposal())
+    return handle
+
+
+async def overdue_everywhere(client: SpotcheckClient, env: WorkflowEnvironment) -> Any:
+    """Every wait runs past its reminder and deadline before the decision comes."""
+    order = f.order("offline_production")
+    no = order["sample_no"]
+    handle = await client.start_sample(order)
+    steps = [("sampling_record", f.sealed()), ("sample_receipt", f.received()), ("lab_report", f.report("fail")),
+             ("result_delivery", f.delivered())]
+    for kind, decision in steps:
+        await wait_for(handle, awaiting(kind))
+        await env.sleep(timedelta(days=45))
+        await wait_for(handle, lambda s, k=kind: any(a.kind == k and a.overdue for a in s.awaiting))
+        await client.decide(no, decision)
+    await wait_for(handle, awaiting("objection"))
+    return handle
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "pass → closed (baseline)": pass_closed,
+    "fail, no objection → post_handling": fail_no_objection,
+    "online fail, objection, re-test pass → closed": online_objection_retest_pass,
+    "every wait overdue, then fail → post_handling": overdue_everywhere,
+}
+
+
+async def main() -> None:
+    pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="spotcheck-bench-")) / "pgdata", keep=False)
+    pool = await create_pool(pg.dsn)
+    await apply_migrations(pool)
+    rows = []
+    try:
+        for name, scenario in SCENARIOS.items():
+            env = await WorkflowEnvironment.start_time_skipping(
+                data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server()
+            )
+            try:
+                from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+                await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+                    namespace=env.client.namespace,
+                    search_attributes={k.name: int(k.indexed_value_type) for k in visibility.ALL},  # type: ignore[misc]
+                ))
+                async with running_worker(env.client, pool, f"bench-{uuid.uuid4()}") as client:
+                    handle = await scenario(client, env)
+                    await handle.result()
+                    history = await handle.fetch_history()
+                    size = sum(e.ByteSize() for e in history.events)
+                    rows.append((name, len(history.events), size))
+            finally:
+                await env.shutdown()
+    finally:
+        await pool.close()
+        pg.stop()
+    base_events, base_bytes = rows[0][1], rows[0][2]
+    print(f"{'path':<50} {'events':>7} {'× base':>7} {'KiB':>7} {'× base':>7}")
+    for name, events, size in rows:
+        print(f"{name:<50} {events:>7} {events / base_events:>7.2f} {size / 1024:>7.1f} {size / base_bytes:>7.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
