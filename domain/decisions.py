@@ -36,6 +36,19 @@ class DecisionKind(StrEnum):
     DISPOSAL = "disposal"  # return or dispose of the sample
 
 
+# What a sample waits for, in words: timeline entries, Web UI details and notices use it.
+AWAITED_TEXT: dict[DecisionKind, str] = {
+    DecisionKind.SAMPLING_RECORD: "the sampling record (sealed sample, or purchase and unboxing)",
+    DecisionKind.SAMPLE_RECEIPT: "the lab to receive the sample and check its seal",
+    DecisionKind.LAB_REPORT: "the lab's test report",
+    DecisionKind.RESULT_DELIVERY: "delivery of the result notice to the sampled party",
+    DecisionKind.OBJECTION: "an objection or waiver from the sampled party",
+    DecisionKind.OBJECTION_REVIEW: "the decision to accept or reject the objection",
+    DecisionKind.RETEST_REPORT: "the re-test report",
+    DecisionKind.DISPOSAL: "the decision to return or dispose of the sample",
+    DecisionKind.PRODUCER_CONFIRMATION: "the labelled producer to confirm or deny making the product",
+}
+
 # kind -> outcome -> roles that may choose it
 ROLE_MATRIX: dict[DecisionKind, dict[str, frozenset[Role]]] = {
     DecisionKind.SAMPLING_RECORD: {

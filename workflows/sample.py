@@ -19,7 +19,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.notices import NoticeActivities
     from activities.records import RecordActivities
     from domain import visibility as sa
-    from domain.decisions import Actor, Decision, DecisionKind, LabReportData, ResultDeliveryData, Role
+    from domain.decisions import (
+        AWAITED_TEXT,
+        Actor,
+        Decision,
+        DecisionKind,
+        LabReportData,
+        ResultDeliveryData,
+        Role,
+    )
     from domain.models import SampleOrder, TaskType
     from domain.records import DecisionRecord, NoticeRequest, OutboxMessage, SampleProjection
     from domain.rules import Deadline, DeadlineRequest
@@ -27,23 +35,13 @@ with workflow.unsafe.imports_passed_through():
     from domain.status import Awaiting, SampleStatus, TimelineEvent
     from workflows.clock import SampleClock
     from workflows.desk import DecisionDesk, Wait
+    from workflows.visibility import details_markdown
 
 CHINA_NOON = time(12, 0)
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 SYSTEM = Actor(id="spotcheck", role=Role.CASE_OFFICER, name="Spotcheck (rule pack default)")
 
-WAIT_TEXT: dict[DecisionKind, str] = {
-    DecisionKind.SAMPLING_RECORD: "the sampling record (sealed sample, or purchase and unboxing)",
-    DecisionKind.SAMPLE_RECEIPT: "the lab to receive the sample and check its seal",
-    DecisionKind.LAB_REPORT: "the lab's test report",
-    DecisionKind.RESULT_DELIVERY: "delivery of the result notice to the sampled party",
-    DecisionKind.OBJECTION: "an objection or waiver from the sampled party",
-    DecisionKind.OBJECTION_REVIEW: "the decision to accept or reject the objection",
-    DecisionKind.RETEST_REPORT: "the re-test report",
-    DecisionKind.DISPOSAL: "the decision to return or dispose of the sample",
-    DecisionKind.PRODUCER_CONFIRMATION: "the labelled producer to confirm or deny making the product",
-}
 
 
 @workflow.defn
@@ -214,7 +212,7 @@ class SampleWorkflow:
         wait = Wait(kind=kind, deadline=deadline, due_at=self.clock.to_real(deadline.due))
         self.desk.waits[kind] = wait
         self.desk.closed.pop(kind, None)
-        self._event("awaiting", f"awaiting {WAIT_TEXT[kind]} from {'/'.join(wait.roles)} by {deadline.due_date}")
+        self._event("awaiting", f"awaiting {AWAITED_TEXT[kind]} from {'/'.join(wait.roles)} by {deadline.due_date}")
         await self._publish()
 
         def arrived() -> bool:
@@ -265,11 +263,11 @@ class SampleWorkflow:
         deadline = wait.deadline
         wait.overdue = True
         step = f"escalation-{wait.kind.value}-{len(self.deadlines)}"
-        self._event("escalated", f"overdue since {deadline.due_date}: {WAIT_TEXT[wait.kind]} ({deadline.basis})")
+        self._event("escalated", f"overdue since {deadline.due_date}: {AWAITED_TEXT[wait.kind]} ({deadline.basis})")
         await self._notice(
             "deadline_escalation",
             step,
-            {"awaiting": WAIT_TEXT[wait.kind], "role": "/".join(wait.roles), "due": str(deadline.due_date),
+            {"awaiting": AWAITED_TEXT[wait.kind], "role": "/".join(wait.roles), "due": str(deadline.due_date),
              "rule_title": deadline.title, "basis": deadline.basis},
         )
         await self._outbox("escalation", step, wait, f"超期督办: {deadline.title} 已于 {deadline.due_date} 到期")
@@ -377,7 +375,7 @@ class SampleWorkflow:
             sa.NEXT_DEADLINE.value_set(next_due) if next_due else sa.NEXT_DEADLINE.value_unset(),
             sa.OVERDUE.value_set(overdue),
         ])
-        workflow.set_current_details(self._details_markdown(waits))
+        workflow.set_current_details(details_markdown(self.order, self.stage, self.verdict, waits))
         self._seq += 1
         first = waits[0] if waits else None
         await workflow.execute_activity_method(
@@ -399,23 +397,6 @@ class SampleWorkflow:
             retry_policy=RETRY,
             summary=f"Record sample {self.order.sample_no} at stage {self.stage.value}",
         )
-
-    def _details_markdown(self, waits: list[Wait]) -> str:
-        lines = [
-            f"**{self.order.sample_no}** · {self.order.product.name} · stage **{self.stage.value}** "
-            f"({STAGE_TITLES[self.stage]}) · verdict **{self.verdict.value}**",
-        ]
-        for w in waits:
-            flag = " ⚠️ **overdue**" if w.overdue else ""
-            lines.append(
-                f"- waiting for {WAIT_TEXT[w.kind]} (`{w.kind.value}`) from **{'/'.join(w.roles)}** "
-                f"by **{w.deadline.due_date}**{flag} — {w.deadline.basis}"
-            )
-        if not waits:
-            lines.append("- waiting for nothing")
-        if self.order.time_scale != 1:
-            lines.append(f"- compressed clock: ×{self.order.time_scale:g}")
-        return "\n".join(lines)
 
     # --- activities ----------------------------------------------------------------------------
 

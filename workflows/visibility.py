@@ -1,0 +1,30 @@
+"""What monitors see of a running sample in the Web UI: the current details, in markdown."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.decisions import AWAITED_TEXT
+    from domain.models import SampleOrder
+    from domain.stages import STAGE_TITLES, Stage, Verdict
+    from workflows.desk import Wait
+
+
+def details_markdown(order: SampleOrder, stage: Stage, verdict: Verdict, waits: list[Wait]) -> str:
+    """Stage, verdict, and for each open wait: what, from whom, by when, on what legal basis."""
+    lines = [
+        f"**{order.sample_no}** · {order.product.name} · stage **{stage.value}** "
+        f"({STAGE_TITLES[stage]}) · verdict **{verdict.value}**",
+    ]
+    for w in waits:
+        flag = " ⚠️ **overdue**" if w.overdue else ""
+        lines.append(
+            f"- waiting for {AWAITED_TEXT[w.kind]} (`{w.kind.value}`) from **{'/'.join(w.roles)}** "
+            f"by **{w.deadline.due_date}**{flag} — {w.deadline.basis}"
+        )
+    if not waits:
+        lines.append("- waiting for nothing")
+    if order.time_scale != 1:
+        lines.append(f"- compressed clock: ×{order.time_scale:g}")
+    return "\n".join(lines)
