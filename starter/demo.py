@@ -18,6 +18,7 @@ from starter.client import DecisionRejected, SpotcheckClient
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "orders"
 DEMO_SCALE = 86400.0  # a day per second: the 15-day objection window takes 15 s, retention about 90 s
+# Try in the Web UI: `Overdue = true AND Region = "330100"`, `Stage = "objection_window"`, `AwaitingRole = "lab"`.
 FAILED = [{"item": "输出电压", "standard": "GB 4943.1-2022", "requirement": "5V±5%", "result": "5.6V"}]
 
 
@@ -54,13 +55,15 @@ SCENARIOS: list[tuple[str, str, list[Step]]] = [
      Step("objection_review", "rejected", "case_officer", reason="超出检验项目范围")]),
     ("evaluative", "evaluative: risk found, no objection path", [*_RECEIVED, _report("fail")]),
     ("offline_circulation", "the lab is late: overdue and escalated, then fails",
-     [*_RECEIVED, _report("fail", pause=35.0), *_NOTIFIED,
+     [*_RECEIVED, _report("fail", pause=60.0), *_NOTIFIED,
       Step("objection", "waived", "enterprise")]),
     ("offline_production", "fails, objection accepted, re-test confirms the fail",
      [*_RECEIVED, _report("fail"), *_NOTIFIED,
       Step("objection", "filed", "enterprise", reason="申请复检"),
       Step("objection_review", "accepted", "case_officer", reason="符合复检条件"),
       _report("fail", "retest_report")]),
+    ("online", "the result notice is never recorded as delivered: stays overdue for the monitor's filter",
+     [*_RECEIVED, _report("fail")]),
 ]
 
 
