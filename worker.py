@@ -11,6 +11,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
+from starter.telemetry import configure_tracing, tracing_interceptors
+
 TASK_QUEUE = "spotcheck"
 
 
@@ -42,6 +44,7 @@ async def connect(address: str | None = None, namespace: str | None = None) -> C
         address or os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"),
         namespace=namespace or os.environ.get("TEMPORAL_NAMESPACE", "default"),
         data_converter=pydantic_data_converter,
+        interceptors=tracing_interceptors(),  # a client's interceptors also apply to its workers
     )
 
 
@@ -62,6 +65,7 @@ async def main() -> None:
     dsn = os.environ.get("DATABASE_URL")
     if not dsn:
         raise SystemExit("DATABASE_URL is not set (or use `spotcheck up` for the embedded stack)")
+    configure_tracing("spotcheck-worker")
     await run_worker(await connect(), dsn, os.environ.get("SPOTCHECK_TASK_QUEUE", TASK_QUEUE))
 
 

@@ -30,6 +30,7 @@ from domain.decisions import Decision, Receipt, parse_decision
 from domain.models import SampleOrder, workflow_id_for
 from domain.stages import Stage, Verdict
 from domain.status import SampleStatus
+from starter.telemetry import configure_tracing, tracing_interceptors
 from workflows.sample import SampleWorkflow
 
 DEFAULT_TASK_QUEUE = "spotcheck"
@@ -101,10 +102,12 @@ class SpotcheckClient:
     async def connect(
         cls, address: str | None = None, namespace: str | None = None, task_queue: str | None = None
     ) -> SpotcheckClient:
+        configure_tracing("spotcheck-cli")
         client = await Client.connect(
             address or os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"),
             namespace=namespace or os.environ.get("TEMPORAL_NAMESPACE", "default"),
             data_converter=pydantic_data_converter,
+            interceptors=tracing_interceptors(),
         )
         return cls(client, task_queue or os.environ.get("SPOTCHECK_TASK_QUEUE", DEFAULT_TASK_QUEUE))
 

@@ -23,6 +23,7 @@ from temporalio.client import Client
 
 from domain import visibility
 from starter.devserver import DevServer, DevServerError, free_port, port_is_free, stop_orphan
+from starter.telemetry import configure_tracing
 
 DEFAULT_STATE_DIR = "./.spotcheck"
 DEFAULT_TASK_QUEUE = "spotcheck"  # worker.TASK_QUEUE, without importing the worker at CLI start-up
@@ -140,6 +141,7 @@ async def _up(args: argparse.Namespace, state: Path) -> int:
         except DevServerError as e:
             fail(str(e))
             return 1
+        configure_tracing("spotcheck-worker")
         client = await connect(server.address, "default")
         await ensure_search_attributes(client)
 
@@ -267,6 +269,7 @@ async def _worker(dsn: str, task_queue: str) -> int:
     from worker import connect, run_worker
 
     address = os.environ.get("TEMPORAL_ADDRESS", "localhost:7233")
+    configure_tracing("spotcheck-worker")
     try:
         client = await connect()
     except RuntimeError as e:
