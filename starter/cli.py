@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Coroutine
@@ -262,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     """Console-script entry. Leaves with os._exit: the SDK can crash during interpreter teardown
     (sdk-python issue 300), which would turn a correct answer into a signal-killed exit for scripts."""
+    # Piped into `head`: stop quietly like any Unix tool instead of a BrokenPipeError traceback.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()

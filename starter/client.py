@@ -22,7 +22,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain import visibility as sa
@@ -163,7 +163,8 @@ class SpotcheckClient:
             except WorkflowUpdateFailedError as err:
                 # The validator kept it out of history; the signal records the attempt in the audit trail.
                 await handle.signal(SampleWorkflow.decide, payload)
-                raise DecisionRejected(str(err.cause)) from None
+                cause = err.cause
+                raise DecisionRejected(cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
