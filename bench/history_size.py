@@ -17,30 +17,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.db import apply_migrations, create_pool
-from domain import visibility
-from starter.binaries import temporal_test_server
 from starter.client import SpotcheckClient
 from starter.postgres import EmbeddedPostgres
 from tests import factories as f
-from tests.workflow_env import awaiting, running_worker, wait_for
+from tests.workflow_env import awaiting, running_worker, time_skipping_env, to_testing, wait_for
 
 Scenario = Callable[[SpotcheckClient, WorkflowEnvironment], Awaitable[Any]]
 
 
 async def _to_testing(client: SpotcheckClient, channel: str) -> tuple[Any, str]:
     order = f.order(channel)
-    no = order["sample_no"]
-    handle = await client.start_sample(order)
-    await wait_for(handle, awaiting("sampling_record"))
-    await client.decide(no, f.sealed())
-    await wait_for(handle, awaiting("sample_receipt"))
-    await client.decide(no, f.received())
-    await wait_for(handle, awaiting("lab_report"))
-    return handle, no
+    return await to_testing(client, order), order["sample_no"]
 
 
 async def pass_closed(client: SpotcheckClient, env: WorkflowEnvironment) -> Any:
@@ -111,16 +101,8 @@ async def main() -> None:
     rows = []
     try:
         for name, scenario in SCENARIOS.items():
-            env = await WorkflowEnvironment.start_time_skipping(
-                data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server()
-            )
+            env = await time_skipping_env()
             try:
-                from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-
-                await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-                    namespace=env.client.namespace,
-                    search_attributes={k.name: int(k.indexed_value_type) for k in visibility.ALL},  # type: ignore[misc]
-                ))
                 async with running_worker(env.client, pool, f"bench-{uuid.uuid4()}") as client:
                     handle = await scenario(client, env)
                     await handle.result()

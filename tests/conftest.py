@@ -13,13 +13,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 import pytest_asyncio
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from domain import visibility
-from starter.binaries import temporal_cli, temporal_test_server
+from starter.binaries import temporal_cli
 from starter.postgres import EmbeddedPostgres
+from tests.workflow_env import time_skipping_env
 
 
 @pytest_asyncio.fixture
@@ -27,16 +27,7 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     """Time-skipping server for month- and year-long timers; custom search attributes registered first.
     One per test: the server's clock is global, and a terminated workflow's timers can leave it unable to
     skip for the next test (seen with the test server 1.40), so tests must not share it."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server()
-    )
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            # SearchAttributeIndexedValueType shares its values with the API enum.
-            search_attributes={k.name: int(k.indexed_value_type) for k in visibility.ALL},  # type: ignore[misc]
-        )
-    )
+    env = await time_skipping_env()
     yield env
     await env.shutdown()
 

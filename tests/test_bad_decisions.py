@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.records import audit_trail
 from starter.client import DecisionRejected
 from tests import factories as f
-from tests.workflow_env import awaiting, running_worker, terminate_when_idle, wait_for
+from tests.workflow_env import awaiting, running_worker, terminate_when_idle, to_testing, wait_for
 from workflows.sample import SampleWorkflow
 
 BAD: list[tuple[str, dict[str, Any], str]] = [
@@ -42,24 +42,13 @@ async def _accepted_updates(handle) -> int:  # type: ignore[no-untyped-def]
     return sum(1 for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
 
 
-async def _testing(client, order):  # type: ignore[no-untyped-def]
-    handle = await client.start_sample(order)
-    no = order["sample_no"]
-    await wait_for(handle, awaiting("sampling_record"))
-    await client.decide(no, f.sealed())
-    await wait_for(handle, awaiting("sample_receipt"))
-    await client.decide(no, f.received())
-    await wait_for(handle, awaiting("lab_report"))
-    return handle
-
-
 async def test_bad_updates_are_rejected_with_the_reason_and_audited(
     ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
 ) -> None:
     async with running_worker(ts_env.client, pool, task_queue) as client:
         order = f.order("offline_production")
         no = order["sample_no"]
-        handle = await _testing(client, order)
+        handle = await to_testing(client, order)
         for name, bad, reason in BAD:
             with pytest.raises(DecisionRejected) as err:
                 await client.decide(no, f.copy_of(bad))
@@ -87,7 +76,7 @@ async def test_bad_signals_are_recorded_and_never_stall_the_sample(
     async with running_worker(ts_env.client, pool, task_queue) as client:
         order = f.order("online")
         no = order["sample_no"]
-        handle = await _testing(client, order)
+        handle = await to_testing(client, order)
         for _, bad, _ in BAD:
             await handle.signal(SampleWorkflow.decide, f.copy_of(bad))
         await handle.signal(SampleWorkflow.decide, "not even an object")
@@ -110,7 +99,7 @@ async def test_repeated_request_id_gets_the_first_receipt_and_changes_nothing(
     async with running_worker(ts_env.client, pool, task_queue) as client:
         order = f.order("offline_production")
         no = order["sample_no"]
-        handle = await _testing(client, order)
+        handle = await to_testing(client, order)
         report = f.report("fail")
         first = await client.decide(no, report)
         await wait_for(handle, awaiting("result_delivery"))

@@ -11,24 +11,20 @@ from temporalio.testing import WorkflowEnvironment
 from activities.records import audit_trail, notices_for, outbox_for
 from starter.client import DecisionRejected
 from tests import factories as f
-from tests.workflow_env import awaiting, running_worker, search_attributes, terminate_when_idle, wait_for
-
-
-async def _to_testing(client, order):  # type: ignore[no-untyped-def]
-    handle = await client.start_sample(order)
-    no = order["sample_no"]
-    await wait_for(handle, awaiting("sampling_record"))
-    await client.decide(no, f.sealed())
-    await wait_for(handle, awaiting("sample_receipt"))
-    await client.decide(no, f.received())
-    await wait_for(handle, awaiting("lab_report"))
-    return handle
+from tests.workflow_env import (
+    awaiting,
+    running_worker,
+    search_attributes,
+    terminate_when_idle,
+    to_testing,
+    wait_for,
+)
 
 
 async def test_pass_path_reaches_closed(ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str) -> None:
     async with running_worker(ts_env.client, pool, task_queue) as client:
         order = f.order("offline_production")
-        handle = await _to_testing(client, order)
+        handle = await to_testing(client, order)
         await client.decide(order["sample_no"], f.report("pass"))
         status = await wait_for(handle, lambda s: s.stage == "retention")
         assert status.verdict == "pass"
@@ -54,7 +50,7 @@ async def test_purchased_sample_is_never_returned(
 ) -> None:
     async with running_worker(ts_env.client, pool, task_queue) as client:
         order = f.order("online")
-        handle = await _to_testing(client, order)
+        handle = await to_testing(client, order)
         await client.decide(order["sample_no"], f.report("pass"))
         await wait_for(handle, lambda s: s.stage == "retention")
         await ts_env.sleep(timedelta(days=100))
@@ -71,7 +67,7 @@ async def test_fail_without_objection_is_final_after_the_window(
     async with running_worker(ts_env.client, pool, task_queue) as client:
         order = f.order("offline_circulation")
         no = order["sample_no"]
-        handle = await _to_testing(client, order)
+        handle = await to_testing(client, order)
         await client.decide(no, f.report("fail"))
         status = await wait_for(handle, awaiting("result_delivery"))
         assert (status.stage, status.verdict) == ("result_notified", "fail_provisional")
@@ -98,7 +94,7 @@ async def test_objection_accepted_then_retest(
     async with running_worker(ts_env.client, pool, task_queue) as client:
         order = f.order("online")
         no = order["sample_no"]
-        handle = await _to_testing(client, order)
+        handle = await to_testing(client, order)
         await client.decide(no, f.report("fail"))
         await wait_for(handle, awaiting("result_delivery"))
         await client.decide(no, f.delivered())
@@ -128,7 +124,7 @@ async def test_objection_rejected_makes_the_fail_final(
     async with running_worker(ts_env.client, pool, task_queue) as client:
         order = f.order("offline_production")
         no = order["sample_no"]
-        handle = await _to_testing(client, order)
+        handle = await to_testing(client, order)
         await client.decide(no, f.report("fail"))
         await wait_for(handle, awaiting("result_delivery"))
         await client.decide(no, f.delivered())
@@ -148,7 +144,7 @@ async def test_overdue_lab_report_escalates_and_sets_overdue(
     async with running_worker(ts_env.client, pool, task_queue) as client:
         order = f.order("offline_production")
         no = order["sample_no"]
-        handle = await _to_testing(client, order)
+        handle = await to_testing(client, order)
         attrs = await search_attributes(handle)
         assert attrs["Overdue"] is False and attrs["AwaitingRole"] == ["lab"] and attrs["Stage"] == "testing"
         await ts_env.sleep(timedelta(days=40))  # 20 working days is about four weeks
@@ -178,7 +174,7 @@ async def test_evaluative_sample_has_no_objection_path(
     async with running_worker(ts_env.client, pool, task_queue) as client:
         order = f.order("evaluative")
         no = order["sample_no"]
-        handle = await _to_testing(client, order)
+        handle = await to_testing(client, order)
         await client.decide(no, f.report(outcome))
         if outcome == "pass":
             # No backup sample is kept: straight to the disposal decision, no retention period.
@@ -246,7 +242,7 @@ async def test_labelled_producer_may_deny_the_product_while_the_seller_may_objec
     async with running_worker(ts_env.client, pool, task_queue) as client:
         order = f.order("online")  # bought from a shop; the labelled producer is another firm
         no = order["sample_no"]
-        handle = await _to_testing(client, order)
+        handle = await to_testing(client, order)
         await client.decide(no, f.report("fail"))
         status = await wait_for(handle, lambda s: {a.kind for a in s.awaiting} == {
             "result_delivery", "producer_confirmation"})
@@ -270,7 +266,7 @@ async def test_a_silent_labelled_producer_is_taken_to_confirm(
     async with running_worker(ts_env.client, pool, task_queue) as client:
         order = f.order("offline_circulation")
         no = order["sample_no"]
-        handle = await _to_testing(client, order)
+        handle = await to_testing(client, order)
         await client.decide(no, f.report("fail"))
         await wait_for(handle, awaiting("producer_confirmation"))
         await client.decide(no, f.delivered())

@@ -10,16 +10,12 @@ import pytest_asyncio
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.opentelemetry import TracingInterceptor
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from domain import visibility
-from starter.binaries import temporal_test_server
 from starter.telemetry import configure_tracing, tracing_interceptors
 from tests import factories as f
-from tests.workflow_env import awaiting, running_worker, terminate_when_idle, wait_for
+from tests.workflow_env import awaiting, running_worker, terminate_when_idle, time_skipping_env, wait_for
 
 
 @pytest.fixture
@@ -39,17 +35,7 @@ def provider(spans: InMemorySpanExporter) -> Iterator[TracerProvider]:
 @pytest_asyncio.fixture
 async def traced_env(provider: TracerProvider) -> AsyncIterator[WorkflowEnvironment]:
     """conftest's ts_env, with a TracingInterceptor on the client, and so on the workers built from it."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=temporal_test_server(),
-        interceptors=[TracingInterceptor(provider.get_tracer("spotcheck-test"))],
-    )
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={k.name: int(k.indexed_value_type) for k in visibility.ALL},  # type: ignore[misc]
-        )
-    )
+    env = await time_skipping_env(interceptors=[TracingInterceptor(provider.get_tracer("spotcheck-test"))])
     yield env
     await env.shutdown()
 

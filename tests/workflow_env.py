@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -14,15 +14,51 @@ from typing import Any
 import asyncpg
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, Interceptor, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
+from domain import visibility
 from domain.status import SampleStatus
+from starter.binaries import temporal_test_server
 from starter.client import SpotcheckClient
+from tests import factories as f
 from worker import build_worker
 from workflows.sample import SampleWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
+
+
+async def time_skipping_env(interceptors: Sequence[Interceptor] = ()) -> WorkflowEnvironment:
+    """The time-skipping test server, with the custom search attributes registered first (it refuses
+    unknown ones)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=temporal_test_server(),
+        interceptors=interceptors,
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            # SearchAttributeIndexedValueType shares its values with the API enum.
+            search_attributes={k.name: int(k.indexed_value_type) for k in visibility.ALL},  # type: ignore[misc]
+        )
+    )
+    return env
+
+
+async def to_testing(client: SpotcheckClient, order: dict[str, Any]) -> WorkflowHandle[Any, Any]:
+    """Start a sample and take it through sealing and the lab's receipt, to the wait for the report."""
+    handle = await client.start_sample(order)
+    no = order["sample_no"]
+    await wait_for(handle, awaiting("sampling_record"))
+    await client.decide(no, f.sealed())
+    await wait_for(handle, awaiting("sample_receipt"))
+    await client.decide(no, f.received())
+    await wait_for(handle, awaiting("lab_report"))
+    return handle
 
 
 class RecordingClient(SpotcheckClient):
