@@ -17,24 +17,16 @@ TASK_QUEUE = "spotcheck"
 
 
 def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str = TASK_QUEUE, **options: Any) -> Worker:
-    from activities.calendar import compute_deadline
-    from activities.notices import NoticeActivities
-    from activities.records import RecordActivities
-    from workflows.sample import SampleWorkflow
+    """Every workflow in workflows/ and every activity in activities/ (found, not listed, so a new
+    branch module is picked up without touching this file)."""
+    from activities.registry import all_activities
+    from workflows.registry import all_workflows
 
-    records = RecordActivities(pool)
-    notices = NoticeActivities(pool)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[SampleWorkflow],
-        activities=[
-            compute_deadline,
-            records.project_sample,
-            records.record_decision,
-            records.queue_outbox,
-            notices.render_notice,
-        ],
+        workflows=all_workflows(),
+        activities=all_activities(pool),
         **options,
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -22,6 +23,9 @@ class Role(StrEnum):
     CREDIT_OFFICER = "credit_officer"  # 信用监管
     ONLINE_OFFICER = "online_officer"  # 网监
     ENTERPRISE = "enterprise"  # the sampled party or labelled producer acting for itself
+    CERTIFICATION_BODY = "certification_body"  # CCC 认证机构
+    PLATFORM = "platform"  # e-commerce or livestream platform operator
+    PUBLIC_SECURITY = "public_security"  # 公安机关, receives criminal transfers
 
 
 class DecisionKind(StrEnum):
@@ -34,6 +38,26 @@ class DecisionKind(StrEnum):
     OBJECTION_REVIEW = "objection_review"  # accept or reject the objection
     RETEST_REPORT = "retest_report"
     DISPOSAL = "disposal"  # return or dispose of the sample
+    # post-handling branches
+    RECTIFICATION_EXTENSION = "rectification_extension"  # 延期整改: granted once, asked before expiry
+    RECTIFICATION_REPORT = "rectification_report"  # the firm's 整改报告
+    RECTIFICATION_REVIEW = "rectification_review"  # 整改复查
+    CREDIT_REPAIR_APPLICATION = "credit_repair_application"  # 信用修复申请
+    CREDIT_REPAIR_ACCEPTANCE = "credit_repair_acceptance"  # 受理 (2 working days)
+    CREDIT_REPAIR_REVIEW = "credit_repair_review"  # 修复决定 (15 working days)
+    SERIOUS_DISHONESTY_REVIEW = "serious_dishonesty_review"  # 严重失信名单 proposal
+    CASE_FILING = "case_filing"  # 立案 or not, or extension with approval
+    CASE_OUTCOME = "case_outcome"  # penalty, no penalty, extension, or suspected crime
+    CRIME_TRANSFER_DECISION = "crime_transfer_decision"  # 移送 within 3 days
+    CRIME_TRANSFER_RECEIPT = "crime_transfer_receipt"  # 公安 receipt within 24 hours
+    DEFECT_ASSESSMENT = "defect_assessment"  # 缺陷研判
+    RECALL_DECISION = "recall_decision"  # voluntary or ordered (责令召回)
+    RECALL_PLAN = "recall_plan"
+    RECALL_PROGRESS = "recall_progress"
+    RECALL_SUMMARY = "recall_summary"
+    CERTIFICATE_ACTION = "certificate_action"  # certification body suspends / revokes / none
+    DELIST_CONFIRMATION = "delist_confirmation"  # platform confirms the listing is down
+    LEAD_OUTCOME = "lead_outcome"  # 检监联动: the responsible line reports back
 
 
 # What a sample waits for, in words: timeline entries, Web UI details and notices use it.
@@ -47,6 +71,25 @@ AWAITED_TEXT: dict[DecisionKind, str] = {
     DecisionKind.RETEST_REPORT: "the re-test report",
     DecisionKind.DISPOSAL: "the decision to return or dispose of the sample",
     DecisionKind.PRODUCER_CONFIRMATION: "the labelled producer to confirm or deny making the product",
+    DecisionKind.RECTIFICATION_EXTENSION: "a decision on the firm's request to extend rectification",
+    DecisionKind.RECTIFICATION_REPORT: "the firm's rectification report",
+    DecisionKind.RECTIFICATION_REVIEW: "the review of the rectification",
+    DecisionKind.CREDIT_REPAIR_APPLICATION: "a credit-repair application",
+    DecisionKind.CREDIT_REPAIR_ACCEPTANCE: "acceptance of the credit-repair application",
+    DecisionKind.CREDIT_REPAIR_REVIEW: "the credit-repair decision",
+    DecisionKind.SERIOUS_DISHONESTY_REVIEW: "a decision on listing as seriously dishonest",
+    DecisionKind.CASE_FILING: "the filing decision (立案) of the enforcement case",
+    DecisionKind.CASE_OUTCOME: "the outcome of the enforcement case",
+    DecisionKind.CRIME_TRANSFER_DECISION: "the decision to transfer the suspected crime",
+    DecisionKind.CRIME_TRANSFER_RECEIPT: "the public security organ's receipt of the transfer",
+    DecisionKind.DEFECT_ASSESSMENT: "the defect assessment",
+    DecisionKind.RECALL_DECISION: "the recall decision",
+    DecisionKind.RECALL_PLAN: "the recall plan",
+    DecisionKind.RECALL_PROGRESS: "the recall progress report",
+    DecisionKind.RECALL_SUMMARY: "the recall summary report",
+    DecisionKind.CERTIFICATE_ACTION: "the certification body's action on the certificate",
+    DecisionKind.DELIST_CONFIRMATION: "the platform's confirmation that the listing is down",
+    DecisionKind.LEAD_OUTCOME: "the responsible line's outcome for the lead",
 }
 
 # kind -> outcome -> roles that may choose it
@@ -78,6 +121,71 @@ ROLE_MATRIX: dict[DecisionKind, dict[str, frozenset[Role]]] = {
         "returned": frozenset({Role.LAB, Role.CASE_OFFICER}),
         "disposed": frozenset({Role.LAB, Role.CASE_OFFICER}),
     },
+    DecisionKind.RECTIFICATION_EXTENSION: {
+        "granted": frozenset({Role.CASE_OFFICER}),
+        "refused": frozenset({Role.CASE_OFFICER}),
+    },
+    DecisionKind.RECTIFICATION_REPORT: {"submitted": frozenset({Role.ENTERPRISE, Role.CASE_OFFICER})},
+    DecisionKind.RECTIFICATION_REVIEW: {
+        "accepted": frozenset({Role.CASE_OFFICER}),
+        "rejected": frozenset({Role.CASE_OFFICER}),
+    },
+    DecisionKind.CREDIT_REPAIR_APPLICATION: {"filed": frozenset({Role.ENTERPRISE, Role.CREDIT_OFFICER})},
+    DecisionKind.CREDIT_REPAIR_ACCEPTANCE: {
+        "accepted": frozenset({Role.CREDIT_OFFICER}),
+        "refused": frozenset({Role.CREDIT_OFFICER}),
+    },
+    DecisionKind.CREDIT_REPAIR_REVIEW: {
+        "approved": frozenset({Role.CREDIT_OFFICER}),
+        "rejected": frozenset({Role.CREDIT_OFFICER}),
+    },
+    DecisionKind.SERIOUS_DISHONESTY_REVIEW: {
+        "listed": frozenset({Role.CREDIT_OFFICER}),
+        "not_listed": frozenset({Role.CREDIT_OFFICER}),
+    },
+    DecisionKind.CASE_FILING: {
+        "filed": frozenset({Role.ENFORCEMENT}),
+        "not_filed": frozenset({Role.ENFORCEMENT}),
+        "extended": frozenset({Role.ENFORCEMENT}),
+    },
+    DecisionKind.CASE_OUTCOME: {
+        "penalty": frozenset({Role.ENFORCEMENT}),
+        "no_penalty": frozenset({Role.ENFORCEMENT}),
+        "extended": frozenset({Role.ENFORCEMENT}),
+        "crime_suspected": frozenset({Role.ENFORCEMENT}),
+    },
+    DecisionKind.CRIME_TRANSFER_DECISION: {
+        "transfer": frozenset({Role.ENFORCEMENT}),
+        "no_transfer": frozenset({Role.ENFORCEMENT}),
+    },
+    DecisionKind.CRIME_TRANSFER_RECEIPT: {"received": frozenset({Role.PUBLIC_SECURITY, Role.ENFORCEMENT})},
+    DecisionKind.DEFECT_ASSESSMENT: {
+        "no_defect": frozenset({Role.CASE_OFFICER}),
+        "defect": frozenset({Role.CASE_OFFICER}),
+    },
+    DecisionKind.RECALL_DECISION: {
+        "voluntary": frozenset({Role.CASE_OFFICER, Role.ENTERPRISE}),
+        "ordered": frozenset({Role.CASE_OFFICER}),
+    },
+    DecisionKind.RECALL_PLAN: {"submitted": frozenset({Role.ENTERPRISE, Role.CASE_OFFICER})},
+    DecisionKind.RECALL_PROGRESS: {
+        "in_progress": frozenset({Role.ENTERPRISE, Role.CASE_OFFICER}),
+        "completed": frozenset({Role.ENTERPRISE, Role.CASE_OFFICER}),
+    },
+    DecisionKind.RECALL_SUMMARY: {"submitted": frozenset({Role.ENTERPRISE, Role.CASE_OFFICER})},
+    DecisionKind.CERTIFICATE_ACTION: {
+        "suspended": frozenset({Role.CERTIFICATION_BODY, Role.CASE_OFFICER}),
+        "revoked": frozenset({Role.CERTIFICATION_BODY, Role.CASE_OFFICER}),
+        "none": frozenset({Role.CERTIFICATION_BODY, Role.CASE_OFFICER}),
+    },
+    DecisionKind.DELIST_CONFIRMATION: {
+        "delisted": frozenset({Role.PLATFORM, Role.ONLINE_OFFICER}),
+        "refused": frozenset({Role.PLATFORM, Role.ONLINE_OFFICER}),
+    },
+    DecisionKind.LEAD_OUTCOME: {
+        "confirmed": frozenset({Role.ENFORCEMENT, Role.CASE_OFFICER, Role.ONLINE_OFFICER}),
+        "unfounded": frozenset({Role.ENFORCEMENT, Role.CASE_OFFICER, Role.ONLINE_OFFICER}),
+    },
 }
 
 # Outcomes that must say why: a refusal or a rejection without a reason cannot be audited.
@@ -89,6 +197,21 @@ REASON_REQUIRED: frozenset[tuple[DecisionKind, str]] = frozenset(
         (DecisionKind.OBJECTION_REVIEW, "accepted"),
         (DecisionKind.PRODUCER_CONFIRMATION, "denied"),
         (DecisionKind.OBJECTION, "filed"),
+        (DecisionKind.RECTIFICATION_EXTENSION, "refused"),
+        (DecisionKind.RECTIFICATION_REVIEW, "rejected"),
+        (DecisionKind.CREDIT_REPAIR_ACCEPTANCE, "refused"),
+        (DecisionKind.CREDIT_REPAIR_REVIEW, "rejected"),
+        (DecisionKind.SERIOUS_DISHONESTY_REVIEW, "listed"),
+        (DecisionKind.SERIOUS_DISHONESTY_REVIEW, "not_listed"),
+        (DecisionKind.CASE_FILING, "not_filed"),
+        (DecisionKind.CASE_FILING, "extended"),
+        (DecisionKind.CASE_OUTCOME, "no_penalty"),
+        (DecisionKind.CASE_OUTCOME, "extended"),
+        (DecisionKind.CASE_OUTCOME, "crime_suspected"),
+        (DecisionKind.CRIME_TRANSFER_DECISION, "no_transfer"),
+        (DecisionKind.CERTIFICATE_ACTION, "none"),
+        (DecisionKind.DELIST_CONFIRMATION, "refused"),
+        (DecisionKind.LEAD_OUTCOME, "unfounded"),
     }
 )
 
@@ -145,11 +268,28 @@ class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class LeadType(StrEnum):
+    FALSE_ADVERTISING = "false_advertising"  # 虚假宣传
+    MISSING_CERTIFICATE = "missing_certificate"  # 无证
+    FORGED_CERTIFICATE = "forged_certificate"  # 伪造证书
+    ILLEGAL_AD = "illegal_ad"  # 违法广告
+    UNKNOWN_ORIGIN = "unknown_origin"  # 来源不明
+
+
+class Lead(_Payload):
+    """A problem found while buying or sampling (检监联动), fixed as evidence and routed to its line."""
+
+    type: LeadType
+    description: str = Field(min_length=1)
+    evidence: list[EvidenceRef] = Field(default_factory=list)
+
+
 class SamplingRecordData(_Payload):
     record_no: str | None = Field(default=None, description="抽样单 / order number")
     sealed_at: datetime | None = None
     order_no: str | None = Field(default=None, description="platform order number when bought online")
     tracking_no: str | None = None
+    leads: list[Lead] = Field(default_factory=list, description="problems found while buying (检监联动)")
 
 
 class SampleReceiptData(_Payload):
@@ -181,6 +321,25 @@ class ObjectionData(_Payload):
     retest_requested: bool = True
 
 
+class RectificationExtensionData(_Payload):
+    days: int | None = Field(default=None, ge=1, le=60, description="extension granted, in calendar days")
+
+
+class CaseFilingData(_Payload):
+    case_no: str | None = None
+
+
+class CaseOutcomeData(_Payload):
+    decision_no: str | None = None
+    fine_amount: Decimal | None = Field(default=None, ge=0, description="罚没款 in CNY")
+    heavy: bool = Field(default=False, description="a heavy penalty: counts for the serious-dishonesty check")
+
+
+class DelistConfirmationData(_Payload):
+    delisted_at: datetime | None = None
+    platform_ticket: str | None = None
+
+
 PAYLOADS: dict[DecisionKind, type[_Payload]] = {
     DecisionKind.SAMPLING_RECORD: SamplingRecordData,
     DecisionKind.SAMPLE_RECEIPT: SampleReceiptData,
@@ -188,6 +347,10 @@ PAYLOADS: dict[DecisionKind, type[_Payload]] = {
     DecisionKind.RETEST_REPORT: LabReportData,
     DecisionKind.RESULT_DELIVERY: ResultDeliveryData,
     DecisionKind.OBJECTION: ObjectionData,
+    DecisionKind.RECTIFICATION_EXTENSION: RectificationExtensionData,
+    DecisionKind.CASE_FILING: CaseFilingData,
+    DecisionKind.CASE_OUTCOME: CaseOutcomeData,
+    DecisionKind.DELIST_CONFIRMATION: DelistConfirmationData,
 }
 
 
@@ -249,6 +412,8 @@ def decision_problem(
             return "data.failed_items: a pass cannot list failed items"
     if isinstance(payload, SampleReceiptData) and decision.outcome == "accepted" and not payload.seal_intact:
         return "data.seal_intact: a sample whose seal is broken cannot be accepted; reject it for re-sampling"
+    if isinstance(payload, RectificationExtensionData) and decision.outcome == "granted" and not payload.days:
+        return "data.days: a granted extension must say how many days"
     if kind is DecisionKind.DISPOSAL and decision.outcome == "returned" and purchased:
         return "a purchased sample is not returned to the seller: decide disposal=disposed"
     return None

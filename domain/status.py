@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -28,6 +29,21 @@ class TimelineEvent(BaseModel):
     text: str
 
 
+class BranchReport(BaseModel):
+    """A branch's state as its sample sees it; also the branch workflow's result."""
+
+    branch: str
+    workflow_id: str
+    stage: str
+    closed: bool = False
+    outcome: str | None = None
+    awaiting: list[Awaiting] = Field(default_factory=list)
+    # Set when the branch's end calls for an enforcement lead (missed rectification, refused delisting, …)
+    enforcement_lead: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+
 class SampleStatus(BaseModel):
     sample_no: str
     workflow_id: str
@@ -40,6 +56,7 @@ class SampleStatus(BaseModel):
     timeline: list[TimelineEvent] = Field(default_factory=list)
     failed_items: list[dict] = Field(default_factory=list)
     notices: list[dict] = Field(default_factory=list)
+    branches: list[BranchReport] = Field(default_factory=list, description="post-handling branches")
     producer_answer: str | None = Field(default=None, description="labelled producer: confirmed or denied")
     closed_waits: dict[str, str] = Field(
         default_factory=dict, description="decision kinds no longer taken, with why (e.g. window ended)"

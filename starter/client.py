@@ -26,6 +26,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain import visibility as sa
+from domain.branches import BRANCH_OF_KIND, branch_workflow_id
 from domain.decisions import Decision, Receipt, parse_decision
 from domain.models import SampleOrder, workflow_id_for
 from domain.stages import Stage, Verdict
@@ -144,25 +145,30 @@ class SpotcheckClient:
 
     # --- decisions -----------------------------------------------------------------------------
 
-    async def decide(self, sample_no: str, raw: Decision | dict[str, Any], *, signal: bool = False) -> Receipt | None:
-        """Send a decision. As an update (default) it answers with a receipt or raises DecisionRejected;
-        as a signal it returns None and a bad decision is recorded as rejected in the audit trail."""
+    async def decide(
+        self, sample_no: str, raw: Decision | dict[str, Any], *, signal: bool = False, workflow_id: str | None = None
+    ) -> Receipt | None:
+        """Send a decision about a sample. As an update (default) it answers with a receipt or raises
+        DecisionRejected; as a signal it returns None and a bad decision is recorded as rejected in the
+        audit trail. It goes to whichever of the sample's workflows waits for its kind (the sample, or a
+        post-handling branch such as `sample-<no>-enforcement`); `workflow_id` names one explicitly."""
         payload = raw.model_dump(mode="json") if isinstance(raw, Decision) else raw
         decision, malformed = parse_decision(payload)
-        handle = self.client.get_workflow_handle(workflow_id_for(sample_no))
+        target = workflow_id or await self._route(sample_no, decision)
+        handle = self.client.get_workflow_handle(target)
         try:
             if signal:
-                await handle.signal(SampleWorkflow.decide, payload)
+                await handle.signal("decide", payload)
                 return None
             if decision is None:
                 # Still recorded: the workflow audits a malformed attempt like any rejected decision.
-                await handle.signal(SampleWorkflow.decide, payload)
+                await handle.signal("decide", payload)
                 raise DecisionRejected(malformed or "malformed decision")
             try:
-                answer = await handle.execute_update(SampleWorkflow.submit_decision, payload)
+                answer = await handle.execute_update("submit_decision", payload)
             except WorkflowUpdateFailedError as err:
                 # The validator kept it out of history; the signal records the attempt in the audit trail.
-                await handle.signal(SampleWorkflow.decide, payload)
+                await handle.signal("decide", payload)
                 cause = err.cause
                 raise DecisionRejected(cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
         except RPCError as err:
@@ -172,17 +178,41 @@ class SpotcheckClient:
             raise DecisionRejected(await self._closed_reason(handle, decision, sample_no)) from None
         return Receipt.model_validate(answer)
 
+    async def _route(self, sample_no: str, decision: Decision | None) -> str:
+        """The workflow that takes this decision: a branch waiting for its kind, else the branch that owns
+        the kind, else the sample itself (which answers with the reason when it cannot take it)."""
+        sample_id = workflow_id_for(sample_no)
+        if decision is None:
+            return sample_id
+        kind = decision.kind.value
+        try:
+            status: SampleStatus = await self.client.get_workflow_handle(sample_id).query(SampleWorkflow.status)
+        except RPCError:
+            return sample_id
+        if any(a.kind == kind for a in status.awaiting):
+            return sample_id
+        for branch in status.branches:
+            if any(a.kind == kind for a in branch.awaiting):
+                return branch.workflow_id
+        owner = BRANCH_OF_KIND.get(kind)
+        if owner is not None:
+            known = [b.workflow_id for b in status.branches if b.branch == owner.value]
+            return known[-1] if known else branch_workflow_id(sample_id, owner.value)
+        return sample_id
+
     async def _closed_reason(
         self, handle: WorkflowHandle[Any, Any], decision: Decision | None, sample_no: str
     ) -> str:
         """A sample whose workflow has ended takes no decision: say why in the sample's own terms."""
         try:
-            status: SampleStatus = await handle.query(SampleWorkflow.status)
+            status = await handle.query("status")
         except RPCError:
-            return f"no sample {sample_no}"
-        why = status.closed_waits.get(decision.kind.value) if decision else None
+            return f"no workflow {handle.id} for sample {sample_no}"
+        closed = status.get("closed_waits") or {}
+        why = closed.get(decision.kind.value) if decision else None
         return why or (
-            f"sample {status.sample_no} is no longer running (stage {status.stage}, verdict {status.verdict})"
+            f"{handle.id} is no longer running (stage {status.get('stage')}"
+            + (f", verdict {status['verdict']})" if status.get("verdict") else ")")
         )
 
     # --- reading -------------------------------------------------------------------------------

@@ -68,3 +68,24 @@ def disposal(outcome: str = "disposed") -> dict[str, Any]:
 
 def copy_of(d: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(d)
+
+
+def branch_input(branch: str, channel: str = "online", *, context: dict[str, Any] | None = None,
+                 **order_overrides: Any) -> dict[str, Any]:
+    """A BranchInput (as JSON) for starting a branch workflow on its own in a test. Its sample workflow
+    does not exist: the branch's updates to it are dropped, which the branch tolerates."""
+    from datetime import UTC, datetime
+
+    o = order(channel, **order_overrides)
+    return {
+        "branch": branch,
+        "order": o,
+        "sample_workflow_id": f"sample-{o['sample_no']}",
+        "clock_origin": datetime.now(UTC).isoformat(),
+        "verdict": "fail",
+        "failed_items": FAILED_ITEMS,
+        "report_no": "ZJPQ-T-1",
+        "evidence": [{"name": "report.pdf", "sha256": "a" * 64}],
+        "notices": [{"template": "inspection_result", "title": "产品质量监督抽查检验结果通知书", "sha256": "b" * 64}],
+        "context": context or {},
+    }

@@ -49,6 +49,8 @@ def problem(decision: Decision, *awaiting: DecisionKind, **kw: Any) -> str | Non
 def valid_data(kind: DecisionKind, outcome: str) -> dict[str, Any]:
     if kind in (DecisionKind.LAB_REPORT, DecisionKind.RETEST_REPORT):
         return {"report_no": "R-1", "failed_items": FAILED_ITEMS if outcome == "fail" else []}
+    if kind is DecisionKind.RECTIFICATION_EXTENSION and outcome == "granted":
+        return {"days": 30}
     return {}
 
 

@@ -3,6 +3,7 @@ whether it arrives as a signal or an update. Pure state, no I/O: the workflow re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,6 +51,8 @@ class DecisionDesk:
     receipts: dict[str, Receipt] = field(default_factory=dict)
     # Why a kind is no longer taken, e.g. an objection after its window: a clearer answer than "not awaited".
     closed: dict[DecisionKind, str] = field(default_factory=dict)
+    # A process's own rules on top of the common ones (e.g. an extension asked too late); None when fine.
+    extra_check: Callable[[Decision], str | None] | None = None
 
     def open_kinds(self) -> list[DecisionKind]:
         # A kind already answered but not yet consumed by the workflow is no longer open.
@@ -63,9 +66,10 @@ class DecisionDesk:
         first = self.receipts.get(decision.request_id)
         if first is not None:
             return decision, first, None
-        return decision, None, decision_problem(
-            decision, self.open_kinds(), purchased=self.purchased, closed_reason=self.closed
-        )
+        problem = decision_problem(decision, self.open_kinds(), purchased=self.purchased, closed_reason=self.closed)
+        if problem is None and self.extra_check is not None:
+            problem = self.extra_check(decision)
+        return decision, None, problem
 
     def take(self, raw: Any, *, stage: str, now: datetime) -> Verdict:
         decision, first, reason = self.problem(raw)

@@ -36,7 +36,7 @@ class DecisionProcess:
 
     def _setup(self, order: SampleOrder, clock_origin: datetime | None = None) -> None:
         self.order = order
-        self.desk = DecisionDesk(purchased=order.purchased)
+        self.desk = DecisionDesk(purchased=order.purchased, extra_check=self._extra_problem)
         self.timeline: list[TimelineEvent] = []
         self.deadlines: list[Deadline] = []
         self.notices: list[dict[str, Any]] = []
@@ -46,6 +46,11 @@ class DecisionProcess:
 
     async def _publish(self) -> None:
         raise NotImplementedError
+
+    def _extra_problem(self, decision: Decision) -> str | None:
+        """A process's own validation beyond the role matrix (runs for signals and updates alike);
+        must be pure: it runs in the update validator too."""
+        return None
 
     def _notice_context(self) -> dict[str, Any]:
         """What every notice of this process can use besides its own fields."""
