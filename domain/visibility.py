@@ -3,7 +3,11 @@ with the UI's own column."""
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from typing import Any
+
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from domain.models import SampleOrder
 
 SAMPLE_NO = SearchAttributeKey.for_keyword("SampleNo")
 PRODUCT_CODE = SearchAttributeKey.for_keyword("ProductCode")
@@ -23,3 +27,21 @@ ALL = (
     SAMPLE_NO, PRODUCT_CODE, REGION, CHANNEL, TASK_TYPE, STAGE, VERDICT,
     ENTERPRISE_CODE, PLAN_ID, AWAITING_ROLE, NEXT_DEADLINE, OVERDUE,
 )
+
+
+def sample_attributes(order: SampleOrder, stage: str = "sampling", verdict: str = "pending") -> TypedSearchAttributes:
+    """What a sample's workflows (the sample and each of its branches) start with, for the monitors'
+    filters: every branch of sample X shows under `SampleNo = "X"`."""
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(SAMPLE_NO, order.sample_no),
+        SearchAttributePair(PRODUCT_CODE, order.product.classification_code),
+        SearchAttributePair(REGION, order.region),
+        SearchAttributePair(CHANNEL, order.channel.value),
+        SearchAttributePair(TASK_TYPE, order.task_type.value),
+        SearchAttributePair(ENTERPRISE_CODE, order.sampled_party.credit_code),
+        SearchAttributePair(PLAN_ID, order.plan_id),
+        SearchAttributePair(STAGE, stage),
+        SearchAttributePair(VERDICT, verdict),
+        SearchAttributePair(OVERDUE, False),
+    ]
+    return TypedSearchAttributes(pairs)

@@ -16,7 +16,6 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
-    SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -29,8 +28,8 @@ from domain import visibility as sa
 from domain.branches import BRANCH_OF_KIND, branch_workflow_id
 from domain.decisions import Decision, Receipt, parse_decision
 from domain.models import SampleOrder, workflow_id_for
-from domain.stages import Stage, Verdict
 from domain.status import SampleStatus
+from domain.visibility import sample_attributes
 from starter.telemetry import configure_tracing, tracing_interceptors
 from workflows.sample import SampleWorkflow
 
@@ -68,19 +67,7 @@ def parse_order(raw: Any) -> SampleOrder:
 
 
 def start_attributes(order: SampleOrder) -> TypedSearchAttributes:
-    pairs: list[SearchAttributePair[Any]] = [
-        SearchAttributePair(sa.SAMPLE_NO, order.sample_no),
-        SearchAttributePair(sa.PRODUCT_CODE, order.product.classification_code),
-        SearchAttributePair(sa.REGION, order.region),
-        SearchAttributePair(sa.CHANNEL, order.channel.value),
-        SearchAttributePair(sa.TASK_TYPE, order.task_type.value),
-        SearchAttributePair(sa.ENTERPRISE_CODE, order.sampled_party.credit_code),
-        SearchAttributePair(sa.PLAN_ID, order.plan_id),
-        SearchAttributePair(sa.STAGE, Stage.SAMPLING.value),
-        SearchAttributePair(sa.VERDICT, Verdict.PENDING.value),
-        SearchAttributePair(sa.OVERDUE, False),
-    ]
-    return TypedSearchAttributes(pairs)
+    return sample_attributes(order)
 
 
 @dataclass

@@ -10,11 +10,10 @@ from typing import Any, ClassVar
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.adapters import Handover, HandoverReceipt, OutboundActivities
     from domain import visibility as sa
     from domain.branches import BranchInput, BranchReport, BranchStatus
     from domain.status import Awaiting
-    from workflows.process import ACTIVITY_TIMEOUT, RETRY, DecisionProcess
+    from workflows.process import DecisionProcess
 
 
 class BranchProcess(DecisionProcess):
@@ -101,19 +100,3 @@ class BranchProcess(DecisionProcess):
         await self._enter("closed")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._report()
-
-    # --- outside systems -----------------------------------------------------------------------
-
-    async def _hand_over(
-        self, system: str, action: str, step_id: str, recipient: str, subject: str, payload: dict[str, Any]
-    ) -> HandoverReceipt:
-        receipt = await workflow.execute_activity_method(
-            OutboundActivities.hand_over,
-            Handover(workflow_id=workflow.info().workflow_id, step_id=step_id, system=system, action=action,
-                     recipient=recipient, subject=subject, payload=payload, created_at=workflow.now()),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-            summary=f"Hand over to {system}: {subject}",
-        )
-        self._event("handover", f"{system}: {subject} ({receipt.reference})")
-        return receipt

@@ -11,6 +11,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.adapters import Handover, HandoverReceipt, OutboundActivities
     from activities.calendar import compute_deadline
     from activities.notices import NoticeActivities
     from activities.records import RecordActivities
@@ -272,3 +273,18 @@ class DecisionProcess:
             summary=f"Queue a {channel} for {'/'.join(wait.roles)}: {wait.kind.value} due {wait.deadline.due_date}",
         )
 
+    # --- outside systems -----------------------------------------------------------------------
+
+    async def _hand_over(
+        self, system: str, action: str, step_id: str, recipient: str, subject: str, payload: dict[str, Any]
+    ) -> HandoverReceipt:
+        receipt = await workflow.execute_activity_method(
+            OutboundActivities.hand_over,
+            Handover(workflow_id=workflow.info().workflow_id, step_id=step_id, system=system, action=action,
+                     recipient=recipient, subject=subject, payload=payload, created_at=workflow.now()),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RETRY,
+            summary=f"Hand over to {system}: {subject}",
+        )
+        self._event("handover", f"{system}: {subject} ({receipt.reference})")
+        return receipt
