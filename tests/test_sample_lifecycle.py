@@ -11,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.records import audit_trail, notices_for, outbox_for
 from starter.client import DecisionRejected
 from tests import factories as f
-from tests.workflow_env import (
+from tests.workflow_env import settle_in_post_handling, (
     awaiting,
     running_worker,
     search_attributes,
@@ -76,12 +76,13 @@ async def test_fail_without_objection_is_final_after_the_window(
         window = next(a for a in status.awaiting if a.kind == "objection")
         assert window.rule_id == "objection_window" and "产品质量法" in window.basis
         await ts_env.sleep(timedelta(days=17))
-        result = await handle.result()
-        assert (result.stage, result.verdict) == ("post_handling", "fail")
+        result = await wait_for(handle, lambda s: s.stage == "post_handling" and bool(s.branches))
+        assert result.verdict == "fail"
         assert result.failed_items[0]["standard"] == "GB 4943.1-2022"
         # An objection after the window is refused with the window's end date.
         with pytest.raises(DecisionRejected, match="objection no longer accepted: the .* ended on"):
             await client.decide(no, f.objection())
+        await terminate_when_idle(handle)
     notices = await notices_for(pool, handle.id)
     assert [n["template"] for n in notices] == ["inspection_result"]
     assert "GB 4943.1-2022" in notices[0]["body"] and "十五日" in notices[0]["body"]
@@ -111,7 +112,9 @@ async def test_objection_accepted_then_retest(
             await ts_env.sleep(timedelta(days=100))
             await wait_for(handle, awaiting("disposal"))
             await client.decide(no, f.disposal())
-        result = await handle.result()
+            result = await handle.result()
+        else:
+            result = await settle_in_post_handling(handle)
     expected = ("closed", "pass") if retest_outcome == "pass" else ("post_handling", "fail")
     assert (result.stage, result.verdict) == expected
     templates = sorted(n["template"] for n in await notices_for(pool, handle.id))
@@ -134,7 +137,7 @@ async def test_objection_rejected_makes_the_fail_final(
         with pytest.raises(DecisionRejected, match="reason: required"):
             await client.decide(no, f.decision("objection_review", "rejected", "case_officer"))
         await client.decide(no, f.review("rejected"))
-        result = await handle.result()
+        result = await settle_in_post_handling(handle)
     assert (result.stage, result.verdict) == ("post_handling", "fail")
 
 
@@ -176,15 +179,15 @@ async def test_evaluative_sample_has_no_objection_path(
         no = order["sample_no"]
         handle = await to_testing(client, order)
         await client.decide(no, f.report(outcome))
-        if outcome == "pass":
-            # No backup sample is kept: straight to the disposal decision, no retention period.
-            await wait_for(handle, awaiting("disposal"))
-            await client.decide(no, f.disposal())
+        # No backup sample is kept: no retention period; a risk finding goes to the regulator first.
+        await wait_for(handle, awaiting("disposal"))
+        await client.decide(no, f.disposal())
         result = await handle.result()
     stages = {e.stage for e in result.timeline}
     assert not stages & {"result_notified", "objection_window", "objection_review", "retest"}
     if outcome == "fail":
-        assert (result.stage, result.verdict) == ("post_handling", "fail")
+        assert (result.stage, result.verdict) == ("closed", "fail")
+        assert {"post_handling", "disposal"} <= stages
         notice = (await notices_for(pool, handle.id))[0]
         assert "风险" in notice["body"]
     else:
@@ -197,8 +200,9 @@ async def test_refusal_to_be_sampled(ts_env: WorkflowEnvironment, pool: asyncpg.
         handle = await client.start_sample(order)
         await wait_for(handle, awaiting("sampling_record"))
         await client.decide(order["sample_no"], f.decision("sampling_record", "refused", "sampler", reason="拒绝抽样"))
-        result = await handle.result()
+        result = await settle_in_post_handling(handle)
     assert (result.stage, result.verdict) == ("post_handling", "refused")
+    assert [b.branch for b in result.branches] == ["enforcement"]
     trail = await audit_trail(pool, handle.id)
     assert [(r["kind"], r["outcome"], r["accepted"]) for r in trail] == [("sampling_record", "refused", True)]
 
@@ -254,7 +258,7 @@ async def test_labelled_producer_may_deny_the_product_while_the_seller_may_objec
         await client.decide(no, f.delivered())
         await wait_for(handle, awaiting("objection"))
         await client.decide(no, f.objection("waived"))
-        result = await handle.result()
+        result = await settle_in_post_handling(handle)
     assert (result.stage, result.verdict, result.producer_answer) == ("post_handling", "fail", "denied")
     notice = (await notices_for(pool, handle.id))[0]
     assert "标称生产者" in notice["body"] and "五个工作日" in notice["body"]
@@ -271,7 +275,8 @@ async def test_a_silent_labelled_producer_is_taken_to_confirm(
         await wait_for(handle, awaiting("producer_confirmation"))
         await client.decide(no, f.delivered())
         await wait_for(handle, awaiting("objection"))
-        result = await handle.result()  # skips past both the 5 working days and the 15-day window
+        await ts_env.sleep(timedelta(days=20))  # past both the 5 working days and the 15-day window
+        result = await settle_in_post_handling(handle)
     assert result.producer_answer == "confirmed"
     trail = await audit_trail(pool, handle.id)
     defaults = [r for r in trail if r["via"] == "default"]

@@ -149,3 +149,13 @@ async def search_attributes(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
     raw = await _describe(handle)
     fields = raw.workflow_execution_info.search_attributes.indexed_fields
     return {name: json.loads(payload.data) for name, payload in fields.items()}
+
+
+async def settle_in_post_handling(handle: WorkflowHandle[Any, Any]) -> SampleStatus:
+    """Wait until a failed sample has opened its post-handling branches, then terminate it (and with it
+    its awaited branches): for tests of the lifecycle up to the final verdict."""
+    status = await wait_for(
+        handle, lambda s: (s.stage == "post_handling" and bool(s.branches)) or s.stage in ("disposal", "closed")
+    )
+    await terminate_when_idle(handle)
+    return status

@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.calendar import compute_deadline
     from activities.notices import NoticeActivities
     from activities.records import RecordActivities
-    from domain.decisions import AWAITED_TEXT, Actor, Decision, DecisionKind, Role
+    from domain.decisions import AWAITED_TEXT, Actor, Decision, DecisionKind, EvidenceRef, Role
     from domain.models import SampleOrder
     from domain.records import DecisionRecord, NoticeRequest, OutboxMessage
     from domain.rules import Deadline, DeadlineRequest
@@ -41,6 +41,7 @@ class DecisionProcess:
         self.timeline: list[TimelineEvent] = []
         self.deadlines: list[Deadline] = []
         self.notices: list[dict[str, Any]] = []
+        self.evidence: list[EvidenceRef] = []  # every accepted decision's evidence, for case files
         # Branches share the sample's clock origin so that compressed dates agree across workflows.
         self.clock = SampleClock(clock_origin or workflow.now(), order.time_scale)
         self._seq = 0
@@ -149,6 +150,7 @@ class DecisionProcess:
 
     async def _take(self, kind: DecisionKind) -> Decision:
         decision = self.desk.inbox.pop(kind)
+        self.evidence.extend(decision.evidence)
         self.desk.waits.pop(kind, None)
         self._event("decision", f"{kind.value} = {decision.outcome} by {decision.actor.role.value} "
                     f"{decision.actor.id}" + (f": {decision.reason}" if decision.reason else ""))

@@ -16,24 +16,34 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.records import RecordActivities
     from domain import visibility as sa
-    from domain.decisions import Decision, DecisionKind, LabReportData, ResultDeliveryData
+    from domain.branches import Branch
+    from domain.decisions import Decision, DecisionKind, LabReportData, ResultDeliveryData, SamplingRecordData
     from domain.models import SampleOrder, TaskType
     from domain.records import SampleProjection
     from domain.rules import Deadline
     from domain.stages import STAGE_TITLES, Stage, Verdict
     from domain.status import Awaiting, SampleStatus
+    from workflows.post_handling import PostHandling
     from workflows.process import ACTIVITY_TIMEOUT, RETRY, DecisionProcess
+    from workflows.registers import RegisterCalls
     from workflows.visibility import details_markdown
 
 CHINA_NOON = time(12, 0)
 
 
 
+# Released histories end a final fail in `post_handling`; newer runs go on into the branches.
+POST_HANDLING_PATCH = "post-handling-branches"
+
+
 @workflow.defn
-class SampleWorkflow(DecisionProcess):
+class SampleWorkflow(PostHandling, DecisionProcess):
     @workflow.init
     def __init__(self, order: SampleOrder) -> None:
         self._setup(order)
+        self._setup_branches()
+        self._registers = RegisterCalls(self)
+        self.report_no: str | None = None
         self.stage = Stage.SAMPLING
         self.verdict = Verdict.PENDING
         self.failed_items: list[dict[str, Any]] = []
@@ -59,7 +69,7 @@ class SampleWorkflow(DecisionProcess):
             # 风险速筛 keeps no backup sample: no objection or re-test; a risk notice instead.
             await self._set_verdict(Verdict.FAIL, "evaluative sampling: risk verdict is final (no re-test path)")
             await self._notify_result(report, "fail")
-            await self._enter(Stage.POST_HANDLING)
+            await self._post_handling("evaluative_risk")
             return await self._finish()
         await self._set_verdict(Verdict.FAIL_PROVISIONAL, "the lab reports a fail; open to objection")
         producer_deadline = await self._deadline("producer_confirmation") if self._producer_may_deny() else None
@@ -71,7 +81,7 @@ class SampleWorkflow(DecisionProcess):
         if final == "pass":
             await self._retain_and_dispose()
         else:
-            await self._enter(Stage.POST_HANDLING)
+            await self._post_handling("final_fail")
         return await self._finish()
 
     async def _sample_until_received(self) -> bool:
@@ -80,8 +90,11 @@ class SampleWorkflow(DecisionProcess):
             record = await self._await(DecisionKind.SAMPLING_RECORD, "sampling_record")
             if record.outcome == "refused":
                 await self._set_verdict(Verdict.REFUSED, f"the party refused to be sampled: {record.reason}")
-                await self._enter(Stage.POST_HANDLING)
+                await self._post_handling("refusal", refusal_reason=record.reason)
                 return False
+            leads = SamplingRecordData.model_validate(record.data).leads
+            if leads and workflow.patched(POST_HANDLING_PATCH):
+                await self._start_leads(leads)
             await self._enter(Stage.IN_TRANSIT)
             receipt = await self._await(DecisionKind.SAMPLE_RECEIPT, "sample_transit")
             if receipt.outcome == "accepted":
@@ -127,6 +140,45 @@ class SampleWorkflow(DecisionProcess):
         await self._set_verdict(Verdict.FAIL, "the re-test confirms the fail: final")
         return "fail"
 
+    async def _post_handling(self, reason: str, refusal_reason: str | None = None) -> None:
+        """Every consequence that applies, each a child workflow; the sample closes when the awaited
+        branches have closed and the failed sample is disposed of (see workflows/post_handling.py)."""
+        await self._enter(Stage.POST_HANDLING)
+        if not workflow.patched(POST_HANDLING_PATCH):
+            return  # histories recorded before the branches existed ended here
+        order = self.order
+        if reason == "refusal":
+            # 拒检: an enforcement lead with the sampling record's evidence; there is no sample to dispose of.
+            await self._start_branch(Branch.ENFORCEMENT, context={"reason": "refusal", "detail": refusal_reason})
+        else:
+            await self._registers.bulletin()
+        if reason == "evaluative_risk":
+            await self._registers.linked_sampling()
+            await self._hand_over(
+                "notification", "risk_notice", "risk-notice-regulator", f"{order.sampled_party.region} 市场监督管理局",
+                f"风险提示: {order.product.name} {order.product.brand} {order.product.model}",
+                {"sample_no": order.sample_no, "failed_items": self.failed_items},
+            )
+        if reason == "final_fail":
+            await self._registers.enterprise_fail()
+            await self._registers.product_case()
+            await self._start_branch(Branch.RECTIFICATION)
+            await self._start_branch(Branch.CREDIT, awaited=False)
+            await self._start_branch(Branch.ENFORCEMENT, context={"reason": "final_fail"})
+            await self._start_branch(Branch.RECALL)
+            if order.product.ccc_certificate:
+                await self._start_branch(Branch.CERTIFICATION)
+            if order.product.production_licence:
+                await self._registers.post_licence()
+            if order.purchased:
+                await self._start_branch(Branch.PLATFORM)
+        await self._follow_branches()
+        if reason != "refusal":
+            await self._enter(Stage.DISPOSAL)
+            disposal = await self._await(DecisionKind.DISPOSAL, "failed_sample_disposal")
+            self._event("disposal", f"failed sample {disposal.outcome}")
+        await self._enter(Stage.CLOSED)
+
     async def _retain_and_dispose(self) -> None:
         """Keep the passed sample for the retention period, then return or dispose of it by decision.
         Evaluative samples keep no backup, so they go straight to the disposal decision."""
@@ -140,6 +192,7 @@ class SampleWorkflow(DecisionProcess):
             )
         disposal = await self._await(DecisionKind.DISPOSAL, "disposal_decision")
         self._event("disposal", f"sample {disposal.outcome}")
+        await self._follow_branches()  # leads found while buying close before the sample does
         await self._enter(Stage.CLOSED)
 
     def _producer_may_deny(self) -> bool:
@@ -176,12 +229,8 @@ class SampleWorkflow(DecisionProcess):
             stage=self.stage.value,
             verdict=self.verdict.value,
             time_scale=self.order.time_scale,
-            awaiting=[
-                Awaiting(kind=w.kind.value, roles=w.roles, rule_id=w.deadline.rule_id, title=w.deadline.title,
-                         due=w.deadline.due, due_at=w.due_at, basis=w.deadline.basis, overdue=w.overdue,
-                         beyond_schedule=w.deadline.beyond_schedule)
-                for w in self.desk.waits.values()
-            ],
+            awaiting=self._own_awaiting(),
+            branches=list(self.branches.values()),
             deadlines=list(self.deadlines),
             timeline=list(self.timeline),
             failed_items=list(self.failed_items),
@@ -191,6 +240,14 @@ class SampleWorkflow(DecisionProcess):
         )
 
     # --- state changes and what people see -----------------------------------------------------
+
+    def _own_awaiting(self) -> list[Awaiting]:
+        return [
+            Awaiting(kind=w.kind.value, roles=w.roles, rule_id=w.deadline.rule_id, title=w.deadline.title,
+                     due=w.deadline.due, due_at=w.due_at, basis=w.deadline.basis, overdue=w.overdue,
+                     beyond_schedule=w.deadline.beyond_schedule)
+            for w in self.desk.waits.values()
+        ]
 
     async def _enter(self, stage: Stage) -> None:
         self.stage = stage
@@ -205,9 +262,11 @@ class SampleWorkflow(DecisionProcess):
     async def _publish(self) -> None:
         """Search attributes, current details and the `samples` record follow every change."""
         waits = list(self.desk.waits.values())
-        roles = sorted({r for w in waits for r in w.roles})
-        next_due = min((w.due_at for w in waits), default=None)
-        overdue = any(w.overdue for w in waits)
+        # The sample shows what its open branches wait for too: one filter finds every overdue step.
+        awaiting = self._own_awaiting() + self._branch_waits()
+        roles = sorted({r for a in awaiting for r in a.roles})
+        next_due = min((a.due_at for a in awaiting), default=None)
+        overdue = any(a.overdue for a in awaiting)
         workflow.upsert_search_attributes([
             sa.STAGE.value_set(self.stage.value),
             sa.VERDICT.value_set(self.verdict.value),
@@ -215,9 +274,11 @@ class SampleWorkflow(DecisionProcess):
             sa.NEXT_DEADLINE.value_set(next_due) if next_due else sa.NEXT_DEADLINE.value_unset(),
             sa.OVERDUE.value_set(overdue),
         ])
-        workflow.set_current_details(details_markdown(self.order, self.stage, self.verdict, waits))
+        workflow.set_current_details(
+            details_markdown(self.order, self.stage, self.verdict, waits, list(self.branches.values()))
+        )
         self._seq += 1
-        first = waits[0] if waits else None
+        first = min(awaiting, key=lambda a: a.due_at) if awaiting else None
         await workflow.execute_activity_method(
             RecordActivities.project_sample,
             SampleProjection(
@@ -227,7 +288,7 @@ class SampleWorkflow(DecisionProcess):
                 stage=self.stage.value,
                 verdict=self.verdict.value,
                 order=self.order.model_dump(mode="json"),
-                awaiting_kind=first.kind.value if first else None,
+                awaiting_kind=first.kind if first else None,
                 awaiting_role=",".join(first.roles) if first else None,
                 next_deadline=next_due,
                 overdue=overdue,
@@ -242,6 +303,7 @@ class SampleWorkflow(DecisionProcess):
 
     async def _notify_result(self, report: Decision, verdict: str, producer_days: int | None = None) -> None:
         data = LabReportData.model_validate(report.data)
+        self.report_no = data.report_no
         # The notice states the objection period in force (the rule pack's, not a constant).
         window = None
         if verdict == "fail" and self.order.task_type is not TaskType.EVALUATIVE:
@@ -254,4 +316,6 @@ class SampleWorkflow(DecisionProcess):
         )
 
     async def _record_failed_items(self, report: Decision) -> None:
-        self.failed_items = [i.model_dump(mode="json") for i in LabReportData.model_validate(report.data).failed_items]
+        data = LabReportData.model_validate(report.data)
+        self.report_no = data.report_no
+        self.failed_items = [i.model_dump(mode="json") for i in data.failed_items]
