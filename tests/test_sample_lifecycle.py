@@ -11,10 +11,11 @@ from temporalio.testing import WorkflowEnvironment
 from activities.records import audit_trail, notices_for, outbox_for
 from starter.client import DecisionRejected
 from tests import factories as f
-from tests.workflow_env import settle_in_post_handling, (
+from tests.workflow_env import (
     awaiting,
     running_worker,
     search_attributes,
+    settle_in_post_handling,
     terminate_when_idle,
     to_testing,
     wait_for,
