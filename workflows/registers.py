@@ -24,6 +24,7 @@ class RegisterCalls:
             "verdict": s.verdict.value,
             "failed_items": s.failed_items,
             "on": str(s.clock.now().date()),
+            "report_no": s.report_no,
         }
 
     async def _call(self, activity: str, arg: dict[str, Any], summary: str) -> Any:
@@ -55,8 +56,15 @@ class RegisterCalls:
             "enforcement_workflow_id": f"{workflow.info().workflow_id}-enforcement",
             "region": s.order.region,
             "batch": s.order.product.batch,
+            "product_name": s.order.product.name,
             "failed_on": str(s.clock.now().date()),
+            "time_scale": s.order.time_scale,
             "order": s.order.model_dump(mode="json"),
+            "clock_origin": s.clock.origin.isoformat(),
+            "failed_items": s.failed_items,
+            "report_no": s.report_no,
+            "evidence": [e.model_dump(mode="json") for e in s.evidence],
+            "notices": [{k: n.get(k) for k in ("template", "title", "sha256")} for n in s.notices],
         }
         await self._call("product_case_report_fail", report,
                          "Report the fail to the product's cross-region case (并案 check)")

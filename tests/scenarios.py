@@ -1,0 +1,97 @@
+"""Whole-sample scenarios shared by the end-to-end tests and the benchmarks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from domain.status import SampleStatus
+from starter.client import SpotcheckClient
+from tests import factories as f
+from tests.workflow_env import awaiting, to_testing, wait_for
+
+
+def branch_awaits(branch: str, kind: str) -> Any:
+    return lambda s: any(b.branch == branch and any(a.kind == kind for a in b.awaiting) for b in s.branches)
+
+
+async def to_final_fail_after_objection(client: SpotcheckClient, order: dict[str, Any]) -> WorkflowHandle[Any, Any]:
+    """Fail, objection accepted, re-test confirms the fail: the sample enters post-handling."""
+    no = order["sample_no"]
+    handle = await to_testing(client, order)
+    await client.decide(no, f.report("fail"))
+    await wait_for(handle, awaiting("result_delivery"))
+    await client.decide(no, f.delivered())
+    await wait_for(handle, awaiting("objection"))
+    await client.decide(no, f.objection())
+    await wait_for(handle, awaiting("objection_review"))
+    await client.decide(no, f.review("accepted"))
+    await wait_for(handle, awaiting("retest_report"))
+    await client.decide(no, f.report("fail", kind="retest_report"))
+    await wait_for(handle, lambda s: s.stage == "post_handling" and len(s.branches) >= 5)
+    return handle
+
+
+async def decide_in_branch(
+    client: SpotcheckClient, handle: WorkflowHandle[Any, Any], no: str, branch: str, decision: dict[str, Any]
+) -> SampleStatus:
+    """Wait until the branch awaits the decision's kind, then send it by sample number (routed)."""
+    await wait_for(handle, branch_awaits(branch, decision["kind"]))
+    await client.decide(no, decision)
+    return await wait_for(handle, lambda s: not branch_awaits(branch, decision["kind"])(s))
+
+
+async def full_online_fail(client: SpotcheckClient, env: WorkflowEnvironment) -> dict[str, WorkflowHandle[Any, Any]]:
+    """A nonconforming online sample from purchase to closure: objection and re-test, rectification with
+    an extension, ordered recall, CCC suspension, delisting, enforcement filing and penalty, then the
+    credit listing repaired after the allowed wait. Returns the handles of the sample and its credit branch."""
+    order = f.order("online")
+    no = order["sample_no"]
+    handle = await to_final_fail_after_objection(client, order)
+    d = f.decision
+    await decide_in_branch(client, handle, no, "rectification",
+                           d("rectification_extension", "granted", "case_officer", data={"days": 30}))
+    await decide_in_branch(client, handle, no, "rectification", d("rectification_report", "submitted", "enterprise"))
+    await decide_in_branch(client, handle, no, "rectification", d("rectification_review", "accepted", "case_officer"))
+    await decide_in_branch(client, handle, no, "enforcement",
+                           d("case_filing", "filed", "enforcement", data={"case_no": "杭市监案〔2026〕1号"}))
+    await decide_in_branch(client, handle, no, "enforcement",
+                           d("case_outcome", "penalty", "enforcement", data={"fine_amount": "50000", "heavy": False}))
+    await decide_in_branch(client, handle, no, "recall", d("defect_assessment", "defect", "case_officer"))
+    await decide_in_branch(client, handle, no, "recall", d("recall_decision", "ordered", "case_officer"))
+    await decide_in_branch(client, handle, no, "recall", d("recall_plan", "submitted", "enterprise"))
+    await decide_in_branch(client, handle, no, "recall", d("recall_progress", "completed", "enterprise"))
+    await decide_in_branch(client, handle, no, "recall", d("recall_summary", "submitted", "enterprise"))
+    await decide_in_branch(client, handle, no, "certification",
+                           d("certificate_action", "suspended", "certification_body"))
+    await decide_in_branch(client, handle, no, "platform", d("delist_confirmation", "delisted", "platform"))
+    # The follow-up sampling interval passes; rectification starts the follow-up sample and closes.
+    await env.sleep(timedelta(days=100))
+    await wait_for(handle, awaiting("disposal"))
+    await client.decide(no, f.disposal())
+    await handle.result()
+    # The credit listing outlives the sample: repair is granted after the six-month wait.
+    credit = client.client.get_workflow_handle(f"sample-{no}-credit")
+    await env.sleep(timedelta(days=90))
+    sid = f"sample-{no}-credit"
+    for decision in (d("credit_repair_application", "filed", "enterprise"),
+                     d("credit_repair_acceptance", "accepted", "credit_officer"),
+                     d("credit_repair_review", "approved", "credit_officer")):
+        await _wait_branch_awaits(client, sid, decision["kind"])
+        await client.decide(no, decision, workflow_id=sid)
+    await credit.result()
+    return {"sample": handle, "credit": credit, "follow_up": client.client.get_workflow_handle(f"sample-{no}-FU1")}
+
+
+async def _wait_branch_awaits(client: SpotcheckClient, workflow_id: str, kind: str) -> None:
+    import asyncio
+
+    for _ in range(300):
+        status = await client.client.get_workflow_handle(workflow_id).query("status")
+        if any(a["kind"] == kind for a in status.get("awaiting", [])):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{workflow_id} never awaited {kind}")
