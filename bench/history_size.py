@@ -23,7 +23,15 @@ from activities.db import apply_migrations, create_pool
 from starter.client import SpotcheckClient
 from starter.postgres import EmbeddedPostgres
 from tests import factories as f
-from tests.workflow_env import awaiting, running_worker, time_skipping_env, to_testing, wait_for
+from tests.scenarios import full_online_fail
+from tests.workflow_env import (
+    awaiting,
+    running_worker,
+    settle_in_post_handling,
+    time_skipping_env,
+    to_testing,
+    wait_for,
+)
 
 Scenario = Callable[[SpotcheckClient, WorkflowEnvironment], Awaitable[Any]]
 
@@ -40,6 +48,7 @@ async def pass_closed(client: SpotcheckClient, env: WorkflowEnvironment) -> Any:
     await env.sleep(timedelta(days=100))
     await wait_for(handle, awaiting("disposal"))
     await client.decide(no, f.disposal())
+    await handle.result()
     return handle
 
 
@@ -49,6 +58,8 @@ async def fail_no_objection(client: SpotcheckClient, env: WorkflowEnvironment) -
     await wait_for(handle, awaiting("result_delivery"))
     await client.decide(no, f.delivered())
     await wait_for(handle, awaiting("objection"))
+    await env.sleep(timedelta(days=17))
+    await settle_in_post_handling(handle)  # up to the branches opening; they are measured separately
     return handle
 
 
@@ -67,6 +78,7 @@ async def online_objection_retest_pass(client: SpotcheckClient, env: WorkflowEnv
     await env.sleep(timedelta(days=100))
     await wait_for(handle, awaiting("disposal"))
     await client.decide(no, f.disposal())
+    await handle.result()
     return handle
 
 
@@ -83,14 +95,22 @@ async def overdue_everywhere(client: SpotcheckClient, env: WorkflowEnvironment) 
         await wait_for(handle, lambda s, k=kind: any(a.kind == k and a.overdue for a in s.awaiting))
         await client.decide(no, decision)
     await wait_for(handle, awaiting("objection"))
+    await env.sleep(timedelta(days=17))
+    await settle_in_post_handling(handle)
     return handle
+
+
+async def full_online_fail_sample(client: SpotcheckClient, env: WorkflowEnvironment) -> Any:
+    """Issue 3's acceptance path; the sample's own history (each branch has its own)."""
+    return (await full_online_fail(client, env))["sample"]
 
 
 SCENARIOS: dict[str, Scenario] = {
     "pass → closed (baseline)": pass_closed,
-    "fail, no objection → post_handling": fail_no_objection,
+    "fail, no objection → branches opened": fail_no_objection,
     "online fail, objection, re-test pass → closed": online_objection_retest_pass,
-    "every wait overdue, then fail → post_handling": overdue_everywhere,
+    "every wait overdue, then fail → branches opened": overdue_everywhere,
+    "online fail through every branch → closed": full_online_fail_sample,
 }
 
 
@@ -105,7 +125,6 @@ async def main() -> None:
             try:
                 async with running_worker(env.client, pool, f"bench-{uuid.uuid4()}") as client:
                     handle = await scenario(client, env)
-                    await handle.result()
                     history = await handle.fetch_history()
                     size = sum(e.ByteSize() for e in history.events)
                     rows.append((name, len(history.events), size))
