@@ -18,10 +18,17 @@ def branch_awaits(branch: str, kind: str) -> Any:
     return lambda s: any(b.branch == branch and any(a.kind == kind for a in b.awaiting) for b in s.branches)
 
 
-async def to_final_fail_after_objection(client: SpotcheckClient, order: dict[str, Any]) -> WorkflowHandle[Any, Any]:
+LEAD = {"type": "false_advertising", "description": "商品页宣称“军工级电芯”，无依据",
+        "evidence": [{"name": "listing-screenshot.png", "sha256": "c" * 64}]}
+
+
+async def to_final_fail_after_objection(
+    client: SpotcheckClient, order: dict[str, Any], leads: list[dict[str, Any]] | None = None
+) -> WorkflowHandle[Any, Any]:
     """Fail, objection accepted, re-test confirms the fail: the sample enters post-handling."""
     no = order["sample_no"]
-    handle = await to_testing(client, order)
+    sealed = f.decision("sampling_record", "sealed", "sampler", data={"record_no": "CY-1", "leads": leads or []})
+    handle = await to_testing(client, order, sealed=sealed)
     await client.decide(no, f.report("fail"))
     await wait_for(handle, awaiting("result_delivery"))
     await client.decide(no, f.delivered())
@@ -45,13 +52,16 @@ async def decide_in_branch(
 
 
 async def full_online_fail(client: SpotcheckClient, env: WorkflowEnvironment) -> dict[str, WorkflowHandle[Any, Any]]:
-    """A nonconforming online sample from purchase to closure: objection and re-test, rectification with
+    """A nonconforming online sample from purchase to closure: a lead found while buying, objection and
+    re-test, rectification with
     an extension, ordered recall, CCC suspension, delisting, enforcement filing and penalty, then the
     credit listing repaired after the allowed wait. Returns the handles of the sample and its credit branch."""
     order = f.order("online")
     no = order["sample_no"]
-    handle = await to_final_fail_after_objection(client, order)
+    handle = await to_final_fail_after_objection(client, order, leads=[LEAD])
     d = f.decision
+    # The lead found while buying went to its line at once; its outcome flows back into the sample.
+    await decide_in_branch(client, handle, no, "lead", d("lead_outcome", "confirmed", "enforcement"))
     await decide_in_branch(client, handle, no, "rectification",
                            d("rectification_extension", "granted", "case_officer", data={"days": 30}))
     await decide_in_branch(client, handle, no, "rectification", d("rectification_report", "submitted", "enterprise"))

@@ -24,7 +24,7 @@ async def test_full_nonconforming_online_sample(
     assert (sample.stage, sample.verdict) == ("closed", "fail")
     outcomes = {b.branch: b.outcome for b in sample.branches if b.branch != "credit"}
     assert outcomes == {"rectification": "accepted", "enforcement": "penalty", "recall": "recalled",
-                        "certification": "suspended", "platform": "delisted"}
+                        "certification": "suspended", "platform": "delisted", "lead": "confirmed"}
     assert credit.outcome == "repaired"
     assert follow_up["summary"].endswith("follow_up") and follow_up["stage"] == "sampling"
     # DESIGN: a sample's whole life stays well inside Temporal's history limits.

@@ -49,12 +49,14 @@ async def time_skipping_env(interceptors: Sequence[Interceptor] = ()) -> Workflo
     return env
 
 
-async def to_testing(client: SpotcheckClient, order: dict[str, Any]) -> WorkflowHandle[Any, Any]:
+async def to_testing(
+    client: SpotcheckClient, order: dict[str, Any], sealed: dict[str, Any] | None = None
+) -> WorkflowHandle[Any, Any]:
     """Start a sample and take it through sealing and the lab's receipt, to the wait for the report."""
     handle = await client.start_sample(order)
     no = order["sample_no"]
     await wait_for(handle, awaiting("sampling_record"))
-    await client.decide(no, f.sealed())
+    await client.decide(no, sealed or f.sealed())
     await wait_for(handle, awaiting("sample_receipt"))
     await client.decide(no, f.received())
     await wait_for(handle, awaiting("lab_report"))
@@ -92,6 +94,11 @@ async def save_histories(handles: list[WorkflowHandle[Any, Any]]) -> None:
     for i, handle in enumerate(handles):
         history = await handle.fetch_history()
         (HISTORIES / f"{name}-{i}.json").write_text(history.to_json(), encoding="utf-8")
+        # …and each post-handling branch of the sample, so that every branch workflow is replayed too.
+        status = await handle.query("status")
+        for branch in status.get("branches", []):
+            branch_history = await handle._client.get_workflow_handle(branch["workflow_id"]).fetch_history()
+            (HISTORIES / f"{name}-{i}-{branch['branch']}.json").write_text(branch_history.to_json(), encoding="utf-8")
 
 
 async def status_of(handle: WorkflowHandle[Any, Any]) -> SampleStatus:
