@@ -161,10 +161,11 @@ class SampleWorkflow(PostHandling, DecisionProcess):
             )
         if reason == "final_fail":
             await self._registers.enterprise_fail()
-            await self._registers.product_case()
             await self._start_branch(Branch.RECTIFICATION)
             await self._start_branch(Branch.CREDIT, awaited=False)
             await self._start_branch(Branch.ENFORCEMENT, context={"reason": "final_fail"})
+            # After the enforcement branch exists: a merge tells it to follow the merged case.
+            await self._registers.product_case()
             await self._start_branch(Branch.RECALL)
             if order.product.ccc_certificate:
                 await self._start_branch(Branch.CERTIFICATION)
