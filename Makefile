@@ -2,7 +2,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEMO ?= 8
+DEMO ?= 9
 
 $(BIN)/spotcheck: pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)

@@ -64,6 +64,21 @@ SCENARIOS: list[tuple[str, str, list[Step]]] = [
       _report("fail", "retest_report")]),
     ("online", "the result notice is never recorded as delivered: stays overdue for the monitor's filter",
      [*_RECEIVED, _report("fail")]),
+    ("online", "fails for good, then every consequence: rectification, enforcement, recall, CCC, delisting",
+     [*_RECEIVED, _report("fail"), *_NOTIFIED, Step("objection", "waived", "enterprise"),
+      Step("rectification_extension", "granted", "case_officer", data={"days": 30}),
+      Step("case_filing", "filed", "enforcement", data={"case_no": "DEMO-立案-1"}),
+      Step("defect_assessment", "defect", "case_officer"),
+      Step("certificate_action", "suspended", "certification_body"),
+      Step("delist_confirmation", "delisted", "platform"),
+      Step("recall_decision", "ordered", "case_officer"),
+      Step("rectification_report", "submitted", "enterprise"),
+      Step("case_outcome", "penalty", "enforcement", data={"fine_amount": "50000", "heavy": False}),
+      Step("recall_plan", "submitted", "enterprise"),
+      Step("rectification_review", "accepted", "case_officer"),
+      Step("recall_progress", "completed", "enterprise"),
+      Step("recall_summary", "submitted", "enterprise"),
+      Step("disposal", "disposed", "lab")]),
 ]
 
 
@@ -77,9 +92,10 @@ async def _drive(client: SpotcheckClient, sample_no: str, steps: list[Step]) -> 
     for step in steps:
         while True:
             status = await client.status(sample_no)
-            if any(a.kind == step.kind for a in status.awaiting):
+            waits = [*status.awaiting, *(a for b in status.branches if not b.closed for a in b.awaiting)]
+            if any(a.kind == step.kind for a in waits):
                 break
-            if status.stage in ("closed", "post_handling"):
+            if status.stage == "closed":
                 return
             await asyncio.sleep(1.0)
         await asyncio.sleep(step.pause)
