@@ -61,7 +61,7 @@ class RecallSummaryData(_Data):
     recovered: int | None = Field(default=None, ge=0, description="units recovered in all")
 
 
-PAYLOADS: dict[DecisionKind, type[_Data]] = {
+RECALL_PAYLOADS: dict[DecisionKind, type[_Data]] = {
     DecisionKind.DEFECT_ASSESSMENT: DefectAssessmentData,
     DecisionKind.RECALL_DECISION: RecallDecisionData,
     DecisionKind.RECALL_PLAN: RecallPlanData,
@@ -186,7 +186,7 @@ class RecallWorkflow(BranchProcess):
     # --- validation beyond the role matrix (pure: it runs in the update validator too) -------------
 
     def _extra_problem(self, decision: Decision) -> str | None:
-        model = PAYLOADS.get(decision.kind)
+        model = RECALL_PAYLOADS.get(decision.kind)
         if model is None:
             return None
         try:

@@ -1,0 +1,310 @@
+"""RecallWorkflow (`sample-<no>-recall`) on the time-skipping server, started on its own (its sample does
+not exist, which a branch tolerates): defect assessment, voluntary and ordered recalls through plan,
+progress reports and summary, every missed deadline, bad decisions, and a worker restart mid-branch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.recall_records import recall_rows
+from activities.records import audit_trail, notices_for, outbox_for
+from domain.branches import BranchInput, BranchStatus, branch_workflow_id
+from domain.status import BranchReport
+from starter.client import DecisionRejected, SpotcheckClient
+from tests import factories as f
+from tests.workflow_env import running_worker, search_attributes
+from worker import build_worker
+
+# --- driving a branch workflow ------------------------------------------------------------------------
+
+
+async def start_recall(client: Client, task_queue: str) -> tuple[WorkflowHandle[Any, BranchReport], str]:
+    inp = f.branch_input("recall", "online")
+    handle = await client.start_workflow(
+        "RecallWorkflow", BranchInput.model_validate(inp), task_queue=task_queue, result_type=BranchReport,
+        id=branch_workflow_id(inp["sample_workflow_id"], "recall"),
+    )
+    return handle, inp["order"]["sample_no"]
+
+
+@asynccontextmanager
+async def uncached_worker(client: Client, pool: asyncpg.Pool, task_queue: str) -> AsyncIterator[SpotcheckClient]:
+    """The first worker of a restart test. It keeps no workflow cache, so its workflows' tasks stay on the
+    shared task queue: the time-skipping server never moves a task off a stopped worker's sticky queue
+    (its clock stands still while a workflow task is pending), and the next worker would wait forever."""
+    async with build_worker(client, pool, task_queue, workflow_failure_exception_types=[Exception],
+                            max_cached_workflows=0):
+        yield SpotcheckClient(client, task_queue)
+
+
+async def status(handle: WorkflowHandle[Any, Any]) -> BranchStatus:
+    return await handle.query("status", result_type=BranchStatus)
+
+
+async def until(handle: WorkflowHandle[Any, Any], check: Callable[[BranchStatus], bool]) -> BranchStatus:
+    for _ in range(300):
+        s = await status(handle)
+        if check(s):
+            return s
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out at stage {s.stage}, awaiting {[a.kind for a in s.awaiting]}")
+
+
+def awaiting(kind: str, nth: int | None = None) -> Callable[[BranchStatus], bool]:
+    """Waiting for `kind` alone, and (when given) in the nth wait opened: two waits of the same kind in a row
+    (progress reports) are told apart."""
+    return lambda s: [a.kind for a in s.awaiting] == [kind] and (nth is None or waits_opened(s) == nth)
+
+
+def waits_opened(s: BranchStatus) -> int:
+    return sum(1 for e in s.timeline if e.event == "awaiting")
+
+
+async def decide(spot: SpotcheckClient, handle: WorkflowHandle[Any, Any], no: str, d: dict[str, Any],
+                 then: str | None) -> None:
+    """Send a decision by update (it must be accepted) and wait for the next wait, if any."""
+    opened = waits_opened(await status(handle))
+    receipt = await spot.decide(no, d, workflow_id=handle.id)
+    assert receipt is not None and receipt.accepted
+    if then:
+        await until(handle, awaiting(then, opened + 1))
+
+
+async def miss(ts_env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any], kind: str) -> BranchStatus:
+    """Let the wait for `kind` run past its deadline; answer the status once it shows overdue."""
+    wait = (await until(handle, awaiting(kind))).awaiting[0]
+    assert not wait.overdue
+    await ts_env.sleep(wait.due_at - await ts_env.get_current_time() + timedelta(hours=1))
+    return await until(handle, lambda s: bool(s.awaiting) and s.awaiting[0].overdue)
+
+
+def assessment(outcome: str = "defect") -> dict[str, Any]:
+    return f.decision("defect_assessment", outcome, "case_officer", data={"defect": "输出电压超限，存在过热起火风险"})
+
+
+def progress(outcome: str, recovered: int) -> dict[str, Any]:
+    return f.decision("recall_progress", outcome, "enterprise", data={"recovered": recovered})
+
+
+PLAN = f.decision("recall_plan", "submitted", "enterprise", data={"plan_no": "ZH-1", "units": 500})
+SUMMARY = f.decision("recall_summary", "submitted", "enterprise", data={"report_no": "ZJ-S1", "recovered": 480})
+
+
+# --- happy paths --------------------------------------------------------------------------------------
+
+
+async def test_no_defect_closes_the_branch_without_a_recall(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    async with running_worker(ts_env.client, pool, task_queue) as spot:
+        handle, no = await start_recall(ts_env.client, task_queue)
+        await until(handle, awaiting("defect_assessment"))
+        await decide(spot, handle, no, assessment("no_defect"), None)
+        result = await handle.result()
+    assert (result.stage, result.outcome, result.closed) == ("closed", "no_defect", True)
+    [row] = await recall_rows(pool, no)
+    assert (row["assessment"], row["recall_type"], row["closed_outcome"]) == ("no_defect", None, "no_defect")
+    assert await notices_for(pool, handle.id) == []
+
+
+@pytest.mark.parametrize(
+    ("recall_type", "role", "title"),
+    [("voluntary", "enterprise", "缺陷产品召回备案通知书"), ("ordered", "case_officer", "责令召回通知书")],
+    ids=["voluntary", "ordered"],
+)
+async def test_recall_runs_from_decision_through_progress_to_summary(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, recall_type: str, role: str, title: str
+) -> None:
+    async with running_worker(ts_env.client, pool, task_queue) as spot:
+        handle, no = await start_recall(ts_env.client, task_queue)
+        await until(handle, awaiting("defect_assessment"))
+        await decide(spot, handle, no, assessment(), "recall_decision")
+        await decide(spot, handle, no, f.decision("recall_decision", recall_type, role), "recall_plan")
+        await decide(spot, handle, no, f.copy_of(PLAN), "recall_progress")
+        # Each period runs from the previous report: two reports 60 days apart never fall overdue, though
+        # the second comes more than three months after the plan.
+        for recovered in (120, 300):
+            await ts_env.sleep(timedelta(days=60))
+            await decide(spot, handle, no, progress("in_progress", recovered), "recall_progress")
+        s = await status(handle)
+        assert s.stage == "in_progress" and s.data == {"type": recall_type, "reports": 2}
+        await decide(spot, handle, no, progress("completed", 480), "recall_summary")
+        await decide(spot, handle, no, f.copy_of(SUMMARY), None)
+        result = await handle.result()
+        timeline = (await status(handle)).timeline  # a closed workflow answers queries through a worker
+    assert (result.outcome, result.data) == ("recalled", {"type": recall_type, "reports": 3})
+    stages = [e.text for e in timeline if e.event == "stage"]
+    assert stages == [f"recall: {s}" for s in
+                      ("defect_assessment", "recall_decision", "recall_plan", "in_progress", "summary", "closed")]
+    [row] = await recall_rows(pool, no)
+    assert (row["assessment"], row["recall_type"], row["closed_outcome"]) == ("defect", recall_type, "recalled")
+    assert [(p["outcome"], p["data"]["recovered"], p["late"]) for p in row["progress"]] == [
+        ("in_progress", 120, False), ("in_progress", 300, False), ("completed", 480, False)]
+    assert row["plan_at"] < row["completed_at"] < row["summary_at"]
+    notices = await notices_for(pool, handle.id)
+    assert [n["title"] for n in notices] == [title]  # no escalation: nothing was late
+    body = notices[0]["body"]
+    assert "深圳闪充科技有限公司：" in body and "输出电压超限" in body and "GB 4943.1-2022" in body
+    assert "十个工作日内" in body and "每三个月" in body and "十五个工作日内" in body
+    assert ("责令你单位" in body) == (recall_type == "ordered")
+
+
+# --- deadlines ----------------------------------------------------------------------------------------
+
+
+async def test_every_missed_recall_deadline_escalates_and_the_late_decision_is_taken(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    steps = [
+        ("defect_assessment", assessment(), "recall_incident_report"),
+        ("recall_decision", f.decision("recall_decision", "ordered", "case_officer"), "recall_incident_report"),
+        ("recall_plan", f.copy_of(PLAN), "recall_plan"),
+        ("recall_progress", progress("in_progress", 100), "recall_progress"),
+        ("recall_progress", progress("completed", 480), "recall_progress"),
+        ("recall_summary", f.copy_of(SUMMARY), "recall_summary"),
+    ]
+    async with running_worker(ts_env.client, pool, task_queue) as spot:
+        handle, no = await start_recall(ts_env.client, task_queue)
+        for n, (kind, late, rule) in enumerate(steps, start=1):
+            s = await miss(ts_env, handle, kind)
+            assert (s.awaiting[0].kind, s.awaiting[0].rule_id) == (kind, rule)
+            if n == 1:
+                attrs = await search_attributes(handle)
+                assert attrs["Overdue"] is True and attrs["AwaitingRole"] == ["case_officer"]
+            escalations = [x for x in await notices_for(pool, handle.id) if x["template"] == "deadline_escalation"]
+            assert len(escalations) == n
+            await spot.decide(no, late, workflow_id=handle.id)
+            if n < len(steps):
+                await until(handle, awaiting(steps[n][0], n + 1))
+            if n == 1:  # the late decision is in: the next wait is on time again
+                assert (await search_attributes(handle))["Overdue"] is False
+        result = await handle.result()
+    assert (result.outcome, result.data) == ("recalled", {"type": "ordered", "reports": 2})
+    [row] = await recall_rows(pool, no)
+    assert [p["late"] for p in row["progress"]] == [True, True]
+    outbox = await outbox_for(pool, handle.id)
+    assert sum(1 for m in outbox if m["channel"] == "escalation") == len(steps)
+
+
+# --- bad decisions ------------------------------------------------------------------------------------
+
+# The good decision at each wait, in order; one extra `completed` report ends the recall.
+WALK: list[tuple[str, dict[str, Any]]] = [
+    ("defect_assessment", assessment()),
+    ("recall_decision", f.decision("recall_decision", "voluntary", "enterprise")),
+    ("recall_plan", PLAN),
+    ("recall_progress", progress("in_progress", 100)),
+    ("recall_progress", progress("completed", 480)),
+    ("recall_summary", SUMMARY),
+]
+
+# (step of WALK at which it is sent, bad decision, reason)
+BAD: list[tuple[int, dict[str, Any], str]] = [
+    (0, PLAN, "not awaited: the sample waits for defect_assessment, not recall_plan"),
+    (0, f.decision("defect_assessment", "defect", "enterprise"),
+     "role enterprise may not decide defect_assessment=defect; allowed: case_officer"),
+    (0, f.decision("defect_assessment", "maybe", "case_officer"), "unknown outcome 'maybe' for defect_assessment"),
+    (0, f.decision("defect_assessment", "defect", "case_officer", data={"colour": "red"}),
+     "malformed data for defect_assessment: data.colour: Extra inputs are not permitted"),
+    (1, f.decision("recall_decision", "ordered", "enterprise"),
+     "role enterprise may not decide recall_decision=ordered; allowed: case_officer"),
+    (1, f.decision("recall_decision", "voluntary", "enterprise", data={"units": -5}),
+     "malformed data for recall_decision: data.units: Input should be greater than or equal to 0"),
+    (2, f.decision("recall_summary", "submitted", "enterprise"),
+     "not awaited: the sample waits for recall_plan, not recall_summary"),
+    (4, progress("in_progress", 50), "data.recovered: 50 is fewer than the 100 units already reported recovered"),
+    (4, f.decision("recall_progress", "completed", "lab"), "role lab may not decide recall_progress=completed"),
+    (5, {"kind": "recall_summary", "outcome": "submitted", "request_id": "rq-no-actor"},
+     "malformed decision: actor: Field required"),
+]
+
+
+async def test_bad_recall_decisions_by_update_are_refused_with_the_reason(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    async with running_worker(ts_env.client, pool, task_queue) as spot:
+        handle, no = await start_recall(ts_env.client, task_queue)
+        for step, (kind, good) in enumerate(WALK):
+            await until(handle, awaiting(kind, step + 1))
+            for at, bad, reason in BAD:
+                if at == step:
+                    with pytest.raises(DecisionRejected) as err:
+                        await spot.decide(no, f.copy_of(bad), workflow_id=handle.id)
+                    assert reason in err.value.reason
+            if step == 0:
+                # A raw update is refused by the validator: nothing reaches the history.
+                with pytest.raises(WorkflowUpdateFailedError):
+                    await handle.execute_update("submit_decision", f.copy_of(PLAN))
+            await spot.decide(no, f.copy_of(good), workflow_id=handle.id)
+        result = await handle.result()
+    assert (result.outcome, result.data) == ("recalled", {"type": "voluntary", "reports": 2})
+    history = await handle.fetch_history()
+    updates = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED]
+    assert len(updates) == len(WALK)  # the refused ones never touched the history
+    # Each refused update is audited through the client's follow-up signal; the raw one is only refused.
+    rejected = [r for r in await audit_trail(pool, handle.id) if not r["accepted"]]
+    assert len(rejected) == len(BAD)
+    assert all(r["reason"] for r in rejected)
+
+
+async def test_bad_recall_decisions_by_signal_are_recorded_and_never_stall_the_branch(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    async with running_worker(ts_env.client, pool, task_queue) as spot:
+        handle, no = await start_recall(ts_env.client, task_queue)
+        for step, (kind, good) in enumerate(WALK):
+            await until(handle, awaiting(kind, step + 1))
+            for at, bad, _ in BAD:
+                if at == step:
+                    await handle.signal("decide", f.copy_of(bad))
+            if step == 0:
+                await handle.signal("decide", "not even an object")
+            await spot.decide(no, f.copy_of(good), signal=True, workflow_id=handle.id)
+        result = await handle.result()
+        timeline = (await status(handle)).timeline
+    assert result.outcome == "recalled"
+    rejected = [e.text for e in timeline if e.event == "rejected"]
+    assert len(rejected) == len(BAD) + 1
+    for (_, _, reason), text in zip(BAD, rejected[:4] + rejected[5:], strict=True):
+        assert reason in text
+    trail = await audit_trail(pool, handle.id)
+    assert sum(1 for r in trail if not r["accepted"] and r["via"] == "signal") == len(BAD) + 1
+    assert [r["kind"] for r in trail if r["accepted"]] == [k for k, _ in WALK]
+
+
+# --- restart ------------------------------------------------------------------------------------------
+
+
+async def test_recall_records_and_notices_exist_once_after_a_worker_restart(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    async with uncached_worker(ts_env.client, pool, task_queue) as spot:
+        handle, no = await start_recall(ts_env.client, task_queue)
+        await until(handle, awaiting("defect_assessment"))
+        await decide(spot, handle, no, assessment(), "recall_decision")
+        await decide(spot, handle, no, f.decision("recall_decision", "ordered", "case_officer"), "recall_plan")
+        await decide(spot, handle, no, f.copy_of(PLAN), "recall_progress")
+        await decide(spot, handle, no, progress("in_progress", 100), "recall_progress")
+    # The first worker is gone mid-branch; a new one on the same task queue replays and carries on.
+    async with running_worker(ts_env.client, pool, task_queue) as spot:
+        await decide(spot, handle, no, progress("completed", 480), "recall_summary")
+        await decide(spot, handle, no, f.copy_of(SUMMARY), None)
+        result = await handle.result()
+    assert (result.outcome, result.data) == ("recalled", {"type": "ordered", "reports": 2})
+    [row] = await recall_rows(pool, no)
+    assert [p["outcome"] for p in row["progress"]] == ["in_progress", "completed"]
+    assert row["closed_outcome"] == "recalled"
+    assert [n["template"] for n in await notices_for(pool, handle.id)] == ["recall_order"]
+    accepted = [r["kind"] for r in await audit_trail(pool, handle.id) if r["accepted"]]
+    assert accepted == ["defect_assessment", "recall_decision", "recall_plan", "recall_progress",
+                        "recall_progress", "recall_summary"]

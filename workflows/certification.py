@@ -1,0 +1,115 @@
+"""CertificationWorkflow (`sample-<no>-certification`): a failed product carrying a CCC certificate is
+reported to its certification body, which must suspend or revoke the certificate (认证认可条例 Art. 26; the
+opinion's task 6).
+
+notifying: 认证机构告知函 rendered and handed over (`certification` / `notify_certification_body`)
+→ awaiting_action: `certificate_action` suspended / revoked / none (with reason) within the local-policy
+days; late escalates and the late answer is still taken → closed with the action as outcome.
+The `certificate_actions` row is upserted at each step.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+    from activities.certification_records import CertificateActionRow, CertificationRecords
+    from domain.branches import BranchInput
+    from domain.decisions import Decision, DecisionKind, _first_error
+    from domain.status import BranchReport
+    from workflows.branch import BranchProcess
+    from workflows.process import ACTIVITY_TIMEOUT, RETRY
+
+# Addressee when the sample does not name the body (context "certification_body"): the notice still reads.
+DEFAULT_BODY = "发证认证机构"
+
+
+class CertificateActionData(BaseModel):
+    """What the certification body may report with its action (the shared PAYLOADS table has none)."""
+
+    model_config = ConfigDict(extra="forbid")
+    certificate_no: str | None = Field(default=None, description="must be this product's certificate")
+    reference: str | None = Field(default=None, description="the body's decision document number")
+    effective_on: date | None = Field(default=None, description="when the suspension or revocation takes effect")
+
+
+@workflow.defn
+class CertificationWorkflow(BranchProcess):
+    BRANCH = "certification"
+    TITLE = "CCC 认证处置 certificate suspension or revocation"
+
+    @workflow.init
+    def __init__(self, inp: BranchInput) -> None:
+        self._setup_branch(inp)
+        self.row: CertificateActionRow | None = None
+
+    @workflow.run
+    async def run(self, inp: BranchInput) -> BranchReport:
+        certificate = inp.order.product.ccc_certificate
+        if not certificate:
+            # The sample starts this branch only for a certified product: without a certificate there is
+            # nobody to tell, and no retry can change that.
+            raise ApplicationError(
+                f"sample {inp.order.sample_no}: the product has no CCC certificate; no certification branch",
+                type="NoCccCertificate", non_retryable=True,
+            )
+        body = str(inp.context.get("certification_body") or DEFAULT_BODY)
+        self.data = {"certificate_no": certificate, "certification_body": body}
+        self._event("started", f"certification branch opened for certificate {certificate}")
+        await self._enter("notifying")
+        # Computed first so the letter can state the date; the period runs from telling the body, i.e. now.
+        due = await self._deadline("certificate_action")
+        await self._notice(
+            "certification_notice",
+            "certification-notice",
+            {"certificate_no": certificate, "certification_body": body, "action_length": due.length,
+             "action_unit": due.unit, "action_due": str(due.due_date)},
+        )
+        letter = self.notices[-1]
+        receipt = await self._hand_over(
+            "certification", "notify_certification_body", "certification-notice", body,
+            f"CCC 获证产品抽查不合格告知: 证书 {certificate}",
+            {"certificate_no": certificate, "sample_no": inp.order.sample_no, "report_no": inp.report_no,
+             "failed_items": inp.failed_items, "notice_sha256": letter["sha256"], "due": str(due.due_date)},
+        )
+        self.data["handover_reference"] = receipt.reference
+        await self._save(body_notified_at=self.clock.now(), handover_reference=receipt.reference)
+
+        await self._enter("awaiting_action")
+        action = await self._await(DecisionKind.CERTIFICATE_ACTION, "certificate_action", deadline=due)
+        self.data.update(action=action.outcome, reason=action.reason)
+        await self._save(action=action.outcome, reason=action.reason, decided_at=self.clock.now())
+        return await self._close(action.outcome)
+
+    async def _save(self, **changes: Any) -> None:
+        base = self.row or CertificateActionRow(
+            workflow_id=workflow.info().workflow_id, sample_no=self.order.sample_no,
+            certificate_no=self.order.product.ccc_certificate or "",
+        )
+        self.row = base.model_copy(update=changes)
+        await workflow.execute_activity_method(
+            CertificationRecords.save,
+            self.row,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RETRY,
+            summary=f"Record the certificate action for sample {self.order.sample_no} at stage {self.stage}",
+        )
+
+    def _extra_problem(self, decision: Decision) -> str | None:
+        """Pure: it runs in the update validator too."""
+        if decision.kind is not DecisionKind.CERTIFICATE_ACTION:
+            return None
+        try:
+            data = CertificateActionData.model_validate(decision.data)
+        except ValidationError as err:
+            return f"malformed data for {decision.kind.value}: {_first_error(err, 'data.')}"
+        own = self.order.product.ccc_certificate
+        if data.certificate_no is not None and data.certificate_no != own:
+            return f"data.certificate_no: {data.certificate_no} is not this product's certificate ({own})"
+        return None
