@@ -1,0 +1,115 @@
+"""LeadWorkflow (检监联动, `sample-<no>-lead-<n>`): one problem found while buying or sampling (false
+advertising, a missing or forged certificate, an illegal ad, unknown origin), fixed with its evidence hashes,
+referred to the line responsible for it, and its outcome brought back (the opinion, tasks 12 and 15).
+
+opened → referred (record, letter, handover) → closed (`confirmed` / `unfounded`; `invalid_input` when the
+sample handed over a lead that is not one). Started with context {"lead_no": n, "lead": Lead}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ConfigDict, ValidationError
+
+    from activities.registers import BranchRecords, LeadClosing, LeadEntry, LeadReferral
+    from domain.branches import BranchInput, BranchReport
+    from domain.decisions import Decision, DecisionKind, Lead, LeadType
+    from workflows.branch import BranchProcess
+    from workflows.process import ACTIVITY_TIMEOUT, RETRY
+
+# Who takes a lead, by its type (the opinion, task 12: "反馈对应条线"). Ads and advertising claims go to the
+# advertising line (广告监管, 广告法); a missing or forged market-access certificate to the certification line
+# (认证监管) and, being a violation, to enforcement (执法稽查); a product of unknown origin (来路不明) to
+# enforcement outright. Change the line here, e.g. 虚假宣传 outside an ad to 价监竞争 where that is local practice.
+ROUTES: dict[LeadType, tuple[str, ...]] = {
+    LeadType.FALSE_ADVERTISING: ("广告监管",),
+    LeadType.ILLEGAL_AD: ("广告监管",),
+    LeadType.MISSING_CERTIFICATE: ("认证监管", "执法稽查"),
+    LeadType.FORGED_CERTIFICATE: ("认证监管", "执法稽查"),
+    LeadType.UNKNOWN_ORIGIN: ("执法稽查",),
+}
+
+
+class LeadOutcomeData(BaseModel):
+    """What a line may report with its outcome (domain.decisions has no payload for lead_outcome)."""
+
+    model_config = ConfigDict(extra="forbid")
+    case_no: str | None = None
+    measures: str | None = None
+
+
+@workflow.defn
+class LeadWorkflow(BranchProcess):
+    BRANCH = "lead"
+    TITLE = "检监联动线索 lead"
+
+    @workflow.init
+    def __init__(self, inp: BranchInput) -> None:
+        self._setup_branch(inp)
+
+    def _extra_problem(self, decision: Decision) -> str | None:
+        if decision.kind is DecisionKind.LEAD_OUTCOME:
+            try:
+                LeadOutcomeData.model_validate(decision.data)
+            except ValidationError as err:
+                e = err.errors()[0]
+                return f"malformed data for lead_outcome: data.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+        return None
+
+    @workflow.run
+    async def run(self, inp: BranchInput) -> BranchReport:
+        try:
+            lead_no = int(inp.context["lead_no"])
+            lead = Lead.model_validate(inp.context["lead"])
+        except (KeyError, TypeError, ValueError) as err:  # ValidationError is a ValueError
+            # The sample's mistake, not the lead's: close visibly rather than fail the sample's branch wait.
+            self._event("invalid_input", f"no valid lead in the branch input: {err}")
+            return await self._close("invalid_input")
+        wf_id = workflow.info().workflow_id
+        routed_to = "、".join(ROUTES[lead.type])
+        self.data.update({"lead_no": lead_no, "type": lead.type.value, "description": lead.description,
+                          "routed_to": routed_to, "evidence": [e.sha256 for e in lead.evidence]})
+        await self._run_activity(
+            BranchRecords.lead_record,
+            LeadEntry(workflow_id=wf_id, sample_no=self.order.sample_no, lead_no=lead_no, type=lead.type.value,
+                      description=lead.description, evidence=lead.evidence, routed_to=routed_to,
+                      recorded_at=self.clock.now()),
+            f"Record lead {lead_no} ({lead.type.value}) with {len(lead.evidence)} evidence hashes",
+        )
+        self._event("lead", f"lead {lead_no} recorded: {lead.type.value}: {lead.description} "
+                    f"({len(lead.evidence)} evidence files fixed by SHA-256); routed to {routed_to}")
+        await self._enter("referred")
+        due = await self._deadline("lead_outcome")
+        lead_json = lead.model_dump(mode="json")
+        await self._notice("lead_referral", f"lead-referral-{lead_no}",
+                           {"lead": lead_json, "lead_no": lead_no, "routed_to": routed_to, "due": str(due.due_date),
+                            "due_days": due.length, "notice_no": f"{self.order.sample_no}-XS{lead_no:02d}"})
+        receipt = await self._hand_over(
+            "enforcement", "refer_lead", f"lead-referral-{lead_no}", routed_to,
+            f"线索移送：{self.order.sample_no} 线索{lead_no}（{lead.type.value}）",
+            {"sample_no": self.order.sample_no, "lead_no": lead_no, "lead": lead_json, "routed_to": routed_to,
+             "due": str(due.due_date), "notice_sha256": self.notices[-1].get("sha256")},
+        )
+        self.data["handover"] = receipt.reference
+        await self._run_activity(BranchRecords.lead_record_referral,
+                                 LeadReferral(workflow_id=wf_id, handover_reference=receipt.reference),
+                                 f"Record the referral of lead {lead_no} ({receipt.reference})")
+        answer = await self._await(DecisionKind.LEAD_OUTCOME, "lead_outcome", deadline=due)
+        self.data.update({"outcome": answer.outcome, "outcome_reason": answer.reason, "answered_by": answer.actor.id,
+                          **LeadOutcomeData.model_validate(answer.data).model_dump(exclude_none=True)})
+        await self._run_activity(
+            BranchRecords.lead_record_outcome,
+            LeadClosing(workflow_id=wf_id, outcome=answer.outcome, reason=answer.reason, closed_at=self.clock.now()),
+            f"Record the outcome of lead {lead_no}: {answer.outcome}",
+        )
+        self._event("lead_outcome", f"{routed_to} reports lead {lead_no} {answer.outcome}"
+                    + (f": {answer.reason}" if answer.reason else ""))
+        return await self._close(answer.outcome)
+
+    async def _run_activity(self, method: Any, arg: Any, summary: str) -> None:
+        await workflow.execute_activity_method(
+            method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=summary
+        )
