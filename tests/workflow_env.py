@@ -77,9 +77,15 @@ class RecordingClient(SpotcheckClient):
 
 
 @asynccontextmanager
-async def running_worker(client: Client, pool: asyncpg.Pool, task_queue: str) -> AsyncIterator[SpotcheckClient]:
+async def running_worker(
+    client: Client, pool: asyncpg.Pool, task_queue: str, **options: Any
+) -> AsyncIterator[SpotcheckClient]:
+    """A worker for the test's task queue. For a restart test, give the worker that stops first
+    `max_cached_workflows=0`: the time-skipping server would otherwise keep the next task on the stopped
+    worker's sticky queue, with its clock standing still, and never hand it to the new worker."""
     # Any exception fails the workflow instead of retrying the task forever: a bug shows as a failure.
-    async with build_worker(client, pool, task_queue, workflow_failure_exception_types=[Exception]):
+    options.setdefault("workflow_failure_exception_types", [Exception])
+    async with build_worker(client, pool, task_queue, **options):
         spot = RecordingClient(client, task_queue)
         yield spot
         if os.environ.get("SPOTCHECK_RECORD_HISTORIES"):
