@@ -1,0 +1,302 @@
+"""EnforcementWorkflow: the enforcement hand-off of a sample (移交执法稽查) and, where a crime is suspected,
+the criminal transfer (行刑衔接). Workflow id `sample-<no>-enforcement`, or `case-…` for a cross-region merged
+case started with `merged_samples` in its context.
+
+Stages: handed_over (the 案件移送函 and case file are with enforcement; filing decision within rule
+case_filing, extended once) → filed (outcome within rule case_handling from filing, extended once) →
+crime_review (transfer decision within rule crime_decision) → transferred (the public security organ's
+receipt within rule crime_transfer) → closed. Outcomes: not_filed, penalty, no_penalty, transferred, merged.
+
+A cross-region merged case takes over by the `follow_merged_case` signal at any point before the branch
+closes: the branch then records whom it follows and closes with outcome `merged` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import is_cancelled_exception
+
+with workflow.unsafe.imports_passed_through():
+    from activities.calendar import compute_deadline
+    from activities.enforcement_records import EnforcementCaseChange, EnforcementRecordActivities
+    from domain.branches import BranchInput, BranchReport
+    from domain.decisions import CaseFilingData, CaseOutcomeData, Decision, DecisionKind
+    from domain.rules import Deadline, DeadlineRequest
+    from workflows.branch import BranchProcess
+    from workflows.process import ACTIVITY_TIMEOUT, RETRY
+
+# Reasons the case transfer letter words itself; any other text is quoted as given.
+REASON_CODES = (
+    "final_fail", "refusal", "rectification_missed", "rectification_rejected", "delisting_refused", "lead",
+    "merged_case",
+)
+# Waits whose legal period may be extended once with approval (decision outcome `extended`).
+EXTENSIBLE = frozenset({DecisionKind.CASE_FILING, DecisionKind.CASE_OUTCOME})
+
+
+def reason_code(reason: str) -> str | None:
+    """The known reason in a reason text: `refusal`, or `rectification: rectification_missed` as the
+    sample words a branch's enforcement lead; None for free text."""
+    for token in re.split(r"[^a-z_]+", reason.lower()):
+        if token in REASON_CODES:
+            return token
+    return None
+
+
+@workflow.defn
+class EnforcementWorkflow(BranchProcess):
+    BRANCH = "enforcement"
+    TITLE = "移交执法稽查 enforcement hand-off"
+
+    @workflow.init
+    def __init__(self, inp: BranchInput) -> None:
+        self._setup_branch(inp)
+        # Tolerant of what the starter sends: a malformed entry must not wedge the case, it is left out.
+        self.merged_samples = [dict(s) for s in inp.context.get("merged_samples") or [] if isinstance(s, dict)]
+        fallback = "refusal" if inp.verdict == "refused" else "final_fail"
+        self.reason = str(inp.context.get("reason") or fallback)
+        self.followed_case: str | None = None
+        self.extended: set[DecisionKind] = set()
+        self.case_no: str | None = None
+        self._proceeding: asyncio.Task[BranchReport] | None = None
+
+    # --- signals -------------------------------------------------------------------------------
+
+    @workflow.signal(name="follow_merged_case")
+    def follow_merged_case(self, case_workflow_id: str) -> None:
+        """A cross-region merged case took over (issue 3 item 11): close in its favour, unless closed."""
+        if (
+            self.stage == "closed" or self.followed_case is not None or not isinstance(case_workflow_id, str)
+            or not case_workflow_id.strip() or case_workflow_id == workflow.info().workflow_id
+        ):
+            return
+        self.followed_case = case_workflow_id.strip()
+
+    def _extra_problem(self, decision: Decision) -> str | None:
+        kind = decision.kind
+        if kind in EXTENSIBLE and decision.outcome == "extended" and kind in self.extended:
+            period = "filing" if kind is DecisionKind.CASE_FILING else "handling"
+            return f"{kind.value}=extended: the {period} period was already extended once; no second extension"
+        if kind is DecisionKind.CASE_FILING and decision.outcome == "filed":
+            case_no = decision.data.get("case_no")
+            if not (isinstance(case_no, str) and case_no.strip()):
+                return "data.case_no: a filed case must carry its case number (立案号)"
+        return None
+
+    # --- the branch ----------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: BranchInput) -> BranchReport:
+        what = (f"merged case of {len(self.merged_samples)} samples" if self.merged_samples
+                else f"sample {inp.order.sample_no}")
+        self._event("started", f"enforcement hand-off of the {what}: {self.reason}")
+        # The case runs as a task so that a merged case can take over whatever it waits for.
+        proceeding = self._proceeding = asyncio.create_task(self._proceed())
+        await workflow.wait_condition(lambda: proceeding.done() or self.followed_case is not None)
+        if proceeding.done():
+            return proceeding.result()
+        proceeding.cancel()
+        try:
+            await proceeding
+        except asyncio.CancelledError:
+            pass
+        except Exception as err:  # a cancelled activity surfaces as an ActivityError
+            if not is_cancelled_exception(err):
+                raise
+        return await self._follow()
+
+    async def _proceed(self) -> BranchReport:
+        filing = await self._deadline("case_filing")
+        await self._transfer_case(filing)
+        await self._enter("handed_over")
+        decision, _ = await self._await_extensible(DecisionKind.CASE_FILING, filing, "filing_due")
+        if decision.outcome == "not_filed":
+            await self._record_case(filing_outcome="not_filed", closed_outcome="not_filed")
+            return await self._close("not_filed")
+        self.case_no = CaseFilingData.model_validate(decision.data).case_no
+        await self._record_case(filing_outcome="filed", case_no=self.case_no)
+        await self._enter("filed")
+        return await self._handle_case()
+
+    async def _handle_case(self) -> BranchReport:
+        handling = await self._deadline("case_handling")  # runs from the filing, now
+        await self._record_case(outcome_due=handling.due_date)
+        while True:
+            decision, handling = await self._await_extensible(DecisionKind.CASE_OUTCOME, handling, "outcome_due")
+            if decision.outcome == "crime_suspected":
+                if await self._crime_review(decision):
+                    return await self._close("transferred")
+                # Not transferred: the administrative case goes on, under the same handling period.
+                await self._enter("filed")
+                handling = self._resumed(handling)
+                continue
+            if decision.outcome == "penalty":
+                data = CaseOutcomeData.model_validate(decision.data)
+                await self._record_case(outcome="penalty", fine_amount=data.fine_amount, heavy=data.heavy,
+                                        closed_outcome="penalty")
+                # The sample forwards this to the credit branch (a heavy penalty counts for its check).
+                self.data = {"fine_amount": None if data.fine_amount is None else str(data.fine_amount),
+                             "heavy": data.heavy}
+                return await self._close("penalty")
+            await self._record_case(outcome="no_penalty", closed_outcome="no_penalty")
+            return await self._close("no_penalty")
+
+    async def _await_extensible(
+        self, kind: DecisionKind, deadline: Deadline, due_column: str
+    ) -> tuple[Decision, Deadline]:
+        """Wait for `kind`; an approved extension (once, `_extra_problem` refuses a second) moves the due
+        date by the rule's extension_length. Returns the decision and the deadline in force."""
+        while True:
+            decision = await self._await(kind, deadline.rule_id, deadline=deadline)
+            if decision.outcome != "extended":
+                return decision, deadline
+            self.extended.add(kind)
+            deadline = await self._extend(deadline)
+            self._event("extended", f"{deadline.title} extended to {deadline.due_date}: {decision.reason}")
+            await self._record_case(**{due_column: deadline.due_date})
+
+    async def _crime_review(self, suspected: Decision) -> bool:
+        """涉嫌犯罪: decide within 3 days; a transfer goes to the public security organ within 24 hours.
+        True when transferred and its receipt recorded."""
+        await self._enter("crime_review")
+        decision = await self._await(DecisionKind.CRIME_TRANSFER_DECISION, "crime_decision")
+        await self._record_case(crime_decision=decision.outcome)
+        if decision.outcome == "no_transfer":
+            self._event("no_transfer", f"suspected crime not transferred: {decision.reason}")
+            return False
+        transfer = await self._deadline("crime_transfer")
+        police = f"{self.order.region} 公安机关"
+        await self._notice("crime_transfer", "crime-transfer", {
+            **self._case_context(),
+            "recipient": police,
+            "case_no": self.case_no,
+            "suspicion": suspected.reason or "",
+            "approval": decision.reason or "",
+            "basis": transfer.basis,
+            "case_notices": [{"title": n["title"], "sha256": n["sha256"]} for n in self.notices],
+        })
+        letter = self.notices[-1]
+        await self._hand_over(
+            "public_security", "transfer_crime", "crime-transfer", police,
+            f"涉嫌犯罪案件移送书: {self._subject()}",
+            {**self._case_payload(), "case_no": self.case_no, "suspicion": suspected.reason,
+             "letter": {"title": letter["title"], "sha256": letter["sha256"]},
+             "transfer_due": transfer.due.isoformat()},
+        )
+        await self._record_case(transferred_at=self.clock.now())
+        await self._enter("transferred")
+        await self._await(DecisionKind.CRIME_TRANSFER_RECEIPT, "crime_transfer", deadline=transfer)
+        await self._record_case(transfer_receipt_at=self.clock.now(), closed_outcome="transferred")
+        return True
+
+    async def _follow(self) -> BranchReport:
+        case = self.followed_case
+        assert case is not None
+        self._event("merged", f"a cross-region merged case took over: {case}")
+        await self._record_case(followed_case=case, closed_outcome="merged")
+        self.data = {"merged_case": case}
+        return await self._close("merged")
+
+    async def _tell_sample(self) -> None:
+        await super()._tell_sample()
+        # The base swallows a failed signal to the sample, a cancelled one included: the case must still
+        # stop there when a merged case takes over.
+        if self.followed_case is not None and asyncio.current_task() is self._proceeding:
+            raise asyncio.CancelledError
+
+    # --- the case file -------------------------------------------------------------------------
+
+    async def _transfer_case(self, filing: Deadline) -> None:
+        """Render the 案件移送函 with the case file and hand it to the enforcement system."""
+        extra: dict[str, Any] = {
+            **self._case_context(),
+            "recipient": self._enforcement_recipient(),
+            "filing_due": str(filing.due_date),
+            "filing_days": filing.length,
+            "filing_unit": filing.unit,
+            "filing_basis": filing.basis,
+        }
+        if self.merged_samples:  # a merged case is numbered after itself, not after one of its samples
+            extra["notice_no"] = f"{workflow.info().workflow_id}-{len(self.notices) + 1:02d}"
+        await self._notice("case_transfer", "case-transfer", extra)
+        letter = self.notices[-1]
+        receipt = await self._hand_over(
+            "enforcement", "transfer_case", "case-transfer", self._enforcement_recipient(),
+            f"案件移送函: {self._subject()}",
+            {**self._case_payload(), "letter": {"title": letter["title"], "sha256": letter["sha256"]},
+             "filing_due": str(filing.due_date)},
+        )
+        await self._record_case(handed_over_at=self.clock.now(), handover_reference=receipt.reference,
+                                filing_due=filing.due_date)
+
+    def _case_context(self) -> dict[str, Any]:
+        return {"reason": self.reason, "reason_code": reason_code(self.reason),
+                "merged_samples": self.merged_samples}
+
+    def _case_payload(self) -> dict[str, Any]:
+        inp = self.input
+        return {
+            "case": workflow.info().workflow_id,
+            "sample_no": None if self.merged_samples else self.order.sample_no,
+            "merged_samples": self.merged_samples,
+            "reason": self.reason,
+            "product": self.order.product.model_dump(mode="json"),
+            "party": self.order.sampled_party.model_dump(mode="json"),
+            "report_no": inp.report_no,
+            "failed_items": inp.failed_items,
+            "notices": inp.notices,
+            "evidence": [e.model_dump(mode="json") for e in inp.evidence],
+        }
+
+    def _enforcement_recipient(self) -> str:
+        # 属地管辖: the enforcement department where the party is; a merged case goes to the producer's.
+        party = self.order.sampled_party
+        if self.merged_samples and self.order.labelled_producer is not None:
+            party = self.order.labelled_producer
+        return f"{party.region} 市场监督管理局执法稽查部门"
+
+    def _subject(self) -> str:
+        p = self.order.product
+        which = (f"{len(self.merged_samples)} 批次并案 ({workflow.info().workflow_id})" if self.merged_samples
+                 else self.order.sample_no)
+        return f"{which} {p.name} {p.brand} {p.model}"
+
+    # --- deadlines and records -----------------------------------------------------------------
+
+    async def _extend(self, deadline: Deadline) -> Deadline:
+        """The same period from the same start with the rule's one extension added."""
+        extended = await workflow.execute_activity(
+            compute_deadline,
+            DeadlineRequest(rule_id=deadline.rule_id, start=deadline.start, extended=True),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RETRY,
+            summary=f"Compute the extended deadline of rule {deadline.rule_id}",
+        )
+        self.deadlines.append(extended)
+        return extended
+
+    def _resumed(self, deadline: Deadline) -> Deadline:
+        """A period waited on again: no second reminder for a reminder time already gone by."""
+        if deadline.remind_at is not None and deadline.remind_at <= self.clock.now():
+            return deadline.model_copy(update={"remind_at": None})
+        return deadline
+
+    async def _record_case(self, **changes: Any) -> None:
+        await workflow.execute_activity_method(
+            EnforcementRecordActivities.enforcement_record_case,
+            EnforcementCaseChange(
+                workflow_id=workflow.info().workflow_id,
+                sample_no=None if self.merged_samples else self.order.sample_no,
+                merged_samples=self.merged_samples or None,
+                reason=self.reason,
+                at=workflow.now(),
+                **changes,
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RETRY,
+            summary=f"Record the enforcement case of {self._subject()}: {', '.join(changes)}",
+        )
