@@ -1,0 +1,303 @@
+"""RectificationWorkflow (`sample-<no>-rectification`): 责令整改 and 跟踪抽查 after a final fail.
+
+ordered → (the firm's report, or one extension decision, until the deadline) → review → closed.
+- no report by the final due date: closed `missed`, an enforcement lead;
+- rectification rejected on review: closed `rejected`, an enforcement lead;
+- accepted: `follow_up_scheduled`, and after the rule pack's interval a new SampleWorkflow
+  `sample-<no>-FU1` (task type follow_up) is started as a child that is abandoned: it is a real sample
+  of its own, with its own lifetime, and must outlive this branch.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta, timezone
+
+from temporalio import workflow
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from activities.rectification_records import (
+        RectificationRecords,
+        RectificationRow,
+        RectificationTerms,
+        TermsRequest,
+        rectification_terms,
+    )
+    from domain.branches import BranchInput, BranchReport
+    from domain.decisions import Decision, DecisionKind, RectificationExtensionData
+    from domain.models import SampleOrder, TaskType
+    from domain.rules import Deadline
+    from domain.visibility import sample_attributes
+    from workflows.branch import BranchProcess
+    from workflows.desk import Wait
+    from workflows.process import ACTIVITY_TIMEOUT, RETRY
+    from workflows.sample import SampleWorkflow
+
+RULE = "rectification"
+REPORT = DecisionKind.RECTIFICATION_REPORT
+EXTENSION = DecisionKind.RECTIFICATION_EXTENSION
+REVIEW = DecisionKind.RECTIFICATION_REVIEW
+# Legal dates are China dates; China keeps UTC+8 all year, so no zoneinfo lookup in the sandbox.
+CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+END_OF_DAY = time(23, 59, 59)
+
+
+@workflow.defn
+class RectificationWorkflow(BranchProcess):
+    BRANCH = "rectification"
+    TITLE = "责令整改 rectification"
+
+    @workflow.init
+    def __init__(self, inp: BranchInput) -> None:
+        self._setup_branch(inp)
+        self.terms: RectificationTerms | None = None
+        self.row: RectificationRow | None = None
+        self._ordered: Deadline | None = None  # the deadline first ordered: an extension counts from its start
+        self._reminded: set[date] = set()  # due dates already reminded of (a new due date gets its own)
+        self._order_notice = self._order_issued_on = ""
+
+    @workflow.run
+    async def run(self, inp: BranchInput) -> BranchReport:
+        self.terms = await workflow.execute_activity(
+            rectification_terms, TermsRequest(start=self.clock.now()), start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RETRY, summary="Read the extension terms of the rectification rule",
+        )
+        deadline = self._ordered = await self._deadline(RULE)
+        self.data["due"] = str(deadline.due_date)
+        self._order_notice = self._notice_no()
+        self._order_issued_on = str(self.clock.now().date())  # as `_notice` dates the order notice
+        await self._notice("rectification_order", "rectification-order", {
+            "notice_no": self._order_notice, "days": deadline.length, "due_date": str(deadline.due_date),
+            "extension_length": self.terms.extension_length,
+            "extension_request_before": self.terms.extension_request_before,
+        })
+        await self._enter("ordered")
+        self.row = RectificationRow(workflow_id=workflow.info().workflow_id, sample_no=self.order.sample_no,
+                                    ordered_at=self.clock.now(), due=deadline.due, updated_at=workflow.now())
+        await self._save()
+
+        report = await self._await_report(deadline)
+        if report is None:
+            return await self._finish("missed", f"rectification not reported by {self.data['due']}")
+        self.row.report_at = self.clock.now()
+        await self._enter("review")
+        await self._save()
+
+        review = await self._await(REVIEW, "rectification_review")
+        self.row.review_outcome, self.row.review_reason = review.outcome, review.reason
+        if review.outcome == "rejected":
+            await self._review_notice(review, follow_up_due=None)
+            return await self._finish("rejected", f"rectification rejected on review: {review.reason}")
+        follow_up = await self._deadline("follow_up_sampling")
+        await self._review_notice(review, follow_up_due=follow_up.due_date)
+        self.data["follow_up_due"] = str(follow_up.due_date)
+        await self._enter("follow_up_scheduled")
+        await self._save()
+        await workflow.sleep(
+            self.clock.real_delay_until(follow_up.due),
+            summary=f"Follow-up sampling of {self.order.product.name} at {self.order.sampled_party.name} "
+                    f"on {follow_up.due_date}",
+        )
+        await self._start_follow_up()
+        return await self._finish("accepted")
+
+    # --- the report, or one extension, until the deadline --------------------------------------
+
+    async def _await_report(self, deadline: Deadline) -> Decision | None:
+        """Both kinds stay open together: the report until the (possibly extended) due date, the extension
+        until its last allowed day. Reminder before the due date; None when the due date passes."""
+        assert self.terms is not None
+        self._open(REPORT, deadline)
+        window = self._open(EXTENSION, self._extension_window(deadline))
+        self._event("awaiting", f"awaiting the rectification report by {deadline.due_date}; an extension "
+                    f"may be decided until {window.deadline.due_date}")
+        await self._publish()
+
+        def arrived() -> bool:
+            return REPORT in self.desk.inbox or EXTENSION in self.desk.inbox
+
+        while True:
+            if EXTENSION in self.desk.inbox:
+                await self._decide_extension(await self._take(EXTENSION))
+                continue
+            if REPORT in self.desk.inbox:
+                self._shut(EXTENSION, "rectification_extension no longer decided: the rectification report "
+                                      "has been received")
+                return await self._take(REPORT)
+            wait = self.desk.waits[REPORT]
+            at, moment, summary = self._next_moment(wait)
+            # A decision accepted while its wait was open is taken even when the timer fired with it.
+            if await self._until(arrived, at, summary) or arrived():
+                continue
+            if moment == "reminder":
+                self._reminded.add(wait.deadline.due_date)
+                await self._outbox("reminder", f"reminder-{REPORT.value}-{wait.deadline.due_date}", wait,
+                                   f"提醒: 整改期限将于 {wait.deadline.due_date} 届满，请按期提交整改报告")
+            elif moment == "extension_window":
+                self._shut(EXTENSION, self._too_late(wait.deadline))
+                self._event("expired", f"the last day to decide an extension ({window.deadline.due_date}) passed")
+                await self._publish()
+            elif wait.deadline.on_expiry == "escalate":  # a rule pack may choose to chase instead of hand over
+                await self._escalate(wait)
+                await workflow.wait_condition(lambda: REPORT in self.desk.inbox)
+                return await self._take(REPORT)
+            else:
+                self._shut(REPORT, f"rectification_report no longer accepted: the rectification period ended "
+                                   f"on {wait.deadline.due_date}")
+                self._event("expired", f"no rectification report by {wait.deadline.due_date}")
+                return None
+
+    def _next_moment(self, wait: Wait) -> tuple[datetime, str, str]:
+        d = wait.deadline
+        moments = []
+        if d.remind_at is not None and d.due_date not in self._reminded:
+            moments.append((d.remind_at, "reminder", f"Reminder: rectification due {d.due_date}"))
+        window = self.desk.waits.get(EXTENSION)
+        if window is not None:
+            moments.append((window.deadline.due, "extension_window",
+                            f"Last day to decide a rectification extension: {window.deadline.due_date}"))
+        moments.append((d.due, "due", f"{d.title} ends {d.due_date}"))
+        return min(moments, key=lambda m: m[0])  # on a tie the due date comes last: it ends the wait
+
+    async def _decide_extension(self, decision: Decision) -> None:
+        assert self.row is not None and self._ordered is not None
+        wait = self.desk.waits[REPORT]
+        old = wait.deadline
+        self._shut(EXTENSION, f"one extension only: an extension was already {decision.outcome} on "
+                              f"{self._today()}")
+        self.row.extension_outcome, self.row.extension_decided_at = decision.outcome, self.clock.now()
+        if decision.outcome == "granted":
+            days = RectificationExtensionData.model_validate(decision.data).days or 0
+            # Counted from the order's start, as one longer period: the roll-over to a working day applies once.
+            new = await self._deadline(RULE, start=self._ordered.start, length=self._ordered.length + days)
+            wait = self._open(REPORT, new)
+            self.row.extended_days, self.row.due = days, new.due
+            self.data.update(due=str(new.due_date), extended_days=days)
+            self._event("extension", f"extension of {days} days granted: rectification now due {new.due_date} "
+                        f"(was {old.due_date})")
+            await self._outbox("extension", f"extension-{decision.request_id}", wait,
+                               f"延期整改: 整改期限延长{days}日，至 {new.due_date} 届满")
+        else:
+            self._event("extension", f"extension refused ({decision.reason}): rectification still due "
+                        f"{old.due_date}")
+        await self._save()
+        await self._publish()
+
+    def _extension_window(self, deadline: Deadline) -> Deadline:
+        """The extension's own wait: open until `extension_request_before` days before the due date."""
+        assert self.terms is not None
+        before = self.terms.extension_request_before
+        last = deadline.due_date - timedelta(days=before)
+        return deadline.model_copy(update={
+            "title": "延期整改决定 last day to decide a rectification extension",
+            "due": datetime.combine(last, END_OF_DAY, tzinfo=CHINA).astimezone(UTC),
+            "due_date": last,
+            "remind_at": None,
+            "length": deadline.length - before,
+            "on_expiry": "expire",
+        })
+
+    def _extra_problem(self, decision: Decision) -> str | None:
+        """An extension decided too late, or longer than the rule allows (pure: runs in the validator)."""
+        window = self.desk.waits.get(EXTENSION)
+        if decision.kind is not EXTENSION or window is None or self.terms is None:
+            return None
+        if self._today() > window.deadline.due_date:
+            return self._too_late(self.desk.waits[REPORT].deadline)
+        days = RectificationExtensionData.model_validate(decision.data).days or 0
+        if decision.outcome == "granted" and days > self.terms.extension_length:
+            return (f"data.days: one extension adds at most {self.terms.extension_length} days "
+                    f"({self.terms.extension_note or 'rule ' + RULE}), not {days}")
+        return None
+
+    def _too_late(self, due: Deadline) -> str:
+        assert self.terms is not None
+        before = self.terms.extension_request_before
+        last = due.due_date - timedelta(days=before)
+        return (f"too late: an extension must be decided at least {before} days before the rectification "
+                f"deadline {due.due_date}; the last allowed date was {last}")
+
+    # --- after the review ----------------------------------------------------------------------
+
+    async def _review_notice(self, review: Decision, follow_up_due: date | None) -> None:
+        assert self.row is not None and self.row.report_at is not None
+        await self._notice("rectification_review", "rectification-review", {
+            "notice_no": self._notice_no(), "decision": review.outcome, "reason": review.reason or "",
+            "report_on": str(self.row.report_at.astimezone(CHINA).date()),
+            "order_notice_no": self._order_notice, "order_issued_on": self._order_issued_on,
+            "follow_up_due": str(follow_up_due) if follow_up_due else None,
+        })
+
+    async def _start_follow_up(self) -> None:
+        """跟踪抽查: the same product at the same party, as a new sample linked to this one."""
+        assert self.row is not None
+        original = self.order
+        try:
+            order = SampleOrder.model_validate({
+                **original.model_dump(mode="json"),
+                "sample_no": f"{original.sample_no}-FU1",
+                "task_type": TaskType.FOLLOW_UP.value,
+                "follows_sample_no": original.sample_no,
+                "ordered_on": str(self._today()),
+                # Whatever batch is made or sold now is sampled, not the failed one: the product-case merge
+                # must not take the follow-up for the same batch sampled twice.
+                "product": {**original.product.model_dump(mode="json"), "batch": None},
+            })
+        except ValidationError as err:  # e.g. a sample number already at the maximum length
+            self._event("follow_up", f"the follow-up sample could not be ordered: {err.errors()[0]['msg']}")
+            self.data["follow_up_error"] = str(err.errors()[0]["msg"])
+            return
+        try:
+            await workflow.start_child_workflow(
+                SampleWorkflow.run,
+                order,
+                id=order.workflow_id,
+                task_queue=workflow.info().task_queue,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=sample_attributes(order),
+                static_summary=order.summary,
+            )
+            self._event("follow_up", f"follow-up sample {order.sample_no} started ({order.workflow_id})")
+        except WorkflowAlreadyStartedError:
+            self._event("follow_up", f"follow-up sample {order.sample_no} was already started; linked")
+        self.row.follow_up_sample_no = order.sample_no
+        self.data["follow_up_sample_no"] = order.sample_no
+        await self._save()
+
+    async def _finish(self, outcome: str, enforcement_lead: str | None = None) -> BranchReport:
+        assert self.row is not None
+        self.row.closed_outcome = outcome
+        await self._save()
+        return await self._close(outcome, enforcement_lead=enforcement_lead)
+
+    # --- small helpers -------------------------------------------------------------------------
+
+    def _open(self, kind: DecisionKind, deadline: Deadline) -> Wait:
+        wait = Wait(kind=kind, deadline=deadline, due_at=self.clock.to_real(deadline.due))
+        self.desk.waits[kind] = wait
+        self.desk.closed.pop(kind, None)
+        return wait
+
+    def _shut(self, kind: DecisionKind, why: str) -> None:
+        self.desk.waits.pop(kind, None)
+        self.desk.closed[kind] = why
+
+    def _today(self) -> date:
+        return self.clock.now().astimezone(CHINA).date()
+
+    def _notice_no(self) -> str:
+        # 整改 notices are numbered apart from the sample's own (…-01 is its inspection result notice).
+        return f"{self.order.sample_no}-ZG{len(self.notices) + 1:02d}"
+
+    async def _save(self) -> None:
+        assert self.row is not None
+        self.row.updated_at = workflow.now()
+        await workflow.execute_activity_method(
+            RectificationRecords.save, self.row, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY,
+            summary=f"Record the rectification of sample {self.order.sample_no} at stage {self.stage}",
+        )
