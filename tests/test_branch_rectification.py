@@ -24,7 +24,6 @@ from domain.status import BranchReport, SampleStatus
 from starter.client import DecisionRejected, SpotcheckClient
 from tests import factories as f
 from tests.workflow_env import running_worker, search_attributes, terminate_when_idle
-from worker import build_worker
 
 # --- driving the branch --------------------------------------------------------------------------------
 
@@ -280,12 +279,9 @@ async def test_bad_decisions_by_signal_and_update_never_stall_the_branch(
 async def test_records_and_notices_exactly_once_after_a_worker_restart(
     ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
 ) -> None:
-    # The first worker keeps no workflow cache, so it holds no sticky queue: the time-skipping server
-    # would route the branch's next task to a dead worker's sticky queue and, its clock being locked,
-    # never time it out. Every task of this worker is a full replay, which this test wants anyway.
-    async with build_worker(ts_env.client, pool, task_queue, max_cached_workflows=0,
-                            workflow_failure_exception_types=[Exception]):
-        spot = SpotcheckClient(ts_env.client, task_queue)
+    # The first worker keeps no workflow cache (no sticky queue for the time-skipping server to strand the
+    # next task on); every task of it is a full replay, which this test wants anyway.
+    async with running_worker(ts_env.client, pool, task_queue, max_cached_workflows=0) as spot:
         handle, no = await start(ts_env.client, task_queue)
         await until(handle, awaiting("rectification_report", "rectification_extension"))
         await decide(spot, handle, no, extension(days=20))
