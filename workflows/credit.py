@@ -1,0 +1,282 @@
+"""CreditWorkflow (`sample-<no>-credit`): 信用约束与修复, the credit branch of a final fail.
+
+publishing → listed (one year, rule credit_listing) → removed (expired) → closed. While listed, from six
+months after publication (rule credit_repair_wait), the enterprise may apply for credit repair:
+repair_acceptance (2 wd) → repair_review (15 wd) → approved: the listing ends early (repaired); refused or
+rejected: back to listed, and a new application may be made later. The year-long listing timer runs all
+the while, beside the repair path. Alongside, the serious-dishonesty check (严重失信名单): two fails within
+three years, or a heavy penalty reported by the enforcement branch (signal `enforcement_result`), propose
+listing once for a credit officer's decision.
+
+Why the sample starts this branch with ParentClosePolicy.ABANDON and does not wait for it: the listing
+lasts a year, far longer than the sample's other branches, and must outlive the sample without holding it
+open for a year; if the sample closed with a TERMINATE policy the listing would never be removed. So
+nothing here depends on the sample: its `branch_update` signals to a sample that has closed are dropped
+(BranchProcess._tell_sample), and the enforcement branch's result reaches this workflow directly by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.credit_records import (
+        CreditFailCount,
+        CreditListing,
+        CreditListingChange,
+        CreditRecordActivities,
+    )
+    from domain.branches import BranchInput, BranchReport
+    from domain.decisions import Decision, DecisionKind
+    from domain.rules import Deadline
+    from workflows.branch import BranchProcess
+    from workflows.desk import Wait
+    from workflows.process import ACTIVITY_TIMEOUT, RETRY
+
+APPLICATION = DecisionKind.CREDIT_REPAIR_APPLICATION
+ACCEPTANCE = DecisionKind.CREDIT_REPAIR_ACCEPTANCE
+REVIEW = DecisionKind.CREDIT_REPAIR_REVIEW
+SERIOUS_REVIEW = DecisionKind.SERIOUS_DISHONESTY_REVIEW
+REPAIR_KINDS = (APPLICATION, ACCEPTANCE, REVIEW)
+
+# 市场监督管理严重违法失信名单管理办法: repeated fails within three years meet the criteria. A look-back,
+# not a deadline, so it is not in the rule pack.
+SERIOUS_LOOKBACK_MONTHS = 36
+SERIOUS_MIN_FAILS = 2
+
+PUBLICITY_SYSTEM = "国家企业信用信息公示系统"
+
+
+@workflow.defn
+class CreditWorkflow(BranchProcess):
+    BRANCH = "credit"
+    TITLE = "信用约束与修复 credit listing and repair"
+
+    @workflow.init
+    def __init__(self, inp: BranchInput) -> None:
+        self._setup_branch(inp)
+        # The listed enterprise: the sampled party unless the sample names another (e.g. the producer).
+        party = inp.order.sampled_party
+        self.credit_code = str(inp.context.get("credit_code") or party.credit_code)
+        self.enterprise_name = str(inp.context.get("enterprise_name") or party.name)
+        self.listing: Deadline | None = None
+        self.repair_from: Deadline | None = None  # applications are taken only after this
+        self.serious_basis: str | None = None  # why the serious-dishonesty criteria are met
+        self.listing_over = False
+
+    @workflow.run
+    async def run(self, inp: BranchInput) -> BranchReport:
+        fails = await self._count_fails()
+        if fails >= SERIOUS_MIN_FAILS:
+            self.serious_basis = f"{fails} fails within three years (credit code {self.credit_code})"
+        listing = await self._publish_listing()
+        serious = asyncio.create_task(self._serious_dishonesty_check())
+        repaired = await self._listed_until_end_or_repair(listing)
+        await self._remove_listing(repaired)
+        self.listing_over = True
+        await serious  # a pending proposal is still decided: the list is not the publicity listing
+        return await self._close("repaired" if repaired else "expired")
+
+    # --- publication and removal ----------------------------------------------------------------
+
+    async def _publish_listing(self) -> Deadline:
+        await self._enter("publishing")
+        publicity = await self._deadline("credit_publicity")
+        # Handed over at once; the rule's 20 working days are the latest lawful date, shown to monitors.
+        published = self.clock.now()
+        listing = await self._deadline("credit_listing", start=published)
+        self.repair_from = await self._deadline("credit_repair_wait", start=published)
+        self.listing = listing
+        receipt = await self._hand_over(
+            "credit_publicity", "publish_listing", "credit-publish", PUBLICITY_SYSTEM,
+            f"公示 {self.enterprise_name} 产品质量监督抽查不合格信息 ({self.order.sample_no})",
+            {
+                "credit_code": self.credit_code, "enterprise_name": self.enterprise_name,
+                "sample_no": self.order.sample_no, "product": self.order.product.model_dump(mode="json"),
+                "failed_items": self.input.failed_items, "report_no": self.input.report_no,
+                "authority": f"{self.order.region} 市场监督管理局",
+                "published_on": str(published.date()), "listed_until": str(listing.due_date),
+            },
+        )
+        await self._notice("credit_publicity", "credit-publicity", {
+            "enterprise_name": self.enterprise_name, "credit_code": self.credit_code,
+            "published_on": str(published.date()), "listed_until": str(listing.due_date),
+            "publicity_due": str(publicity.due_date), "listing_months": listing.length,
+            "repair_months": self.repair_from.length, "basis": publicity.basis,
+        })
+        await self._records(CreditRecordActivities.credit_record_listing, CreditListing(
+            workflow_id=workflow.info().workflow_id, sample_no=self.order.sample_no, credit_code=self.credit_code,
+            enterprise_name=self.enterprise_name, published_at=published, publicity_due=publicity.due,
+            listed_until=listing.due,
+        ), "Record the credit listing")
+        self.data.update({
+            "credit_code": self.credit_code, "enterprise_name": self.enterprise_name,
+            "published_at": str(published), "listed_until": str(listing.due_date),
+            "repair_from": str(self._repair_from_date()), "publicity_reference": receipt.reference,
+        })
+        return listing
+
+    async def _remove_listing(self, repaired: Decision | None) -> None:
+        reason = "repaired" if repaired else "expired"
+        removal = None
+        if repaired:
+            # Carried out at once; the rule's 3 working days are the latest lawful date, shown to monitors.
+            removal = await self._deadline("credit_repair_execution")
+            await self._decision_notice(repaired, removal)
+        # A decision that can no longer change the listing is refused with the reason, not "not awaited".
+        for kind in REPAIR_KINDS:
+            self.desk.waits.pop(kind, None)
+            self.desk.inbox.pop(kind, None)
+            self.desk.closed[kind] = f"{kind.value} no longer accepted: the credit listing was removed ({reason})"
+        await self._hand_over(
+            "credit_publicity", "remove_listing", "credit-remove", PUBLICITY_SYSTEM,
+            f"停止公示 {self.enterprise_name} 产品质量监督抽查不合格信息 ({self.order.sample_no}): "
+            + ("信用修复" if repaired else "公示期满"),
+            {"credit_code": self.credit_code, "sample_no": self.order.sample_no, "reason": reason,
+             "removal_due": str(removal.due_date) if removal else None},
+        )
+        await self._change(removed_at=self.clock.now(), removal_reason=reason)
+        self.data["removal_reason"] = reason
+        await self._enter("removed")
+
+    # --- the listing year and credit repair, side by side ----------------------------------------
+
+    async def _listed_until_end_or_repair(self, listing: Deadline) -> Decision | None:
+        """The approving decision when repair is granted before the listing ends, else None."""
+        repair = asyncio.create_task(self._repair_until_granted(listing))
+        if await self._until(repair.done, listing.due, f"Credit listing ends {listing.due_date}"):
+            return await repair
+        # The year is up: whatever stage the repair was at, there is nothing left to repair.
+        repair.cancel()
+        try:
+            await repair
+        except asyncio.CancelledError:
+            pass
+        self._event("expired", f"the credit listing ended on {listing.due_date} (公示期满)")
+        return None
+
+    async def _repair_until_granted(self, listing: Deadline) -> Decision:
+        while True:
+            application = await self._await_application(listing)
+            applied = self.clock.now()
+            self.desk.closed[APPLICATION] = (
+                f"a credit-repair application is already under way (filed {applied.date()})"
+            )
+            await self._change(repair_applied_at=applied, repair_outcome="applied")
+            await self._enter("repair_acceptance")
+            acceptance = await self._await(ACCEPTANCE, "credit_repair_acceptance")
+            if acceptance.outcome == "refused":
+                await self._repair_ends(application, acceptance)
+                continue
+            await self._change(repair_outcome="accepted")
+            await self._enter("repair_review")
+            review = await self._await(REVIEW, "credit_repair_decision")
+            if review.outcome == "approved":
+                await self._change(repair_outcome="approved", repair_reason=review.reason)
+                self.data["repair"] = "approved"
+                return review
+            await self._repair_ends(application, review)
+
+    async def _await_application(self, listing: Deadline) -> Decision:
+        """Open to an application until the listing ends: no deadline of its own (the enterprise may never
+        apply), so no reminder nor escalation; `_extra_problem` refuses one made too early."""
+        wait = Wait(kind=APPLICATION, deadline=listing, due_at=self.clock.to_real(listing.due))
+        self.desk.waits[APPLICATION] = wait
+        self.desk.closed.pop(APPLICATION, None)
+        self._event("awaiting", f"credit repair may be applied for from {self._repair_from_date()} "
+                    f"until the listing ends on {listing.due_date}")
+        await self._enter("listed")
+        await workflow.wait_condition(lambda: APPLICATION in self.desk.inbox)
+        return await self._take(APPLICATION)
+
+    async def _repair_ends(self, application: Decision, decision: Decision) -> None:
+        """A refused or rejected application: the decision is issued and the listing continues."""
+        await self._change(repair_outcome=decision.outcome, repair_reason=decision.reason)
+        self.data["repair"] = decision.outcome
+        await self._decision_notice(decision, None)
+
+    async def _decision_notice(self, decision: Decision, removal: Deadline | None) -> None:
+        assert self.listing is not None
+        await self._notice("credit_repair_decision", f"credit-repair-{decision.request_id}", {
+            "decision": decision.outcome, "reason": decision.reason or "",
+            "enterprise_name": self.enterprise_name, "credit_code": self.credit_code,
+            "published_on": str(self.listing.start.date()), "listed_until": str(self.listing.due_date),
+            "removal_due": str(removal.due_date) if removal else None,
+        })
+
+    def _repair_from_date(self) -> date:
+        """The first day an application is taken: the day after six months of publicity have passed."""
+        assert self.repair_from is not None
+        return self.repair_from.due_date + timedelta(days=1)
+
+    def _extra_problem(self, decision: Decision) -> str | None:
+        if (decision.kind is APPLICATION and self.repair_from is not None
+                and self.clock.now() <= self.repair_from.due):
+            return (f"credit repair may be applied for from {self._repair_from_date()}: "
+                    f"{self.repair_from.length} months after publication ({self.repair_from.basis})")
+        return None
+
+    # --- serious-dishonesty list ------------------------------------------------------------------
+
+    @workflow.signal(name="enforcement_result")
+    def enforcement_result(self, result: Any) -> None:
+        """The enforcement branch's outcome, forwarded by the sample: {"heavy": bool, "fine_amount": ...}.
+        Typed Any so that a malformed one shows in the timeline instead of being dropped unseen."""
+        if not isinstance(result, dict) or not isinstance(result.get("heavy", False), bool):
+            self._event("rejected", f"enforcement_result ignored: expected {{heavy: bool, fine_amount}}, got {result!r}")
+            return
+        heavy, fine = result.get("heavy", False), result.get("fine_amount")
+        self.data["enforcement"] = {"heavy": heavy, "fine_amount": None if fine is None else str(fine)}
+        self._event("enforcement_result", f"enforcement penalty reported: {'heavy' if heavy else 'not heavy'}"
+                    + (f", fine {fine} CNY" if fine is not None else ""))
+        # Proposed once: a heavy penalty after an earlier proposal adds nothing; one after the listing is
+        # gone comes too late for this branch.
+        if heavy and self.serious_basis is None and not self.listing_over:
+            self.serious_basis = "heavy penalty reported by the enforcement branch" + (
+                f" (fine {fine} CNY)" if fine is not None else "")
+
+    async def _serious_dishonesty_check(self) -> None:
+        await workflow.wait_condition(lambda: self.serious_basis is not None or self.listing_over)
+        basis = self.serious_basis
+        if basis is None:
+            return
+        self._event("serious_dishonesty", f"serious-dishonesty criteria met: {basis}; listing proposed")
+        self.data["serious_dishonesty"] = "proposed"
+        await self._change(serious_dishonesty="proposed", serious_basis=basis)
+        review = await self._await(SERIOUS_REVIEW, "serious_dishonesty_review")
+        self.data["serious_dishonesty"] = review.outcome
+        await self._change(serious_dishonesty=review.outcome)
+        if review.outcome == "listed":
+            await self._hand_over(
+                "credit_publicity", "list_serious_dishonesty", "credit-serious-dishonesty", PUBLICITY_SYSTEM,
+                f"列入严重违法失信名单 {self.enterprise_name} ({self.order.sample_no})",
+                {"credit_code": self.credit_code, "sample_no": self.order.sample_no, "basis": basis,
+                 "reason": review.reason},
+            )
+        await self._publish()
+
+    # --- records ------------------------------------------------------------------------------
+
+    async def _count_fails(self) -> int:
+        fails: int = await self._records(CreditRecordActivities.credit_count_fails, CreditFailCount(
+            credit_code=self.credit_code, sample_no=self.order.sample_no, as_of=self.clock.now(),
+            months=SERIOUS_LOOKBACK_MONTHS,
+        ), f"Count the fails of {self.credit_code} within three years")
+        self.data["fails_in_three_years"] = fails
+        return fails
+
+    async def _change(self, **fields: Any) -> None:
+        await self._records(
+            CreditRecordActivities.credit_update_listing,
+            CreditListingChange(workflow_id=workflow.info().workflow_id, at=workflow.now(), **fields),
+            "Update the credit listing: " + ", ".join(f"{k}={v}" for k, v in fields.items()),
+        )
+
+    async def _records(self, method: Any, arg: Any, summary: str) -> Any:
+        return await workflow.execute_activity_method(
+            method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=summary,
+        )
