@@ -15,6 +15,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -98,6 +99,7 @@ class CertificationWorkflow(BranchProcess):
             self.row,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,
+            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Record the certificate action for sample {self.order.sample_no} at stage {self.stage}",
         )
 

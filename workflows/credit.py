@@ -22,6 +22,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.credit_records import (
@@ -279,4 +280,5 @@ class CreditWorkflow(BranchProcess):
     async def _records(self, method: Any, arg: Any, summary: str) -> Any:
         return await workflow.execute_activity_method(
             method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=summary,
+            cancellation_type=ActivityCancellationType.ABANDON,
         )

@@ -13,12 +13,13 @@ closes: the branch then records whom it follows and closes with outcome `merged`
 
 from __future__ import annotations
 
-import asyncio
 import re
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.calendar import compute_deadline
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.decisions import CaseFilingData, CaseOutcomeData, Decision, DecisionKind
     from domain.rules import Deadline, DeadlineRequest
     from workflows.branch import BranchProcess
+    from workflows.desk import Wait
     from workflows.process import ACTIVITY_TIMEOUT, RETRY
 
 # Reasons the case transfer letter words itself; any other text is quoted as given.
@@ -47,6 +49,10 @@ def reason_code(reason: str) -> str | None:
     return None
 
 
+class MergedCaseTookOver(Exception):
+    """Raised inside the case's own steps when a merged case took over; `run` closes the branch then."""
+
+
 @workflow.defn
 class EnforcementWorkflow(BranchProcess):
     BRANCH = "enforcement"
@@ -62,7 +68,6 @@ class EnforcementWorkflow(BranchProcess):
         self.followed_case: str | None = None
         self.extended: set[DecisionKind] = set()
         self.case_no: str | None = None
-        self._proceeding: asyncio.Task[BranchReport] | None = None
 
     # --- signals -------------------------------------------------------------------------------
 
@@ -94,20 +99,10 @@ class EnforcementWorkflow(BranchProcess):
         what = (f"merged case of {len(self.merged_samples)} samples" if self.merged_samples
                 else f"sample {inp.order.sample_no}")
         self._event("started", f"enforcement hand-off of the {what}: {self.reason}")
-        # The case runs as a task so that a merged case can take over whatever it waits for.
-        proceeding = self._proceeding = asyncio.create_task(self._proceed())
-        await workflow.wait_condition(lambda: proceeding.done() or self.followed_case is not None)
-        if proceeding.done():
-            return proceeding.result()
-        proceeding.cancel()
         try:
-            await proceeding
-        except asyncio.CancelledError:
-            pass
-        except Exception as err:  # a cancelled activity surfaces as an ActivityError
-            if not is_cancelled_exception(err):
-                raise
-        return await self._follow()
+            return await self._proceed()
+        except MergedCaseTookOver:
+            return await self._follow()
 
     async def _proceed(self) -> BranchReport:
         filing = await self._deadline("case_filing")
@@ -169,6 +164,7 @@ class EnforcementWorkflow(BranchProcess):
             self._event("no_transfer", f"suspected crime not transferred: {decision.reason}")
             return False
         transfer = await self._deadline("crime_transfer")
+        self._stop_if_followed()
         police = f"{self.order.region} 公安机关"
         await self._notice("crime_transfer", "crime-transfer", {
             **self._case_context(),
@@ -180,6 +176,7 @@ class EnforcementWorkflow(BranchProcess):
             "case_notices": [{"title": n["title"], "sha256": n["sha256"]} for n in self.notices],
         })
         letter = self.notices[-1]
+        self._stop_if_followed()
         await self._hand_over(
             "public_security", "transfer_crime", "crime-transfer", police,
             f"涉嫌犯罪案件移送书: {self._subject()}",
@@ -201,17 +198,31 @@ class EnforcementWorkflow(BranchProcess):
         self.data = {"merged_case": case}
         return await self._close("merged")
 
-    async def _tell_sample(self) -> None:
-        await super()._tell_sample()
-        # The base swallows a failed signal to the sample, a cancelled one included: the case must still
-        # stop there when a merged case takes over.
-        if self.followed_case is not None and asyncio.current_task() is self._proceeding:
-            raise asyncio.CancelledError
+    # --- a merged case taking over --------------------------------------------------------------
+    # The case stops at its next step or wait, never by cancelling the step under way: an activity cut off
+    # in flight races its own completion (the time-skipping server then refuses the workflow task for good).
+
+    def _stop_if_followed(self) -> None:
+        if self.followed_case is not None:
+            raise MergedCaseTookOver(self.followed_case)
+
+    async def _until(self, done: Callable[[], bool], sample_time: datetime, summary: str) -> bool:
+        """Every wait for a decision also ends when a merged case takes over."""
+        arrived = await super()._until(lambda: done() or self.followed_case is not None, sample_time, summary)
+        self._stop_if_followed()
+        return arrived
+
+    async def _escalate(self, wait: Wait) -> None:
+        """After the escalation the base waits for the decision alone: wait here for either first."""
+        await super()._escalate(wait)
+        await workflow.wait_condition(lambda: wait.kind in self.desk.inbox or self.followed_case is not None)
+        self._stop_if_followed()
 
     # --- the case file -------------------------------------------------------------------------
 
     async def _transfer_case(self, filing: Deadline) -> None:
         """Render the 案件移送函 with the case file and hand it to the enforcement system."""
+        self._stop_if_followed()
         extra: dict[str, Any] = {
             **self._case_context(),
             "recipient": self._enforcement_recipient(),
@@ -224,6 +235,7 @@ class EnforcementWorkflow(BranchProcess):
             extra["notice_no"] = f"{workflow.info().workflow_id}-{len(self.notices) + 1:02d}"
         await self._notice("case_transfer", "case-transfer", extra)
         letter = self.notices[-1]
+        self._stop_if_followed()
         receipt = await self._hand_over(
             "enforcement", "transfer_case", "case-transfer", self._enforcement_recipient(),
             f"案件移送函: {self._subject()}",
@@ -274,6 +286,7 @@ class EnforcementWorkflow(BranchProcess):
             DeadlineRequest(rule_id=deadline.rule_id, start=deadline.start, extended=True),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,
+            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Compute the extended deadline of rule {deadline.rule_id}",
         )
         self.deadlines.append(extended)
@@ -298,5 +311,6 @@ class EnforcementWorkflow(BranchProcess):
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,
+            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Record the enforcement case of {self._subject()}: {', '.join(changes)}",
         )

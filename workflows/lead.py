@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio import workflow
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict, ValidationError
@@ -111,5 +112,6 @@ class LeadWorkflow(BranchProcess):
 
     async def _run_activity(self, method: Any, arg: Any, summary: str) -> None:
         await workflow.execute_activity_method(
-            method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=summary
+            method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=summary,
+            cancellation_type=ActivityCancellationType.ABANDON
         )

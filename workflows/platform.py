@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta, timezone
 
 from temporalio import workflow
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.registers import (
@@ -75,6 +76,7 @@ class PlatformWorkflow(BranchProcess):
             PlatformClosing(workflow_id=workflow.info().workflow_id, confirmation=outcome, reason=answer.reason,
                             confirmed_at=confirmed.delisted_at or self.clock.now(), closed_outcome=outcome),
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY,
+            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Record that the platform answered {outcome} for listing {listing.listing_id}",
         )
         if outcome == "refused":
@@ -92,6 +94,7 @@ class PlatformWorkflow(BranchProcess):
                             failed_items=self.input.failed_items, on=on, report_no=self.input.report_no,
                             at=self.clock.now()),
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY,
+            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Record the shop's fail of sample {self.order.sample_no}; key list on consecutive years",
         )
         if key_listed:
@@ -103,5 +106,6 @@ class PlatformWorkflow(BranchProcess):
         await workflow.execute_activity_method(
             BranchRecords.platform_record_request, request,
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY,
+            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Record the delisting request for listing {request.listing_id}",
         )

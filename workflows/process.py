@@ -9,6 +9,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.adapters import Handover, HandoverReceipt, OutboundActivities
@@ -207,6 +208,9 @@ class DecisionProcess:
             DeadlineRequest(rule_id=rule_id, start=start or self.clock.now(), length=length),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,
+            # A branch closing mid-call (a merge took over, the year ended) stops waiting without a
+            # cancel request racing the activity's completion; the write is idempotent anyway.
+            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Compute the deadline of rule {rule_id} for sample {self.order.sample_no}",
         )
         if keep:
@@ -237,6 +241,7 @@ class DecisionProcess:
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,
+            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Record the {'accepted' if accepted else 'rejected'} decision in the audit trail",
         )
 
@@ -256,6 +261,7 @@ class DecisionProcess:
                           context=context, issued_at=issued),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,
+            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Render and store the {template} notice for sample {self.order.sample_no}",
         )
         self.notices.append(record.model_dump(mode="json"))
@@ -272,6 +278,7 @@ class DecisionProcess:
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,
+            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Queue a {channel} for {'/'.join(wait.roles)}: {wait.kind.value} due {wait.deadline.due_date}",
         )
 
@@ -286,6 +293,7 @@ class DecisionProcess:
                      recipient=recipient, subject=subject, payload=payload, created_at=workflow.now()),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,
+            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Hand over to {system}: {subject}",
         )
         self._event("handover", f"{system}: {subject} ({receipt.reference})")

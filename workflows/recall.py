@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio import workflow
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -176,6 +177,7 @@ class RecallWorkflow(BranchProcess):
             self.row,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,
+            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Record the recall of sample {self.order.sample_no} at stage {self.stage}",
         )
 

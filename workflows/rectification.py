@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -64,7 +64,9 @@ class RectificationWorkflow(BranchProcess):
     async def run(self, inp: BranchInput) -> BranchReport:
         self.terms = await workflow.execute_activity(
             rectification_terms, TermsRequest(start=self.clock.now()), start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY, summary="Read the extension terms of the rectification rule",
+            retry_policy=RETRY,
+            cancellation_type=ActivityCancellationType.ABANDON,
+            summary="Read the extension terms of the rectification rule",
         )
         deadline = self._ordered = await self._deadline(RULE)
         self.data["due"] = str(deadline.due_date)
@@ -299,5 +301,6 @@ class RectificationWorkflow(BranchProcess):
         self.row.updated_at = workflow.now()
         await workflow.execute_activity_method(
             RectificationRecords.save, self.row, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY,
+            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Record the rectification of sample {self.order.sample_no} at stage {self.stage}",
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio import workflow
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from workflows.process import ACTIVITY_TIMEOUT, RETRY
@@ -29,7 +30,8 @@ class RegisterCalls:
 
     async def _call(self, activity: str, arg: dict[str, Any], summary: str) -> Any:
         return await workflow.execute_activity(
-            activity, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=summary
+            activity, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=summary,
+            cancellation_type=ActivityCancellationType.ABANDON
         )
 
     async def enterprise_fail(self) -> None:

@@ -12,6 +12,7 @@ from datetime import datetime, time
 from typing import Any
 
 from temporalio import workflow
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.records import RecordActivities
@@ -297,6 +298,7 @@ class SampleWorkflow(PostHandling, DecisionProcess):
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,
+            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Record sample {self.order.sample_no} at stage {self.stage.value}",
         )
 
