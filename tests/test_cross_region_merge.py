@@ -50,8 +50,8 @@ async def test_two_regions_within_the_window_make_exactly_one_merged_case(
         merged = ts_env.client.get_workflow_handle(merged_case_id(case_id, 1))
         for handle in (first, second):
             status = await wait_for(handle, lambda s: any(
-                br.branch == "enforcement" and br.closed and br.outcome == "merged" for br in s.branches))
-            assert any(e.event == "branch_closed" and "merged" in e.text for e in status.timeline)
+                e.event == "branch_closed" and "enforcement → merged" in e.text for e in s.timeline))
+            assert any(br.branch == "enforcement" and br.closed and br.outcome == "merged" for br in status.branches)
         merged_status = await merged.query("status")
         assert merged_status["stage"] != "closed"
         assert not await _exists(ts_env, merged_case_id(case_id, 2))
