@@ -411,6 +411,13 @@ async def test_following_a_merged_case_closes_at_once(
         early = await start(ts_env.client, task_queue, start_signal="follow_merged_case",
                             start_signal_args=["case-merged-2"])
         assert (await early.result()).outcome == "merged"
+        # Overdue and escalated, still waiting for the filing: it closes too.
+        late = await start(ts_env.client, task_queue)
+        await wait_for(late, awaiting("case_filing"))
+        await ts_env.sleep(timedelta(days=45))
+        await wait_for(late, awaiting("case_filing", overdue=True))
+        await late.signal("follow_merged_case", "case-merged-3")
+        assert (await late.result()).data == {"merged_case": "case-merged-3"}
     row = await enforcement_case(pool, handle.id)
     assert row is not None
     assert (row["followed_case"], row["closed_outcome"], row["case_no"]) == ("case-merged-1", "merged", CASE_NO)
