@@ -35,6 +35,8 @@ REQUIRED_IDS = {
     "case_handling", "crime_decision", "crime_transfer", "recall_incident_report", "recall_plan",
     "recall_progress", "recall_summary", "certificate_action", "platform_delisting", "delist_confirmation",
     "merge_window", "clean_record",
+    # post-handling local policy
+    "follow_up_sampling", "serious_dishonesty_review", "lead_outcome", "failed_sample_disposal",
 }  # fmt: skip
 
 # The bases DESIGN.md section 3 marks as checked against the official text.
