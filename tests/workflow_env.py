@@ -161,7 +161,8 @@ async def search_attributes(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
     """The workflow's search attributes, decoded from the raw payloads."""
     raw = await _describe(handle)
     fields = raw.workflow_execution_info.search_attributes.indexed_fields
-    return {name: json.loads(payload.data) for name, payload in fields.items()}
+    # An unset attribute comes back as an empty payload.
+    return {name: json.loads(payload.data) for name, payload in fields.items() if payload.data}
 
 
 async def settle_in_post_handling(handle: WorkflowHandle[Any, Any]) -> SampleStatus:
