@@ -11,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.status import SampleStatus
 from starter.client import SpotcheckClient
 from tests import factories as f
-from tests.workflow_env import awaiting, to_testing, wait_for
+from tests.workflow_env import awaiting, closed_result, to_testing, wait_for
 
 
 def branch_awaits(branch: str, kind: str) -> Any:
@@ -82,7 +82,7 @@ async def full_online_fail(client: SpotcheckClient, env: WorkflowEnvironment) ->
     await env.sleep(timedelta(days=100))
     await wait_for(handle, awaiting("disposal"))
     await client.decide(no, f.disposal())
-    await handle.result()
+    await closed_result(handle)
     # The credit listing outlives the sample: repair is granted after the six-month wait.
     credit = client.client.get_workflow_handle(f"sample-{no}-credit")
     await env.sleep(timedelta(days=90))
@@ -92,7 +92,7 @@ async def full_online_fail(client: SpotcheckClient, env: WorkflowEnvironment) ->
                      d("credit_repair_review", "approved", "credit_officer")):
         await _wait_branch_awaits(client, sid, decision["kind"])
         await client.decide(no, decision, workflow_id=sid)
-    await credit.result()
+    await closed_result(credit)
     return {"sample": handle, "credit": credit, "follow_up": client.client.get_workflow_handle(f"sample-{no}-FU1")}
 
 

@@ -7,7 +7,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.status import BranchReport
 from tests.scenarios import full_online_fail
-from tests.workflow_env import running_worker, terminate_when_idle
+from tests.workflow_env import closed_result, running_worker, terminate_when_idle
 
 
 async def test_full_nonconforming_online_sample(
@@ -15,8 +15,8 @@ async def test_full_nonconforming_online_sample(
 ) -> None:
     async with running_worker(ts_env.client, pool, task_queue) as client:
         handles = await full_online_fail(client, ts_env)
-        sample = await handles["sample"].result()
-        credit = BranchReport.model_validate(await handles["credit"].result())
+        sample = await closed_result(handles["sample"])
+        credit = BranchReport.model_validate(await closed_result(handles["credit"]))
         follow_up = await handles["follow_up"].query("status")
         history = await handles["sample"].fetch_history()
         print(f"sample history: {len(history.events)} events")

@@ -19,7 +19,9 @@ HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"
 
 
 def _load(path: Path) -> WorkflowHistory:
-    return WorkflowHistory.from_json(path.stem, json.loads(path.read_text(encoding="utf-8")))
+    # Files are named <test>-<n>__<workflow id>.json (older ones carry no id: they start no children).
+    workflow_id = path.stem.split("__", 1)[1] if "__" in path.stem else path.stem
+    return WorkflowHistory.from_json(workflow_id, json.loads(path.read_text(encoding="utf-8")))
 
 
 def _stages(history: WorkflowHistory) -> set[str]:

@@ -99,12 +99,15 @@ async def save_histories(handles: list[WorkflowHandle[Any, Any]]) -> None:
     HISTORIES.mkdir(exist_ok=True)
     for i, handle in enumerate(handles):
         history = await handle.fetch_history()
-        (HISTORIES / f"{name}-{i}.json").write_text(history.to_json(), encoding="utf-8")
+        # The workflow id is part of the name: replay needs it (child ids are derived from it).
+        (HISTORIES / f"{name}-{i}__{handle.id}.json").write_text(history.to_json(), encoding="utf-8")
         # …and each post-handling branch of the sample, so that every branch workflow is replayed too.
         status = await handle.query("status")
         for branch in status.get("branches", []):
             branch_history = await handle._client.get_workflow_handle(branch["workflow_id"]).fetch_history()
-            (HISTORIES / f"{name}-{i}-{branch['branch']}.json").write_text(branch_history.to_json(), encoding="utf-8")
+            (HISTORIES / f"{name}-{i}-{branch['branch']}__{branch['workflow_id']}.json").write_text(
+                branch_history.to_json(), encoding="utf-8"
+            )
 
 
 async def status_of(handle: WorkflowHandle[Any, Any]) -> SampleStatus:
@@ -173,3 +176,16 @@ async def settle_in_post_handling(handle: WorkflowHandle[Any, Any]) -> SampleSta
     )
     await terminate_when_idle(handle)
     return status
+
+
+async def closed_result(handle: WorkflowHandle[Any, Any], within: float = 10.0) -> Any:
+    """The result of a workflow that is about to close: poll a while for it to close by itself, then
+    read it (`result()` also skips time when a timer is still due). `result()` alone on the
+    time-skipping server now and then answers "No completion event found" when its long poll races the
+    close."""
+    deadline = asyncio.get_running_loop().time() + within
+    for _ in range(int(within * 10)):
+        if not await _running(handle) or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    return await handle.result()
