@@ -98,7 +98,10 @@ async def wait_case(
         except RPCError as err:
             # After a worker restart the case's next task waits out the old worker's sticky queue
             # (10 s); a query meanwhile times out. Anything else is a real failure.
-            if err.status != RPCStatusCode.DEADLINE_EXCEEDED or asyncio.get_running_loop().time() > deadline:
+            # The test server may also answer "query deadline exceeded" with another status code (seen
+            # around a continue-as-new on a loaded machine).
+            timed_out = err.status == RPCStatusCode.DEADLINE_EXCEEDED or "deadline" in str(err).lower()
+            if not timed_out or asyncio.get_running_loop().time() > deadline:
                 raise
             continue
         if check(status):
