@@ -7,7 +7,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.status import BranchReport
 from tests.scenarios import full_online_fail
-from tests.workflow_env import closed_result, running_worker, terminate_when_idle
+from tests.workflow_env import closed_result, running_worker, search_attributes, terminate_when_idle
 
 
 async def test_full_nonconforming_online_sample(
@@ -18,10 +18,13 @@ async def test_full_nonconforming_online_sample(
         sample = await closed_result(handles["sample"])
         credit = BranchReport.model_validate(await closed_result(handles["credit"]))
         follow_up = await handles["follow_up"].query("status")
+        attrs = await search_attributes(handles["sample"])
         history = await handles["sample"].fetch_history()
         print(f"sample history: {len(history.events)} events")
         await terminate_when_idle(handles["follow_up"])
     assert (sample.stage, sample.verdict) == ("closed", "fail")
+    # Closed means closed for the monitors too: the credit listing that outlives it answers for itself.
+    assert attrs["Stage"] == "closed" and not attrs.get("AwaitingRole") and not attrs["Overdue"]
     outcomes = {b.branch: b.outcome for b in sample.branches if b.branch != "credit"}
     assert outcomes == {"rectification": "accepted", "enforcement": "penalty", "recall": "recalled",
                         "certification": "suspended", "platform": "delisted", "lead": "confirmed"}

@@ -265,7 +265,8 @@ class SampleWorkflow(PostHandling, DecisionProcess):
         """Search attributes, current details and the `samples` record follow every change."""
         waits = list(self.desk.waits.values())
         # The sample shows what its open branches wait for too: one filter finds every overdue step.
-        awaiting = self._own_awaiting() + self._branch_waits()
+        # …except once closed: the credit listing outlives the sample and answers for itself.
+        awaiting = self._own_awaiting() + (self._branch_waits() if self.stage is not Stage.CLOSED else [])
         roles = sorted({r for a in awaiting for r in a.roles})
         next_due = min((a.due_at for a in awaiting), default=None)
         overdue = any(a.overdue for a in awaiting)
