@@ -5,9 +5,6 @@ a worker restart mid-branch."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -22,10 +19,11 @@ from activities.certification_records import certificate_action_rows
 from activities.records import audit_trail, notices_for, outbox_for
 from domain.branches import BranchInput, BranchStatus, branch_workflow_id
 from domain.status import BranchReport
-from starter.client import DecisionRejected, SpotcheckClient
+from starter.client import DecisionRejected
 from tests import factories as f
+from tests.workflow_env import branch_status as status
 from tests.workflow_env import running_worker, search_attributes
-from worker import build_worker
+from tests.workflow_env import wait_for_branch as until
 
 CERTIFICATE = "2023011609765432"  # the CCC certificate of examples/orders/online.json
 BODY = "中国质量认证中心"
@@ -41,31 +39,12 @@ async def start(client: Client, task_queue: str, **product: Any) -> tuple[Workfl
     return handle, inp["order"]["sample_no"]
 
 
-async def status(handle: WorkflowHandle[Any, Any]) -> BranchStatus:
-    return await handle.query("status", result_type=BranchStatus)
-
-
-async def until(handle: WorkflowHandle[Any, Any], check: Callable[[BranchStatus], bool]) -> BranchStatus:
-    for _ in range(300):
-        s = await status(handle)
-        if check(s):
-            return s
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out at stage {s.stage}, awaiting {[a.kind for a in s.awaiting]}")
 
 
 def awaiting_action(s: BranchStatus) -> bool:
     return [a.kind for a in s.awaiting] == ["certificate_action"]
 
 
-@asynccontextmanager
-async def uncached_worker(client: Client, pool: asyncpg.Pool, task_queue: str) -> AsyncIterator[SpotcheckClient]:
-    """The first worker of a restart test. It keeps no workflow cache, so its workflows' tasks stay on the
-    shared task queue: the time-skipping server never moves a task off a stopped worker's sticky queue
-    (its clock stands still while a workflow task is pending), and the next worker would wait forever."""
-    async with build_worker(client, pool, task_queue, workflow_failure_exception_types=[Exception],
-                            max_cached_workflows=0):
-        yield SpotcheckClient(client, task_queue)
 
 
 def action(outcome: str, role: str = "certification_body", **kw: Any) -> dict[str, Any]:
@@ -218,7 +197,7 @@ async def test_bad_certificate_actions_by_signal_are_recorded_and_never_stall_th
 async def test_certification_records_and_notices_exist_once_after_a_worker_restart(
     ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
 ) -> None:
-    async with uncached_worker(ts_env.client, pool, task_queue):
+    async with running_worker(ts_env.client, pool, task_queue, max_cached_workflows=0):
         handle, no = await start(ts_env.client, task_queue)
         await until(handle, awaiting_action)
     # The first worker is gone mid-branch; a new one on the same task queue replays and carries on.

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -24,7 +23,6 @@ from domain.credit_code import ALPHABET, with_check_character
 from starter.client import DecisionRejected, SpotcheckClient
 from tests import factories as f
 from tests.workflow_env import running_worker, search_attributes, terminate_when_idle
-from worker import build_worker
 from workflows.credit import CreditWorkflow
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -397,22 +395,12 @@ async def test_bad_decisions_are_refused_and_never_stall_the_branch(
 # --- restart ---------------------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def first_worker(ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
-                       ) -> AsyncIterator[SpotcheckClient]:
-    """`running_worker` without a workflow cache. A cached worker has the server send the workflow's tasks
-    to its sticky queue, and the time-skipping server never moves them back to the shared queue once that
-    worker is gone: the next worker would wait forever. Without a cache every task goes to the shared
-    queue, so the worker after the restart picks it up (and replays the whole history to do so)."""
-    async with build_worker(ts_env.client, pool, task_queue, workflow_failure_exception_types=[Exception],
-                            max_cached_workflows=0):
-        yield SpotcheckClient(ts_env.client, task_queue)
 
 
 async def test_records_and_notices_exactly_once_after_a_worker_restart(
     ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
 ) -> None:
-    async with first_worker(ts_env, pool, task_queue) as client:
+    async with running_worker(ts_env.client, pool, task_queue, max_cached_workflows=0) as client:
         inp = new_input()
         await add_fail(pool, inp, inp.order.sample_no, date.today())
         await add_fail(pool, inp, f"OLD-{uuid.uuid4().hex[:8]}", date.today() - timedelta(days=300))

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,7 +24,6 @@ from domain.branches import BranchInput, BranchStatus, branch_workflow_id
 from starter.client import DecisionRejected, SpotcheckClient
 from tests import factories as f
 from tests.workflow_env import _describe, _running, running_worker, terminate_when_idle
-from worker import build_worker
 from workflows.enforcement import EnforcementWorkflow
 
 CASE_NO = "杭市监立〔2026〕88号"
@@ -503,27 +501,19 @@ async def test_bad_decisions_by_signal_are_recorded_and_never_stall(
 # --- a worker restart mid-branch -----------------------------------------------------------------
 
 
-@asynccontextmanager
-async def uncached_worker(client: Client, pool: asyncpg.Pool, task_queue: str) -> AsyncIterator[SpotcheckClient]:
-    """A worker that keeps no workflow cache, so each task replays the history and none is left on a
-    sticky queue: the time-skipping server's clock stands still while a workflow task is pending, so a
-    stopped worker's sticky queue would never time out and the next worker would wait forever."""
-    async with build_worker(client, pool, task_queue, workflow_failure_exception_types=[Exception],
-                            max_cached_workflows=0):
-        yield SpotcheckClient(client, task_queue)
 
 
 async def test_records_and_notices_exist_once_after_a_worker_restart(
     ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
 ) -> None:
-    async with uncached_worker(ts_env.client, pool, task_queue) as client:
+    async with running_worker(ts_env.client, pool, task_queue, max_cached_workflows=0) as client:
         handle = await start(ts_env.client, task_queue)
         await to_outcome(client, handle)
         await client.decide(sample_no(handle), decided("case_outcome", "crime_suspected", reason="涉嫌犯罪"),
                             workflow_id=handle.id)
         await wait_for(handle, awaiting("crime_transfer_decision"))
     # Gone mid-branch: the next worker replays the history and carries on; nothing is written twice.
-    async with uncached_worker(ts_env.client, pool, task_queue) as client:
+    async with running_worker(ts_env.client, pool, task_queue, max_cached_workflows=0) as client:
         await client.decide(sample_no(handle), decided("crime_transfer_decision", "transfer"), workflow_id=handle.id)
         await wait_for(handle, awaiting("crime_transfer_receipt"))
     async with running_worker(ts_env.client, pool, task_queue) as client:

@@ -4,9 +4,7 @@ progress reports and summary, every missed deadline, bad decisions, and a worker
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -22,8 +20,9 @@ from domain.branches import BranchInput, BranchStatus, branch_workflow_id
 from domain.status import BranchReport
 from starter.client import DecisionRejected, SpotcheckClient
 from tests import factories as f
+from tests.workflow_env import branch_status as status
 from tests.workflow_env import running_worker, search_attributes
-from worker import build_worker
+from tests.workflow_env import wait_for_branch as until
 
 # --- driving a branch workflow ------------------------------------------------------------------------
 
@@ -37,27 +36,8 @@ async def start_recall(client: Client, task_queue: str) -> tuple[WorkflowHandle[
     return handle, inp["order"]["sample_no"]
 
 
-@asynccontextmanager
-async def uncached_worker(client: Client, pool: asyncpg.Pool, task_queue: str) -> AsyncIterator[SpotcheckClient]:
-    """The first worker of a restart test. It keeps no workflow cache, so its workflows' tasks stay on the
-    shared task queue: the time-skipping server never moves a task off a stopped worker's sticky queue
-    (its clock stands still while a workflow task is pending), and the next worker would wait forever."""
-    async with build_worker(client, pool, task_queue, workflow_failure_exception_types=[Exception],
-                            max_cached_workflows=0):
-        yield SpotcheckClient(client, task_queue)
 
 
-async def status(handle: WorkflowHandle[Any, Any]) -> BranchStatus:
-    return await handle.query("status", result_type=BranchStatus)
-
-
-async def until(handle: WorkflowHandle[Any, Any], check: Callable[[BranchStatus], bool]) -> BranchStatus:
-    for _ in range(300):
-        s = await status(handle)
-        if check(s):
-            return s
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out at stage {s.stage}, awaiting {[a.kind for a in s.awaiting]}")
 
 
 def awaiting(kind: str, nth: int | None = None) -> Callable[[BranchStatus], bool]:
@@ -288,7 +268,7 @@ async def test_bad_recall_decisions_by_signal_are_recorded_and_never_stall_the_b
 async def test_recall_records_and_notices_exist_once_after_a_worker_restart(
     ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
 ) -> None:
-    async with uncached_worker(ts_env.client, pool, task_queue) as spot:
+    async with running_worker(ts_env.client, pool, task_queue, max_cached_workflows=0) as spot:
         handle, no = await start_recall(ts_env.client, task_queue)
         await until(handle, awaiting("defect_assessment"))
         await decide(spot, handle, no, assessment(), "recall_decision")

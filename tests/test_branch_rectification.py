@@ -5,7 +5,6 @@ bad decisions by signal and update, and a worker restart mid-branch."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
@@ -23,7 +22,9 @@ from domain.branches import BranchInput, BranchStatus, branch_workflow_id
 from domain.status import BranchReport, SampleStatus
 from starter.client import DecisionRejected, SpotcheckClient
 from tests import factories as f
+from tests.workflow_env import branch_status as status
 from tests.workflow_env import running_worker, search_attributes, terminate_when_idle
+from tests.workflow_env import wait_for_branch as until
 
 # --- driving the branch --------------------------------------------------------------------------------
 
@@ -37,17 +38,6 @@ async def start(client: Client, task_queue: str, channel: str = "online") -> tup
     return handle, inp["order"]["sample_no"]
 
 
-async def status(handle: WorkflowHandle[Any, Any]) -> BranchStatus:
-    return await handle.query("status", result_type=BranchStatus)
-
-
-async def until(handle: WorkflowHandle[Any, Any], check: Callable[[BranchStatus], bool]) -> BranchStatus:
-    for _ in range(300):
-        s = await status(handle)
-        if check(s):
-            return s
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out at stage {s.stage}, awaiting {[a.kind for a in s.awaiting]}")
 
 
 def awaiting(*kinds: str) -> Callable[[BranchStatus], bool]:

@@ -21,6 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from domain import visibility
+from domain.branches import BranchStatus
 from domain.status import SampleStatus
 from starter.binaries import temporal_test_server
 from starter.client import SpotcheckClient
@@ -189,3 +190,17 @@ async def closed_result(handle: WorkflowHandle[Any, Any], within: float = 10.0) 
             break
         await asyncio.sleep(0.1)
     return await handle.result()
+
+
+async def branch_status(handle: WorkflowHandle[Any, Any]) -> BranchStatus:
+    return await handle.query("status", result_type=BranchStatus)
+
+
+async def wait_for_branch(handle: WorkflowHandle[Any, Any], check: Callable[[BranchStatus], bool]) -> BranchStatus:
+    """Poll a branch workflow's `status` query until `check` holds."""
+    for _ in range(300):
+        s = await branch_status(handle)
+        if check(s):
+            return s
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out at stage {s.stage}, awaiting {[a.kind for a in s.awaiting]}")
