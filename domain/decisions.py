@@ -359,7 +359,7 @@ def parse_payload(decision: Decision) -> _Payload | None:
     return model.model_validate(decision.data) if model else None
 
 
-def _first_error(err: ValidationError, prefix: str = "") -> str:
+def first_error(err: ValidationError, prefix: str = "") -> str:
     parts = []
     for e in err.errors()[:3]:
         loc = ".".join(str(p) for p in e["loc"])
@@ -374,7 +374,7 @@ def parse_decision(raw: Any) -> tuple[Decision | None, str | None]:
     try:
         return Decision.model_validate(raw), None
     except ValidationError as err:
-        return None, f"malformed decision: {_first_error(err)}"
+        return None, f"malformed decision: {first_error(err)}"
 
 
 def decision_problem(
@@ -404,7 +404,7 @@ def decision_problem(
     try:
         payload = parse_payload(decision)
     except ValidationError as err:
-        return f"malformed data for {kind.value}: {_first_error(err, 'data.')}"
+        return f"malformed data for {kind.value}: {first_error(err, 'data.')}"
     if isinstance(payload, LabReportData):
         if decision.outcome == "fail" and not payload.failed_items:
             return "data.failed_items: a fail must name at least one failed item and its standard"

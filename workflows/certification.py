@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.certification_records import CertificateActionRow, CertificationRecords
     from domain.branches import BranchInput
-    from domain.decisions import Decision, DecisionKind, _first_error
+    from domain.decisions import Decision, DecisionKind, first_error
     from domain.status import BranchReport
     from workflows.branch import BranchProcess
     from workflows.process import ACTIVITY_TIMEOUT, RETRY
@@ -110,7 +110,7 @@ class CertificationWorkflow(BranchProcess):
         try:
             data = CertificateActionData.model_validate(decision.data)
         except ValidationError as err:
-            return f"malformed data for {decision.kind.value}: {_first_error(err, 'data.')}"
+            return f"malformed data for {decision.kind.value}: {first_error(err, 'data.')}"
         own = self.order.product.ccc_certificate
         if data.certificate_no is not None and data.certificate_no != own:
             return f"data.certificate_no: {data.certificate_no} is not this product's certificate ({own})"

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.recall_records import RecallRecords, RecallRow
     from domain.branches import BranchInput
-    from domain.decisions import Decision, DecisionKind, _first_error
+    from domain.decisions import Decision, DecisionKind, first_error
     from domain.rules import Deadline
     from domain.status import BranchReport
     from workflows.branch import BranchProcess
@@ -194,7 +194,7 @@ class RecallWorkflow(BranchProcess):
         try:
             data = model.model_validate(decision.data)
         except ValidationError as err:
-            return f"malformed data for {decision.kind.value}: {_first_error(err, 'data.')}"
+            return f"malformed data for {decision.kind.value}: {first_error(err, 'data.')}"
         if isinstance(data, RecallProgressData) and data.recovered is not None and self.row is not None:
             before = max((_recovered(p) for p in self.row.progress), default=0)
             if data.recovered < before:
