@@ -11,7 +11,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from starter.telemetry import configure_tracing, tracing_interceptors
+from telemetry import configure_tracing, tracing_interceptors
 
 TASK_QUEUE = "spotcheck"
 

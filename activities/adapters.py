@@ -5,31 +5,16 @@ by system name."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
-from pydantic import BaseModel, Field
 from temporalio import activity
 
+from activities.db import insert_once
+from activities.records import OUTBOX_KEY
+from domain.records import Handover, HandoverReceipt
 
-class Handover(BaseModel):
-    """One message to an outside system, keyed by workflow id + step id so a retry never sends twice."""
-
-    workflow_id: str
-    step_id: str
-    system: str = Field(description="credit_publicity, platform, enforcement, certification, public_security, …")
-    action: str = Field(description="what is asked, e.g. publish_listing, delist, transfer_case")
-    recipient: str
-    subject: str
-    payload: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime
-
-
-class HandoverReceipt(BaseModel):
-    system: str
-    reference: str = Field(description="the outside system's reference, or outbox:<id> when queued")
-    queued: bool = Field(description="True when left in the outbox for a dispatcher")
+__all__ = ["Handover", "HandoverReceipt", "OutboundActivities", "OutboundAdapter", "OutboxAdapter"]
 
 
 class OutboundAdapter(Protocol):
@@ -44,15 +29,11 @@ class OutboxAdapter:
 
     async def send(self, handover: Handover) -> HandoverReceipt:
         async with self.pool.acquire() as conn:
-            await conn.execute(
-                """
-                INSERT INTO outbox (workflow_id, step_id, channel, recipient, subject, payload, created_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7)
-                ON CONFLICT (workflow_id, step_id) DO NOTHING
-                """,
-                handover.workflow_id, handover.step_id, handover.system, handover.recipient, handover.subject,
-                {"action": handover.action, **handover.payload}, handover.created_at,
-            )
+            await insert_once(conn, "outbox", {
+                "workflow_id": handover.workflow_id, "step_id": handover.step_id, "channel": handover.system,
+                "recipient": handover.recipient, "subject": handover.subject,
+                "payload": {"action": handover.action, **handover.payload}, "created_at": handover.created_at,
+            }, key=OUTBOX_KEY)
             row_id = await conn.fetchval(
                 "SELECT id FROM outbox WHERE workflow_id = $1 AND step_id = $2", handover.workflow_id, handover.step_id
             )

@@ -21,18 +21,8 @@ import chinese_calendar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.rules import (
-    Deadline,
-    DeadlineRequest,
-    Rule,
-    RulePack,
-    RulePackError,
-    Unit,
-    load_rule_packs,
-    overrides_from_env,
-    pack_in_force,
-    rules_dir,
-)
+from activities.rule_packs import load_rule_packs, overrides_from_env, rules_dir
+from domain.rules import Deadline, DeadlineRequest, Rule, RulePack, RulePackError, Unit, pack_in_force
 
 CHINA = ZoneInfo("Asia/Shanghai")
 END_OF_DAY = time(23, 59, 59)

@@ -1,6 +1,7 @@
 """Records of the credit branch: the credit listing row (table credit_listings) and the enterprise's fail
 count for the serious-dishonesty check (table enterprise_fails). Every write is keyed by the branch's
-workflow id, so a retried activity or a restarted worker never doubles a row."""
+workflow id, so a retried activity or a restarted worker never doubles a row, and a change older than the
+listing's last one changes nothing."""
 
 from __future__ import annotations
 
@@ -8,69 +9,18 @@ from datetime import date, datetime
 from typing import Any
 
 import asyncpg
-from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
 
 from activities.calendar import CHINA, add_months
+from activities.db import insert_once, update_row, write_time
+from domain.records import CreditFailCount, CreditListing, CreditListingChange
 
-
-class CreditFailCount(BaseModel):
-    credit_code: str
-    sample_no: str = Field(description="this sample: its fail counts even before the sample's row is there")
-    as_of: AwareDatetime
-    months: int = Field(gt=0, description="look-back period")
-
-
-class CreditListing(BaseModel):
-    """The listing as first published."""
-
-    workflow_id: str
-    sample_no: str
-    credit_code: str
-    enterprise_name: str
-    published_at: AwareDatetime
-    publicity_due: AwareDatetime
-    listed_until: AwareDatetime
-
-
-class CreditListingChange(BaseModel):
-    """A later change to the listing; a field left None keeps its recorded value (except that a new
-    application clears the previous repair reason)."""
-
-    workflow_id: str
-    at: AwareDatetime
-    repair_applied_at: AwareDatetime | None = None
-    repair_outcome: str | None = None
-    repair_reason: str | None = None
-    removed_at: AwareDatetime | None = None
-    removal_reason: str | None = None
-    serious_dishonesty: str | None = None
-    serious_basis: str | None = None
+__all__ = ["CreditFailCount", "CreditListing", "CreditListingChange", "CreditRecordActivities",
+           "credit_listing_row", "look_back_start"]
 
 
 _COUNT_FAILS = """
 SELECT count(*) FROM enterprise_fails WHERE credit_code = $1 AND failed_on >= $2 AND sample_no <> $3
-"""
-
-_INSERT_LISTING = """
-INSERT INTO credit_listings (
-    workflow_id, sample_no, credit_code, enterprise_name, published_at, publicity_due, listed_until, updated_at
-) VALUES ($1, $2, $3, $4, $5, $6, $7, $5)
-ON CONFLICT (workflow_id) DO NOTHING
-"""
-
-_CHANGE_LISTING = """
-UPDATE credit_listings SET
-    repair_applied_at = COALESCE($2, repair_applied_at),
-    repair_outcome = COALESCE($3, repair_outcome),
-    -- a new application starts a new repair record: the previous one's reason goes
-    repair_reason = CASE WHEN $2::timestamptz IS NOT NULL THEN $4 ELSE COALESCE($4, repair_reason) END,
-    removed_at = COALESCE($5, removed_at),
-    removal_reason = COALESCE($6, removal_reason),
-    serious_dishonesty = COALESCE($7, serious_dishonesty),
-    serious_basis = COALESCE($8, serious_basis),
-    updated_at = GREATEST($9, updated_at)
-WHERE workflow_id = $1
 """
 
 
@@ -94,18 +44,22 @@ class CreditRecordActivities:
 
     @activity.defn
     async def credit_record_listing(self, listing: CreditListing) -> None:
-        await self.pool.execute(
-            _INSERT_LISTING, listing.workflow_id, listing.sample_no, listing.credit_code, listing.enterprise_name,
-            listing.published_at, listing.publicity_due, listing.listed_until,
-        )
+        """The listing as first published (a repeat writes nothing); later steps change it."""
+        row = listing.model_dump() | {"updated_at": write_time(listing.updated_at)}
+        await insert_once(self.pool, "credit_listings", row, key=["workflow_id"])
 
     @activity.defn
     async def credit_update_listing(self, change: CreditListingChange) -> None:
-        await self.pool.execute(
-            _CHANGE_LISTING, change.workflow_id, change.repair_applied_at, change.repair_outcome,
-            change.repair_reason, change.removed_at, change.removal_reason, change.serious_dishonesty,
-            change.serious_basis, change.at,
-        )
+        """Write the columns the change names (not None), unless the listing was changed later; a new
+        application (repair_applied_at) starts a new repair record: the previous one's reason goes."""
+        named = change.model_dump(exclude={"workflow_id", "at"}, exclude_none=True)
+        if change.repair_applied_at is not None:
+            named["repair_reason"] = change.repair_reason
+        # The serious-dishonesty check runs beside the listing and its repair: its columns carry their own
+        # write time, so a late write of one path is never dropped for a newer write of the other.
+        guard = "serious_updated_at" if all(k.startswith("serious_") for k in named) else "updated_at"
+        await update_row(self.pool, "credit_listings", {"workflow_id": change.workflow_id},
+                         named | {guard: change.at}, guard=guard)
 
 
 async def credit_listing_row(pool: asyncpg.Pool, workflow_id: str) -> dict[str, Any] | None:

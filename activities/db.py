@@ -1,18 +1,28 @@
-"""PostgreSQL plumbing: the connection pool (json/jsonb as Python objects) and the migration runner."""
+"""PostgreSQL plumbing: the connection pool (json/jsonb as Python objects), the migration runner, and the
+one way an activity writes a record:
+
+- `upsert`: a "current state" row (one per key, rewritten at each step). The write carries its time
+  (`updated_at`, or another monotonic column such as a projection's `seq`) and changes the stored row only
+  when that row is not newer: an older write landing late (a retried attempt that timed out but committed
+  after the workflow moved on) never overwrites a newer one, and a retry of the same write is idempotent.
+- `update_row`: the same guard for a change to a row another write created (the columns it names only).
+- `insert_once`: an append-only row keyed by an idempotency key (`ON CONFLICT DO NOTHING`)."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from temporalio import activity
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +32,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _MIGRATION_LOCK = 0x53706F74_636B6D67  # "Spotckmg"
 
 _Conn = asyncpg.Connection | PoolConnectionProxy
+# What a write runs on: the pool, or a connection (in a transaction) taken from it.
+Db = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 
 _SCHEMA_MIGRATIONS = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -112,3 +124,102 @@ async def apply_migrations(pool_or_dsn: asyncpg.Pool | str, directory: Path | No
             await conn.close()
     async with pool_or_dsn.acquire() as pooled:
         return await _apply_all(pooled, directory)
+
+
+# --- one way to write a record --------------------------------------------------------------------------
+
+
+def write_time(at: datetime | None = None) -> datetime:
+    """The time a write carries: `at` when the workflow gave one, else when the activity was first scheduled
+    (the same for every retry of it, so a retry is the same write), else now (outside an activity)."""
+    if at is not None:
+        return at
+    if activity.in_activity():
+        return activity.info().scheduled_time
+    return datetime.now(UTC)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _params(start: int, count: int) -> str:
+    return ", ".join(f"${i}" for i in range(start, start + count))
+
+
+@lru_cache(maxsize=256)
+def upsert_sql(
+    table: str, columns: tuple[str, ...], key: tuple[str, ...], update: tuple[str, ...], guard: str, strict: bool
+) -> str:
+    """INSERT … ON CONFLICT (key) DO UPDATE SET col = excluded.col … WHERE t.guard <= excluded.guard."""
+    sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in update)
+    return (
+        f"INSERT INTO {_q(table)} AS t ({', '.join(map(_q, columns))}) VALUES ({_params(1, len(columns))})\n"
+        f"ON CONFLICT ({', '.join(map(_q, key))}) DO UPDATE SET {sets}\n"
+        f"WHERE t.{_q(guard)} {'<' if strict else '<='} excluded.{_q(guard)}\n"
+        "RETURNING true"
+    )
+
+
+async def upsert(
+    db: Db,
+    table: str,
+    row: Mapping[str, Any],
+    *,
+    key: Sequence[str],
+    keep: Sequence[str] = (),
+    guard: str = "updated_at",
+    strict: bool = False,
+) -> bool:
+    """Insert `row` (column → value) into `table`, or, when a row with its `key` is there and is not newer
+    (stored `guard` <= the row's; `strict`: <), set every column of `row` but the key and `keep` (columns the
+    first write fixes). A column left out of `row` is not written: a partial change names only what it
+    changes. True when a row was written, False when the stored one is newer."""
+    columns = tuple(row)
+    keys = tuple(key)
+    if guard not in columns or not set(keys) <= set(columns):
+        raise ValueError(f"upsert into {table}: the row must carry its key {keys} and its guard {guard!r}")
+    update = tuple(c for c in columns if c not in keys and c not in keep)
+    sql = upsert_sql(table, columns, keys, update, guard, strict)
+    return bool(await db.fetchval(sql, *row.values()))
+
+
+@lru_cache(maxsize=256)
+def update_sql(table: str, key: tuple[str, ...], changes: tuple[str, ...], guard: str) -> str:
+    """UPDATE table SET col = $n … WHERE key = $k … AND guard <= the change's guard."""
+    sets = ", ".join(f"{_q(c)} = ${i}" for i, c in enumerate(changes, 1))
+    where = " AND ".join(f"{_q(c)} = ${i}" for i, c in enumerate(key, len(changes) + 1))
+    return (
+        f"UPDATE {_q(table)} AS t SET {sets}\n"
+        f"WHERE {where} AND t.{_q(guard)} <= ${changes.index(guard) + 1}\n"
+        "RETURNING true"
+    )
+
+
+async def update_row(
+    db: Db, table: str, key: Mapping[str, Any], changes: Mapping[str, Any], *, guard: str = "updated_at"
+) -> bool:
+    """Set the columns named in `changes` (with its `guard` time) of the row with `key`, unless the stored row
+    is newer. True when written; False when the row is newer or not there (yet)."""
+    if guard not in changes:
+        raise ValueError(f"update of {table}: the change must carry its guard {guard!r}")
+    sql = update_sql(table, tuple(key), tuple(changes), guard)
+    return bool(await db.fetchval(sql, *changes.values(), *key.values()))
+
+
+@lru_cache(maxsize=256)
+def insert_once_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...], returning: str | None) -> str:
+    return (
+        f"INSERT INTO {_q(table)} ({', '.join(map(_q, columns))}) VALUES ({_params(1, len(columns))})\n"
+        f"ON CONFLICT ({', '.join(map(_q, key))}) DO NOTHING"
+        + (f"\nRETURNING {_q(returning)}" if returning else "")
+    )
+
+
+async def insert_once(
+    db: Db, table: str, row: Mapping[str, Any], *, key: Sequence[str], returning: str | None = None
+) -> Any:
+    """Append `row` unless a row with its idempotency `key` is there. Returns the new row's `returning`
+    column (None when it was there already, or when `returning` is not asked)."""
+    sql = insert_once_sql(table, tuple(row), tuple(key), returning)
+    return await db.fetchval(sql, *row.values())

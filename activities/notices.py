@@ -15,6 +15,7 @@ import jinja2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.db import insert_once
 from domain.decisions import Role
 from domain.records import NoticeRecord, NoticeRequest
 
@@ -105,12 +106,6 @@ def render(template: str, context: dict[str, Any]) -> tuple[str, str, str]:
     return title, body, hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-_INSERT_NOTICE = """
-INSERT INTO notices (workflow_id, step_id, template, title, body, sha256, issued_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (workflow_id, step_id) DO NOTHING
-"""
-
 _SELECT_NOTICE = """
 SELECT id, workflow_id, step_id, template, title, sha256 FROM notices WHERE workflow_id = $1 AND step_id = $2
 """
@@ -141,9 +136,10 @@ class NoticeActivities:
                 f"notice template {req.template!r} failed: {err}", type="NoticeTemplateError", non_retryable=True
             ) from err
         async with self.pool.acquire() as conn:
-            await conn.execute(
-                _INSERT_NOTICE, req.workflow_id, req.step_id, req.template, title, body, digest, req.issued_at
-            )
+            await insert_once(conn, "notices", {
+                "workflow_id": req.workflow_id, "step_id": req.step_id, "template": req.template, "title": title,
+                "body": body, "sha256": digest, "issued_at": req.issued_at,
+            }, key=["workflow_id", "step_id"])
             row = await conn.fetchrow(_SELECT_NOTICE, req.workflow_id, req.step_id)
         assert row is not None
         return NoticeRecord(

@@ -13,11 +13,11 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.common import WorkflowIDConflictPolicy
 
-from domain.product_case import CaseFail, FailReport, ProductCaseState, ProductKey, product_case_id
+from domain.product_case import FailReport, ProductCaseState, ProductKey, product_case_id
+from domain.records import CaseRecord
 
 # Named by string, not imported: the workflow module imports this one for its activities.
 WORKFLOW_TYPE = "ProductCaseWorkflow"
@@ -45,16 +45,6 @@ UPDATE product_cases c SET
 WHERE c.case_workflow_id = $1
 RETURNING merged_case_workflow_id
 """
-
-
-class CaseRecord(BaseModel):
-    """What the product case writes after each change: its key, the fails it assessed, its merged case."""
-
-    key: ProductKey
-    fails: list[CaseFail] = Field(default_factory=list)
-    merged_case_workflow_id: str | None = None
-    merged_at: datetime | None = None
-    closed_at: datetime | None = None
 
 
 def _merge_no(merged_case_workflow_id: str | None) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 from temporalio import activity
 
+from activities.db import insert_once, upsert
 from domain.records import DecisionRecord, OutboxMessage, SampleProjection
 
 
@@ -20,37 +21,7 @@ def _get(d: Any, *path: str) -> str | None:
     return None if d is None else str(d)
 
 
-_UPSERT_SAMPLE = """
-INSERT INTO samples AS s (
-    sample_no, workflow_id, seq, stage, verdict, "order",
-    product_code, region, channel, task_type, enterprise_code, plan_id,
-    awaiting_kind, awaiting_role, next_deadline, overdue, updated_at
-) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-ON CONFLICT (sample_no) DO UPDATE SET
-    workflow_id = excluded.workflow_id, seq = excluded.seq, stage = excluded.stage,
-    verdict = excluded.verdict, "order" = excluded."order",
-    product_code = excluded.product_code, region = excluded.region, channel = excluded.channel,
-    task_type = excluded.task_type, enterprise_code = excluded.enterprise_code, plan_id = excluded.plan_id,
-    awaiting_kind = excluded.awaiting_kind, awaiting_role = excluded.awaiting_role,
-    next_deadline = excluded.next_deadline, overdue = excluded.overdue, updated_at = excluded.updated_at
-WHERE excluded.seq > s.seq
-"""
-
-_INSERT_DECISION = """
-INSERT INTO decisions (
-    workflow_id, request_id, kind, outcome, accepted, reason, actor, actor_id, actor_role,
-    decision, stage, via, received_at
-) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-ON CONFLICT (workflow_id, request_id, accepted) DO NOTHING
-RETURNING id
-"""
-
-_INSERT_OUTBOX = """
-INSERT INTO outbox (workflow_id, step_id, channel, recipient, subject, payload, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (workflow_id, step_id) DO NOTHING
-RETURNING id
-"""
+OUTBOX_KEY = ("workflow_id", "step_id")
 
 
 class RecordActivities:
@@ -61,63 +32,47 @@ class RecordActivities:
 
     @activity.defn
     async def project_sample(self, p: SampleProjection) -> None:
-        """Upsert the sample's queryable state; an older projection arriving late changes nothing."""
+        """Upsert the sample's queryable state; an older projection arriving late changes nothing, nor does a
+        repeat of the same seq (the seq, not the time, orders them: projections of one workflow task share
+        the workflow's time)."""
         o = p.order
-        await self.pool.execute(
-            _UPSERT_SAMPLE,
-            p.sample_no,
-            p.workflow_id,
-            p.seq,
-            p.stage,
-            p.verdict,
-            o,
-            _get(o, "product", "classification_code"),
-            _get(o, "region"),
-            _get(o, "channel"),
-            _get(o, "task_type"),
-            _get(o, "sampled_party", "credit_code"),
-            _get(o, "plan_id"),
-            p.awaiting_kind,
-            p.awaiting_role,
-            p.next_deadline,
-            p.overdue,
-            p.updated_at,
-        )
+        await upsert(self.pool, "samples", {
+            "sample_no": p.sample_no,
+            "workflow_id": p.workflow_id,
+            "seq": p.seq,
+            "stage": p.stage,
+            "verdict": p.verdict,
+            "order": o,
+            "product_code": _get(o, "product", "classification_code"),
+            "region": _get(o, "region"),
+            "channel": _get(o, "channel"),
+            "task_type": _get(o, "task_type"),
+            "enterprise_code": _get(o, "sampled_party", "credit_code"),
+            "plan_id": _get(o, "plan_id"),
+            "awaiting_kind": p.awaiting_kind,
+            "awaiting_role": p.awaiting_role,
+            "next_deadline": p.next_deadline,
+            "overdue": p.overdue,
+            "updated_at": p.updated_at,
+        }, key=["sample_no"], guard="seq", strict=True)
 
     @activity.defn
     async def record_decision(self, r: DecisionRecord) -> bool:
         """Append to the audit trail; True when written, False when this (request id, accepted) was recorded."""
-        row_id = await self.pool.fetchval(
-            _INSERT_DECISION,
-            r.workflow_id,
-            r.request_id,
-            r.kind,
-            r.outcome,
-            r.accepted,
-            r.reason,
-            r.actor,
-            _get(r.actor, "id"),
-            _get(r.actor, "role"),
-            r.decision,
-            r.stage,
-            r.via,
-            r.received_at,
+        row = r.model_dump(include={
+            "workflow_id", "request_id", "kind", "outcome", "accepted", "reason", "actor", "decision", "stage",
+            "via", "received_at",
+        })
+        row.update(actor_id=_get(r.actor, "id"), actor_role=_get(r.actor, "role"))
+        row_id = await insert_once(
+            self.pool, "decisions", row, key=["workflow_id", "request_id", "accepted"], returning="id"
         )
         return row_id is not None
 
     @activity.defn
     async def queue_outbox(self, m: OutboxMessage) -> bool:
         """Queue a message for an adapter; True when written, False when this step was already queued."""
-        row_id = await self.pool.fetchval(
-            _INSERT_OUTBOX,
-            m.workflow_id,
-            m.step_id,
-            m.channel,
-            m.recipient,
-            m.subject,
-            m.payload,
-            m.created_at,
-        )
+        row_id = await insert_once(self.pool, "outbox", m.model_dump(), key=OUTBOX_KEY, returning="id")
         return row_id is not None
 
 

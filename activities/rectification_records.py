@@ -7,59 +7,21 @@ later never changes what a running branch was told."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import asyncpg
-from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.calendar import CHINA, _packs
-from domain.rules import RulePackError, overrides_from_env, pack_in_force, rules_dir
+from activities.db import upsert
+from activities.rule_packs import RulePackError, overrides_from_env, pack_in_force, rules_dir
+from domain.records import RectificationRow, RectificationTerms, TermsRequest
+
+__all__ = ["RectificationRecords", "RectificationRow", "RectificationTerms", "TermsRequest", "rectification_rows",
+           "rectification_terms"]
 
 RULE_ID = "rectification"
-
-
-class RectificationRow(BaseModel):
-    workflow_id: str
-    sample_no: str
-    ordered_at: datetime = Field(description="the order notice issued (sample clock)")
-    due: datetime = Field(description="the rectification deadline in force, extension included")
-    extension_outcome: str | None = Field(default=None, description="granted / refused")
-    extended_days: int | None = None
-    extension_decided_at: datetime | None = None
-    report_at: datetime | None = None
-    review_outcome: str | None = Field(default=None, description="accepted / rejected")
-    review_reason: str | None = None
-    follow_up_sample_no: str | None = None
-    closed_outcome: str | None = Field(default=None, description="accepted / rejected / missed")
-    updated_at: datetime
-
-
-class TermsRequest(BaseModel):
-    start: AwareDatetime = Field(description="when the order was served: picks the rule pack in force")
-
-
-class RectificationTerms(BaseModel):
-    extension_length: int = Field(description="the most days one extension may add")
-    extension_request_before: int = Field(description="an extension is decided at least this many days before expiry")
-    extension_note: str | None = None
-
-
-_UPSERT = """
-INSERT INTO rectifications AS r (
-    workflow_id, sample_no, ordered_at, due, extension_outcome, extended_days, extension_decided_at,
-    report_at, review_outcome, review_reason, follow_up_sample_no, closed_outcome, updated_at
-) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-ON CONFLICT (workflow_id) DO UPDATE SET
-    due = excluded.due, extension_outcome = excluded.extension_outcome, extended_days = excluded.extended_days,
-    extension_decided_at = excluded.extension_decided_at, report_at = excluded.report_at,
-    review_outcome = excluded.review_outcome, review_reason = excluded.review_reason,
-    follow_up_sample_no = excluded.follow_up_sample_no, closed_outcome = excluded.closed_outcome,
-    updated_at = excluded.updated_at
-WHERE excluded.updated_at >= r.updated_at
-"""
 
 
 class RectificationRecords:
@@ -70,11 +32,8 @@ class RectificationRecords:
 
     @activity.defn(name="rectification_save")
     async def save(self, row: RectificationRow) -> None:
-        await self.pool.execute(
-            _UPSERT, row.workflow_id, row.sample_no, row.ordered_at, row.due, row.extension_outcome,
-            row.extended_days, row.extension_decided_at, row.report_at, row.review_outcome, row.review_reason,
-            row.follow_up_sample_no, row.closed_outcome, row.updated_at,
-        )
+        await upsert(self.pool, "rectifications", row.model_dump(), key=["workflow_id"],
+                     keep=["sample_no", "ordered_at"])
 
 
 @activity.defn(name="rectification_terms")

@@ -1,37 +1,29 @@
 """The shared registers a final result feeds (migrations/002_registers.sql): enterprises and their fail
 history, the post-licence inspection list, the sampling targets plans draw from, shops' fails and the key
-list, the results bulletin. Also the platform branch's and the lead branch's own records (007).
+list, the results bulletin. (The platform and lead branches' own records: activities/platform_records.py and
+activities/lead_records.py.)
 
 Every activity is idempotent: each row is keyed (sample no, credit code, workflow id), a retry inserts
-nothing new, and what an activity returns is computed from the stored rows, so a retry answers the same."""
+nothing new, and what an activity returns is computed from the stored rows, so a retry answers the same.
+The one state row, an enterprise's name and region, is upserted: an older write never overwrites a newer."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
-from pydantic import BaseModel, Field
 from temporalio import activity
 
-from domain.decisions import EvidenceRef
+from activities.db import Db, insert_once, upsert, write_time
 from domain.models import Party, SampleOrder, TaskType
+from domain.records import RegisterRequest
 
-
-class RegisterRequest(BaseModel):
-    """What every `register_*` activity takes: the sample's final result on a date."""
-
-    workflow_id: str = Field(description="the sample's workflow id, sample-<no>")
-    order: SampleOrder
-    verdict: str = Field(description="the final verdict: fail (or pass for the bulletin)")
-    failed_items: list[dict[str, Any]] = Field(default_factory=list, description="FailedItem dicts")
-    on: date = Field(description="the date of the final verdict: bulletin quarter, shop-fail year")
-    report_no: str | None = None
-    at: datetime | None = Field(default=None, description="when recorded; default: when first written")
+__all__ = ["RegisterRequest", "Registers", "bulletin_period", "shop_key"]
 
 
 def _at(req: RegisterRequest) -> datetime:
-    return req.at or datetime.now(UTC)
+    return write_time(req.at)
 
 
 def _producer(order: SampleOrder) -> Party:
@@ -64,29 +56,14 @@ def _items_text(items: list[dict[str, Any]]) -> str:
     return "；".join(f"{i.get('item')}（{i.get('standard')}）" for i in items)
 
 
-_UPSERT_ENTERPRISE = """
-INSERT INTO enterprises (credit_code, name, region, updated_at) VALUES ($1, $2, $3, $4)
-ON CONFLICT (credit_code) DO UPDATE SET name = excluded.name, region = excluded.region,
-    updated_at = GREATEST(enterprises.updated_at, excluded.updated_at)
-"""
+async def _add_target(db: Db, credit_code: str, source: str, o: SampleOrder, region: str, note: str,
+                      at: datetime) -> None:
+    """A sampling target for the next plans, once per (credit code, source, sample)."""
+    await insert_once(db, "sampling_targets", {
+        "credit_code": credit_code, "source": source, "sample_no": o.sample_no,
+        "product_code": o.product.classification_code, "region": region, "note": note, "added_at": at,
+    }, key=["credit_code", "source", "sample_no"])
 
-# region: the organising regulator's (where the fail was found), as the cross-region merge reads it.
-_INSERT_FAIL = """
-INSERT INTO enterprise_fails (sample_no, credit_code, role, region, product_code, brand, model, batch, failed_on)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (sample_no, credit_code) DO NOTHING
-"""
-
-_INSERT_TARGET = """
-INSERT INTO sampling_targets (credit_code, source, sample_no, product_code, region, note, added_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (credit_code, source, sample_no) DO NOTHING
-"""
-
-_INSERT_SHOP_FAIL = """
-INSERT INTO shop_fails (sample_no, platform, shop_key, year, failed_on) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (sample_no) DO NOTHING
-"""
 
 # Consecutive calendar years, whichever of the two fails is registered first (an objection can delay one).
 _NEIGHBOUR_YEARS = """
@@ -101,18 +78,6 @@ ON CONFLICT (platform, shop_key) DO UPDATE SET years = (
 )
 """
 
-_INSERT_BULLETIN = """
-INSERT INTO results_bulletin (sample_no, workflow_id, period, verdict, entry, published_at)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (sample_no) DO NOTHING
-"""
-
-_INSERT_POST_LICENCE = """
-INSERT INTO post_licence_list (sample_no, credit_code, licence_no, reason, listed_at) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (sample_no) DO NOTHING
-"""
-
-
 class Registers:
     """Register `Registers(pool).register_*` with the worker (found by activities/registry.py)."""
 
@@ -126,11 +91,15 @@ class Registers:
         o, at = req.order, _at(req)
         async with self.pool.acquire() as conn, conn.transaction():
             for party, role in _parties(o):
-                await conn.execute(_UPSERT_ENTERPRISE, party.credit_code, party.name, party.region, at)
-                await conn.execute(
-                    _INSERT_FAIL, o.sample_no, party.credit_code, role, o.region, o.product.classification_code,
-                    o.product.brand, o.product.model, o.product.batch, req.on,
-                )
+                await upsert(conn, "enterprises", {
+                    "credit_code": party.credit_code, "name": party.name, "region": party.region, "updated_at": at,
+                }, key=["credit_code"])
+                # region: the organising regulator's (where the fail was found): the cross-region merge reads it
+                await insert_once(conn, "enterprise_fails", {
+                    "sample_no": o.sample_no, "credit_code": party.credit_code, "role": role, "region": o.region,
+                    "product_code": o.product.classification_code, "brand": o.product.brand,
+                    "model": o.product.model, "batch": o.product.batch, "failed_on": req.on,
+                }, key=["sample_no", "credit_code"])
         return [p.credit_code for p, _ in _parties(o)]
 
     @activity.defn
@@ -144,11 +113,12 @@ class Registers:
         producer = _producer(o)
         reason = f"产品质量监督抽查不合格（抽样单编号 {o.sample_no}）：{_items_text(req.failed_items)}"
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(_INSERT_POST_LICENCE, o.sample_no, producer.credit_code, licence, reason, at)
-            await conn.execute(
-                _INSERT_TARGET, producer.credit_code, "post_licence_problem", o.sample_no,
-                o.product.classification_code, producer.region, f"证后检查问题企业（许可证 {licence}）", at,
-            )
+            await insert_once(conn, "post_licence_list", {
+                "sample_no": o.sample_no, "credit_code": producer.credit_code, "licence_no": licence,
+                "reason": reason, "listed_at": at,
+            }, key=["sample_no"])
+            await _add_target(conn, producer.credit_code, "post_licence_problem", o, producer.region,
+                              f"证后检查问题企业（许可证 {licence}）", at)
         return True
 
     @activity.defn
@@ -162,15 +132,16 @@ class Registers:
         platform, shop = key
         year = req.on.year
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(_INSERT_SHOP_FAIL, o.sample_no, platform, shop, year, req.on)
+            await insert_once(conn, "shop_fails", {
+                "sample_no": o.sample_no, "platform": platform, "shop_key": shop, "year": year, "failed_on": req.on,
+            }, key=["sample_no"])
             neighbours = [r["year"] for r in await conn.fetch(_NEIGHBOUR_YEARS, platform, shop, year)]
             if neighbours:
                 assert o.platform is not None
                 await conn.execute(_UPSERT_KEY_SHOP, platform, shop, o.platform.shop_name,
                                    sorted({year, *neighbours}), at)
-                await conn.execute(
-                    _INSERT_TARGET, o.sampled_party.credit_code, "key_list_shop", o.sample_no,
-                    o.product.classification_code, o.sampled_party.region,
+                await _add_target(
+                    conn, o.sampled_party.credit_code, "key_list_shop", o, o.sampled_party.region,
                     f"网店连续年度抽查不合格（{platform} {o.platform.shop_name}，"
                     f"{'、'.join(str(y) for y in sorted({year, *neighbours}))}年），列入重点监管名单", at,
                 )
@@ -210,7 +181,10 @@ class Registers:
             "lab": o.inspection_agency.name,
             "verdict_on": req.on.isoformat(),
         }
-        await self.pool.execute(_INSERT_BULLETIN, o.sample_no, req.workflow_id, period, req.verdict, entry, _at(req))
+        await insert_once(self.pool, "results_bulletin", {
+            "sample_no": o.sample_no, "workflow_id": req.workflow_id, "period": period, "verdict": req.verdict,
+            "entry": entry, "published_at": _at(req),
+        }, key=["sample_no"])
         return period
 
     @activity.defn
@@ -229,110 +203,5 @@ class Registers:
         parties = _parties(o)
         async with self.pool.acquire() as conn, conn.transaction():
             for party, _ in parties:
-                await conn.execute(
-                    _INSERT_TARGET, party.credit_code, "evaluative_linked", o.sample_no,
-                    o.product.classification_code, party.region, note, at,
-                )
+                await _add_target(conn, party.credit_code, "evaluative_linked", o, party.region, note, at)
         return [p.credit_code for p, _ in parties]
-
-
-# --- the platform branch's and the lead branch's own records (007) -----------------------------------
-
-
-class PlatformRequest(BaseModel):
-    workflow_id: str
-    sample_no: str
-    platform: str
-    shop: str
-    listing_id: str
-    requested_at: datetime
-    handover_reference: str
-    due: datetime
-    key_listed: bool
-
-
-class PlatformClosing(BaseModel):
-    workflow_id: str
-    confirmation: str
-    reason: str | None = None
-    confirmed_at: datetime
-    closed_outcome: str
-
-
-class LeadEntry(BaseModel):
-    workflow_id: str
-    sample_no: str
-    lead_no: int
-    type: str
-    description: str
-    evidence: list[EvidenceRef]
-    routed_to: str
-    recorded_at: datetime
-
-
-class LeadReferral(BaseModel):
-    workflow_id: str
-    handover_reference: str
-
-
-class LeadClosing(BaseModel):
-    workflow_id: str
-    outcome: str
-    reason: str | None = None
-    closed_at: datetime
-
-
-class BranchRecords:
-    """Rows of `platform_actions` and `leads`: inserted once, then completed by idempotent updates."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
-
-    @activity.defn
-    async def platform_record_request(self, r: PlatformRequest) -> None:
-        await self.pool.execute(
-            """
-            INSERT INTO platform_actions (workflow_id, sample_no, platform, shop, listing_id, requested_at,
-                handover_reference, due, key_listed)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-            ON CONFLICT (workflow_id) DO NOTHING
-            """,
-            r.workflow_id, r.sample_no, r.platform, r.shop, r.listing_id, r.requested_at, r.handover_reference,
-            r.due, r.key_listed,
-        )
-
-    @activity.defn
-    async def platform_record_closing(self, r: PlatformClosing) -> None:
-        await self.pool.execute(
-            """
-            UPDATE platform_actions SET confirmation = $2, confirmation_reason = $3, confirmed_at = $4,
-                closed_outcome = $5
-            WHERE workflow_id = $1
-            """,
-            r.workflow_id, r.confirmation, r.reason, r.confirmed_at, r.closed_outcome,
-        )
-
-    @activity.defn
-    async def lead_record(self, r: LeadEntry) -> None:
-        await self.pool.execute(
-            """
-            INSERT INTO leads (workflow_id, sample_no, lead_no, type, description, evidence, routed_to, recorded_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-            ON CONFLICT (workflow_id) DO NOTHING
-            """,
-            r.workflow_id, r.sample_no, r.lead_no, r.type, r.description,
-            [e.model_dump(mode="json", exclude_none=True) for e in r.evidence], r.routed_to, r.recorded_at,
-        )
-
-    @activity.defn
-    async def lead_record_referral(self, r: LeadReferral) -> None:
-        await self.pool.execute(
-            "UPDATE leads SET handover_reference = $2 WHERE workflow_id = $1", r.workflow_id, r.handover_reference
-        )
-
-    @activity.defn
-    async def lead_record_outcome(self, r: LeadClosing) -> None:
-        await self.pool.execute(
-            "UPDATE leads SET outcome = $2, outcome_reason = $3, closed_at = $4 WHERE workflow_id = $1",
-            r.workflow_id, r.outcome, r.reason, r.closed_at,
-        )

@@ -3,17 +3,18 @@
 Each consequence of a final fail (rectification, credit, enforcement, recall, certification, platform,
 leads, …) runs as its own child workflow `sample-<no>-<branch>`. It keeps its sample informed with a
 `branch_update` signal carrying a BranchReport, so the sample's status, search attributes and record show
-every branch's stage and next deadline."""
+every branch's stage and next deadline. The branch table and what starts each branch: docs/design.md §3."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from domain.decisions import EvidenceRef
+from domain.decisions import PAYLOADS, DecisionKind, EvidenceRef, roles_for
 from domain.models import SampleOrder
 from domain.rules import Deadline
 from domain.status import BranchReport, TimelineEvent
@@ -25,14 +26,82 @@ class Branch(StrEnum):
     ENFORCEMENT = "enforcement"
     RECALL = "recall"
     CERTIFICATION = "certification"
-    LICENCE = "licence"
     PLATFORM = "platform"
     LEAD = "lead"
-    PUBLICATION = "publication"
 
 
-class BranchInput(BaseModel):
+ParentClose = Literal["terminate", "abandon"]
+
+
+@dataclass(frozen=True)
+class BranchSpec:
+    """Everything the rest of Spotcheck knows about a branch; starting, routing `decide`, titles, schemas,
+    the CLI and the Web UI details all read it from here."""
+
     branch: Branch
+    title: str  # one line in Chinese and English, for timelines and the Web UI
+    workflow: str  # the workflow type; the sample starts it by name so it need not import every branch
+    kinds: tuple[DecisionKind, ...]  # the decisions it takes (routed to it when sent to the sample number)
+    records: tuple[str, ...]  # the PostgreSQL tables holding its state
+    awaited: bool = True  # the sample closes only after this branch has
+    # TERMINATE guards against a sample terminated by an operator (awaited branches close before their
+    # sample does, so it never fires otherwise); ABANDON for a branch that outlives its sample.
+    parent_close: ParentClose = "terminate"
+
+    def payloads(self) -> dict[DecisionKind, type[BaseModel] | None]:
+        return {k: PAYLOADS.get(k) for k in self.kinds}
+
+    def roles(self) -> dict[DecisionKind, list[str]]:
+        return {k: sorted(r.value for r in roles_for(k)) for k in self.kinds}
+
+
+BRANCHES: dict[Branch, BranchSpec] = {spec.branch: spec for spec in (
+    BranchSpec(
+        Branch.RECTIFICATION, "责令整改 rectification", "RectificationWorkflow",
+        (DecisionKind.RECTIFICATION_EXTENSION, DecisionKind.RECTIFICATION_REPORT,
+         DecisionKind.RECTIFICATION_REVIEW),
+        records=("rectifications",),
+    ),
+    # A credit listing lasts a year (or until repaired): holding the sample open that long would keep
+    # every sample "open" in the monitors' lists for nothing, so it outlives the sample on its own timers.
+    BranchSpec(
+        Branch.CREDIT, "信用约束与修复 credit listing and repair", "CreditWorkflow",
+        (DecisionKind.CREDIT_REPAIR_APPLICATION, DecisionKind.CREDIT_REPAIR_ACCEPTANCE,
+         DecisionKind.CREDIT_REPAIR_REVIEW, DecisionKind.SERIOUS_DISHONESTY_REVIEW),
+        records=("credit_listings",), awaited=False, parent_close="abandon",
+    ),
+    BranchSpec(
+        Branch.ENFORCEMENT, "移交执法稽查 enforcement hand-off", "EnforcementWorkflow",
+        (DecisionKind.CASE_FILING, DecisionKind.CASE_OUTCOME, DecisionKind.CRIME_TRANSFER_DECISION,
+         DecisionKind.CRIME_TRANSFER_RECEIPT),
+        records=("enforcement_cases",),
+    ),
+    BranchSpec(
+        Branch.RECALL, "缺陷研判与召回 defect assessment and recall", "RecallWorkflow",
+        (DecisionKind.DEFECT_ASSESSMENT, DecisionKind.RECALL_DECISION, DecisionKind.RECALL_PLAN,
+         DecisionKind.RECALL_PROGRESS, DecisionKind.RECALL_SUMMARY),
+        records=("recalls",),
+    ),
+    BranchSpec(
+        Branch.CERTIFICATION, "CCC 认证处置 certificate suspension or revocation", "CertificationWorkflow",
+        (DecisionKind.CERTIFICATE_ACTION,), records=("certificate_actions",),
+    ),
+    BranchSpec(
+        Branch.PLATFORM, "网抽下架 platform delisting", "PlatformWorkflow",
+        (DecisionKind.DELIST_CONFIRMATION,), records=("platform_actions",),
+    ),
+    BranchSpec(
+        Branch.LEAD, "检监联动线索 lead", "LeadWorkflow", (DecisionKind.LEAD_OUTCOME,), records=("leads",),
+    ),
+)}
+
+# Which branch takes a decision kind, for routing a decision sent to the sample number.
+BRANCH_OF_KIND: dict[str, Branch] = {k.value: spec.branch for spec in BRANCHES.values() for k in spec.kinds}
+
+
+class SampleResult(BaseModel):
+    """The facts of a sample's result that its branches and registers work from."""
+
     order: SampleOrder
     sample_workflow_id: str
     clock_origin: datetime = Field(description="the sample's clock origin, so compressed dates agree")
@@ -41,6 +110,10 @@ class BranchInput(BaseModel):
     report_no: str | None = None
     evidence: list[EvidenceRef] = Field(default_factory=list)
     notices: list[dict[str, Any]] = Field(default_factory=list, description="the sample's notices (hashes)")
+
+
+class BranchInput(SampleResult):
+    branch: Branch
     context: dict[str, Any] = Field(default_factory=dict, description="branch-specific input")
 
 
@@ -52,32 +125,8 @@ class BranchStatus(BranchReport):
     notices: list[dict[str, Any]] = Field(default_factory=list)
 
 
-# Which branch takes a decision kind, for routing a decision sent to the sample number.
-BRANCH_OF_KIND: dict[str, Branch] = {
-    "rectification_extension": Branch.RECTIFICATION,
-    "rectification_report": Branch.RECTIFICATION,
-    "rectification_review": Branch.RECTIFICATION,
-    "credit_repair_application": Branch.CREDIT,
-    "credit_repair_acceptance": Branch.CREDIT,
-    "credit_repair_review": Branch.CREDIT,
-    "serious_dishonesty_review": Branch.CREDIT,
-    "case_filing": Branch.ENFORCEMENT,
-    "case_outcome": Branch.ENFORCEMENT,
-    "crime_transfer_decision": Branch.ENFORCEMENT,
-    "crime_transfer_receipt": Branch.ENFORCEMENT,
-    "defect_assessment": Branch.RECALL,
-    "recall_decision": Branch.RECALL,
-    "recall_plan": Branch.RECALL,
-    "recall_progress": Branch.RECALL,
-    "recall_summary": Branch.RECALL,
-    "certificate_action": Branch.CERTIFICATION,
-    "delist_confirmation": Branch.PLATFORM,
-    "lead_outcome": Branch.LEAD,
-}
-
-
 def branch_workflow_id(sample_workflow_id: str, branch: str, n: int | None = None) -> str:
     return f"{sample_workflow_id}-{branch}" + (f"-{n}" if n is not None else "")
 
 
-__all__ = ["BRANCH_OF_KIND", "Branch", "BranchInput", "BranchReport", "BranchStatus", "branch_workflow_id"]
+__all__ = ["BRANCHES", "BRANCH_OF_KIND", "Branch", "BranchSpec", "BranchInput", "BranchReport", "BranchStatus", "SampleResult", "branch_workflow_id"]

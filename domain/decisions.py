@@ -340,6 +340,48 @@ class DelistConfirmationData(_Payload):
     platform_ticket: str | None = None
 
 
+class CertificateActionData(_Payload):
+    """What the certification body may report with its action."""
+
+    certificate_no: str | None = Field(default=None, description="must be this product's certificate")
+    reference: str | None = Field(default=None, description="the body's decision document number")
+    effective_on: date | None = Field(default=None, description="when the suspension or revocation takes effect")
+
+
+class LeadOutcomeData(_Payload):
+    """What the responsible line may report with a lead's outcome."""
+
+    case_no: str | None = None
+    measures: str | None = None
+
+
+class DefectAssessmentData(_Payload):
+    defect: str | None = Field(default=None, description="the defect found, in words")
+    hazard: str | None = Field(default=None, description="the risk to persons or property")
+
+
+class RecallDecisionData(_Payload):
+    scope: str | None = Field(default=None, description="batches, production period or models concerned")
+    units: int | None = Field(default=None, ge=0, description="units concerned")
+
+
+class RecallPlanData(_Payload):
+    plan_no: str | None = None
+    units: int | None = Field(default=None, ge=0, description="units to recall")
+    measures: str | None = Field(default=None, description="repair, replacement, refund, …")
+
+
+class RecallProgressData(_Payload):
+    recovered: int | None = Field(default=None, ge=0, description="units recovered so far (cumulative)")
+    note: str | None = None
+
+
+class RecallSummaryData(_Payload):
+    report_no: str | None = None
+    recovered: int | None = Field(default=None, ge=0, description="units recovered in all")
+
+
+# What `data` must hold for a kind: the one table validation, `spotcheck schema` and the branch specs read.
 PAYLOADS: dict[DecisionKind, type[_Payload]] = {
     DecisionKind.SAMPLING_RECORD: SamplingRecordData,
     DecisionKind.SAMPLE_RECEIPT: SampleReceiptData,
@@ -351,6 +393,13 @@ PAYLOADS: dict[DecisionKind, type[_Payload]] = {
     DecisionKind.CASE_FILING: CaseFilingData,
     DecisionKind.CASE_OUTCOME: CaseOutcomeData,
     DecisionKind.DELIST_CONFIRMATION: DelistConfirmationData,
+    DecisionKind.CERTIFICATE_ACTION: CertificateActionData,
+    DecisionKind.LEAD_OUTCOME: LeadOutcomeData,
+    DecisionKind.DEFECT_ASSESSMENT: DefectAssessmentData,
+    DecisionKind.RECALL_DECISION: RecallDecisionData,
+    DecisionKind.RECALL_PLAN: RecallPlanData,
+    DecisionKind.RECALL_PROGRESS: RecallProgressData,
+    DecisionKind.RECALL_SUMMARY: RecallSummaryData,
 }
 
 

@@ -1,12 +1,28 @@
-"""What workflows hand to the record and notice activities. Every write carries its idempotency key:
-the workflow id plus a step id that is stable across retries and replays."""
+"""What workflows hand to the activities and get back from them: the rows and requests of the record,
+notice, register and branch-record activities, and the hand-over to outside systems. Every write carries its
+idempotency key: the workflow id plus a step id (or the branch's workflow id) stable across retries and
+replays. A "current state" row also carries its time (`updated_at`, `at`): a write older than the stored
+row changes nothing (activities/db.py `upsert`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
+
+from domain.decisions import EvidenceRef
+from domain.models import SampleOrder
+from domain.product_case import CaseFail, ProductKey
+
+# The time of a write, for the rows whose model has no time of its own: the workflow's clock
+# (`workflow.now()`, never the sample clock, which runs faster under a time scale); left None, the activity
+# uses the time it was first scheduled, the same for every retry.
+WrittenAt = Annotated[
+    datetime | None,
+    Field(description="when this write was made (workflow.now()); None: when the activity was first scheduled"),
+]
 
 
 class SampleProjection(BaseModel):
@@ -70,3 +86,209 @@ class OutboxMessage(BaseModel):
     subject: str
     payload: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
+
+
+class Handover(BaseModel):
+    """One message to an outside system, keyed by workflow id + step id so a retry never sends twice."""
+
+    workflow_id: str
+    step_id: str
+    system: str = Field(description="credit_publicity, platform, enforcement, certification, public_security, …")
+    action: str = Field(description="what is asked, e.g. publish_listing, delist, transfer_case")
+    recipient: str
+    subject: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class HandoverReceipt(BaseModel):
+    system: str
+    reference: str = Field(description="the outside system's reference, or outbox:<id> when queued")
+    queued: bool = Field(description="True when left in the outbox for a dispatcher")
+
+
+# --- the registers (activities/registers.py) ---------------------------------------------------------
+
+
+class RegisterRequest(BaseModel):
+    """What every `register_*` activity takes: the sample's final result on a date."""
+
+    workflow_id: str = Field(description="the sample's workflow id, sample-<no>")
+    order: SampleOrder
+    verdict: str = Field(description="the final verdict: fail (or pass for the bulletin)")
+    failed_items: list[dict[str, Any]] = Field(default_factory=list, description="FailedItem dicts")
+    on: date = Field(description="the date of the final verdict: bulletin quarter, shop-fail year")
+    report_no: str | None = None
+    at: datetime | None = Field(default=None, description="when recorded; default: when first scheduled")
+
+
+# --- the branches' records (activities/<branch>_records.py) -----------------------------------------
+
+
+class RectificationRow(BaseModel):
+    workflow_id: str
+    sample_no: str
+    ordered_at: datetime = Field(description="the order notice issued (sample clock)")
+    due: datetime = Field(description="the rectification deadline in force, extension included")
+    extension_outcome: str | None = Field(default=None, description="granted / refused")
+    extended_days: int | None = None
+    extension_decided_at: datetime | None = None
+    report_at: datetime | None = None
+    review_outcome: str | None = Field(default=None, description="accepted / rejected")
+    review_reason: str | None = None
+    follow_up_sample_no: str | None = None
+    closed_outcome: str | None = Field(default=None, description="accepted / rejected / missed")
+    updated_at: datetime
+
+
+class TermsRequest(BaseModel):
+    start: AwareDatetime = Field(description="when the order was served: picks the rule pack in force")
+
+
+class RectificationTerms(BaseModel):
+    extension_length: int = Field(description="the most days one extension may add")
+    extension_request_before: int = Field(description="an extension is decided at least this many days before expiry")
+    extension_note: str | None = None
+
+
+class CreditFailCount(BaseModel):
+    credit_code: str
+    sample_no: str = Field(description="this sample: its fail counts even before the sample's row is there")
+    as_of: AwareDatetime
+    months: int = Field(gt=0, description="look-back period")
+
+
+class CreditListing(BaseModel):
+    """The listing as first published."""
+
+    workflow_id: str
+    sample_no: str
+    credit_code: str
+    enterprise_name: str
+    published_at: AwareDatetime
+    publicity_due: AwareDatetime
+    listed_until: AwareDatetime
+    updated_at: WrittenAt = None
+
+
+class CreditListingChange(BaseModel):
+    """A later change to the listing; a field left None keeps its recorded value (except that a new
+    application clears the previous repair reason)."""
+
+    workflow_id: str
+    at: AwareDatetime
+    repair_applied_at: AwareDatetime | None = None
+    repair_outcome: str | None = None
+    repair_reason: str | None = None
+    removed_at: AwareDatetime | None = None
+    removal_reason: str | None = None
+    serious_dishonesty: str | None = None
+    serious_basis: str | None = None
+
+
+class EnforcementCaseChange(BaseModel):
+    """The case's identity (sent with every write, so the first write to arrive creates the row) and what
+    this step changes."""
+
+    workflow_id: str
+    sample_no: str | None = Field(description="null for a merged case")
+    merged_samples: list[dict[str, Any]] | None = None
+    reason: str
+    at: AwareDatetime = Field(description="when the step was recorded (workflow time)")
+    handed_over_at: AwareDatetime | None = None
+    handover_reference: str | None = None
+    filing_due: date | None = None
+    filing_outcome: str | None = None
+    case_no: str | None = None
+    outcome_due: date | None = None
+    outcome: str | None = None
+    fine_amount: Decimal | None = None
+    heavy: bool | None = None
+    crime_decision: str | None = None
+    transferred_at: AwareDatetime | None = None
+    transfer_receipt_at: AwareDatetime | None = None
+    followed_case: str | None = None
+    closed_outcome: str | None = None
+
+
+class RecallRow(BaseModel):
+    workflow_id: str
+    sample_no: str
+    assessment: str | None = Field(default=None, description="defect / no_defect")
+    recall_type: str | None = Field(default=None, description="voluntary / ordered")
+    plan_at: datetime | None = None
+    progress: list[dict[str, Any]] = Field(default_factory=list, description="progress reports, in order")
+    completed_at: datetime | None = None
+    summary_at: datetime | None = None
+    closed_outcome: str | None = None
+    updated_at: datetime
+
+
+class CertificateActionRow(BaseModel):
+    workflow_id: str
+    sample_no: str
+    certificate_no: str
+    body_notified_at: datetime | None = None
+    handover_reference: str | None = None
+    action: str | None = Field(default=None, description="suspended / revoked / none")
+    reason: str | None = None
+    decided_at: datetime | None = None
+    updated_at: WrittenAt = None
+
+
+class PlatformRequest(BaseModel):
+    workflow_id: str
+    sample_no: str
+    platform: str
+    shop: str
+    listing_id: str
+    requested_at: datetime
+    handover_reference: str
+    due: datetime
+    key_listed: bool
+    updated_at: WrittenAt = None
+
+
+class PlatformClosing(BaseModel):
+    workflow_id: str
+    confirmation: str
+    reason: str | None = None
+    confirmed_at: datetime
+    closed_outcome: str
+    updated_at: WrittenAt = None
+
+
+class LeadEntry(BaseModel):
+    workflow_id: str
+    sample_no: str
+    lead_no: int
+    type: str
+    description: str
+    evidence: list[EvidenceRef]
+    routed_to: str
+    recorded_at: datetime
+    updated_at: WrittenAt = None
+
+
+class LeadReferral(BaseModel):
+    workflow_id: str
+    handover_reference: str
+    updated_at: WrittenAt = None
+
+
+class LeadClosing(BaseModel):
+    workflow_id: str
+    outcome: str
+    reason: str | None = None
+    closed_at: datetime
+    updated_at: WrittenAt = None
+
+
+class CaseRecord(BaseModel):
+    """What the product case writes after each change: its key, the fails it assessed, its merged case."""
+
+    key: ProductKey
+    fails: list[CaseFail] = Field(default_factory=list)
+    merged_case_workflow_id: str | None = None
+    merged_at: datetime | None = None
+    closed_at: datetime | None = None

@@ -4,20 +4,15 @@ A pack is one TOML file in `rules/` (named after its `effective_from` date). The
 uses the newest pack that took effect on or before it, so a rule change never rewrites running history.
 Every rule stays configurable: `SPOTCHECK_RULE_OVERRIDES` (JSON) or `RulePack.with_overrides`.
 
-Pure: no Temporal imports, so workflows may import the models. The loaders read files and the
-environment, so only activities and the starter call them.
+Pure: no Temporal imports, no files, no environment, so workflows may import the models. Reading the
+files and the environment is done by `activities/rule_packs.py` (only activities and the starter read files).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from pydantic import (
@@ -31,10 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-RULES_DIR_ENV = "SPOTCHECK_RULES_DIR"
-RULE_OVERRIDES_ENV = "SPOTCHECK_RULE_OVERRIDES"
 RULE_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
-_DATE_STEM = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class Unit(StrEnum):
@@ -204,7 +196,7 @@ class Deadline(BaseModel):
     due_date: date = Field(description="the legal due date in China time")
 
 
-# -- loading ------------------------------------------------------------------------------------------
+# -- parsing and choosing -----------------------------------------------------------------------------
 
 
 def _describe(exc: ValidationError, where: str) -> str:
@@ -224,54 +216,31 @@ def _describe(exc: ValidationError, where: str) -> str:
     return "\n".join(lines)
 
 
-def load_rule_pack(path: Path) -> RulePack:
+def parse_rule_pack(data: Any, where: str) -> RulePack:
+    """A pack from its already-read data (e.g. a parsed TOML file); errors name `where`, the rule and the field."""
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise RulePackError(f"{path}: TOML syntax error: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RulePackError(f"{path}: cannot read: {exc}") from None
-    try:
-        pack = RulePack.model_validate(data)
+        return RulePack.model_validate(data)
     except ValidationError as exc:
-        raise RulePackError(_describe(exc, str(path))) from None
-    stem = Path(path).stem
-    # The file name is the effective date: a copied pack whose date was not updated is caught here.
-    if _DATE_STEM.match(stem) and stem != pack.effective_from.isoformat():
-        raise RulePackError(f"{path}: effective_from: {pack.effective_from} does not match the file name")
-    return pack
+        raise RulePackError(_describe(exc, where)) from None
 
 
-def rules_dir(directory: Path | None = None) -> Path:
-    if directory is not None:
-        return Path(directory)
-    if os.environ.get(RULES_DIR_ENV):
-        return Path(os.environ[RULES_DIR_ENV])
-    return Path(__file__).resolve().parent.parent / "rules"
-
-
-def load_rule_packs(directory: Path | None = None) -> list[RulePack]:
-    """Every pack in the directory, oldest first. Two packs taking effect the same day are refused:
-    which one governs a sample must never depend on file order."""
-    folder = rules_dir(directory)
-    files = sorted(folder.glob("*.toml"))
-    if not files:
-        raise RulePackError(f"{folder}: no rule packs (*.toml)")
-    seen_dates: dict[date, Path] = {}
-    seen_versions: dict[str, Path] = {}
+def ordered_packs(named: Iterable[tuple[str, RulePack]]) -> list[RulePack]:
+    """(where, pack) pairs as packs sorted oldest first. Two packs taking effect the same day, or with the
+    same version, are refused: which one governs a sample must never depend on file order."""
+    seen_dates: dict[date, str] = {}
+    seen_versions: dict[str, str] = {}
     packs = []
-    for path in files:
-        pack = load_rule_pack(path)
+    for where, pack in named:
         if pack.effective_from in seen_dates:
             raise RulePackError(
-                f"{path}: effective_from: {pack.effective_from} is also the date of {seen_dates[pack.effective_from]}"
+                f"{where}: effective_from: {pack.effective_from} is also the date of {seen_dates[pack.effective_from]}"
             )
         if pack.version in seen_versions:
             raise RulePackError(
-                f"{path}: version: {pack.version} is also the version of {seen_versions[pack.version]}"
+                f"{where}: version: {pack.version} is also the version of {seen_versions[pack.version]}"
             )
-        seen_dates[pack.effective_from] = path
-        seen_versions[pack.version] = path
+        seen_dates[pack.effective_from] = where
+        seen_versions[pack.version] = where
         packs.append(pack)
     return sorted(packs, key=lambda p: p.effective_from)
 
@@ -286,21 +255,3 @@ def pack_in_force(packs: Sequence[RulePack], on: date) -> RulePack:
         )
         raise RulePackError(f"no rule pack in force on {on}{hint}")
     return max(in_force, key=lambda p: p.effective_from)
-
-
-def overrides_from_env() -> dict[str, dict[str, Any]]:
-    raw = os.environ.get(RULE_OVERRIDES_ENV, "").strip()
-    if not raw:
-        return {}
-    try:
-        overrides = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise RulePackError(f"{RULE_OVERRIDES_ENV}: not JSON: {exc}") from None
-    if not isinstance(overrides, dict):
-        raise RulePackError(f'{RULE_OVERRIDES_ENV}: expected {{"rule_id": {{"field": value}}}}')
-    return overrides
-
-
-def rule_pack_for(on: date, directory: Path | None = None) -> RulePack:
-    """The pack in force on `on`, with `SPOTCHECK_RULE_OVERRIDES` applied."""
-    return pack_in_force(load_rule_packs(directory), on).with_overrides(overrides_from_env())

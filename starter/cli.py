@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
+from domain.decisions import DecisionKind
+
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
 
@@ -176,13 +178,28 @@ async def _list(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    """`sample-order`, `decision`, or a decision kind: what its `data` holds, who may decide which outcome,
+    and the workflow that takes it (the sample, or its branch from domain/branches.py)."""
     from pydantic import BaseModel
 
-    from domain.decisions import Decision
+    from domain.branches import BRANCH_OF_KIND, BRANCHES
+    from domain.decisions import PAYLOADS, ROLE_MATRIX, Decision
     from domain.models import SampleOrder
 
     models: dict[str, type[BaseModel]] = {"sample-order": SampleOrder, "decision": Decision}
-    _print_json(models[args.model].model_json_schema())
+    if args.model in models:
+        _print_json(models[args.model].model_json_schema())
+        return EXIT_OK
+    kind = DecisionKind(args.model)
+    branch = BRANCH_OF_KIND.get(kind.value)
+    payload = PAYLOADS.get(kind)
+    _print_json({
+        "kind": kind.value,
+        "taken_by": BRANCHES[branch].workflow if branch else "SampleWorkflow",
+        "branch": branch.value if branch else None,
+        "outcomes": {o: sorted(r.value for r in roles) for o, roles in ROLE_MATRIX[kind].items()},
+        "data": payload.model_json_schema() if payload else {"type": "object", "description": "no fields defined"},
+    })
     return EXIT_OK
 
 
@@ -236,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
         _client_options(lst)
         lst.set_defaults(func=_list)
 
-    schema = sub.add_parser("schema", help="print a JSON schema")
-    schema.add_argument("model", choices=["sample-order", "decision"])
+    schema = sub.add_parser("schema", help="print a JSON schema: an order, a decision, or a decision kind's data")
+    schema.add_argument("model", choices=["sample-order", "decision", *(k.value for k in DecisionKind)])
     schema.set_defaults(func=_schema)
 
     try:

@@ -26,11 +26,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain import visibility as sa
 from domain.branches import BRANCH_OF_KIND, branch_workflow_id
-from domain.decisions import Decision, Receipt, parse_decision
+from domain.decisions import Decision, Receipt
 from domain.models import SampleOrder, workflow_id_for
 from domain.status import SampleStatus
 from domain.visibility import sample_attributes
-from starter.telemetry import configure_tracing, tracing_interceptors
+from telemetry import configure_tracing, tracing_interceptors
 from workflows.sample import SampleWorkflow
 
 DEFAULT_TASK_QUEUE = "spotcheck"
@@ -135,68 +135,60 @@ class SpotcheckClient:
     async def decide(
         self, sample_no: str, raw: Decision | dict[str, Any], *, signal: bool = False, workflow_id: str | None = None
     ) -> Receipt | None:
-        """Send a decision about a sample. As an update (default) it answers with a receipt or raises
-        DecisionRejected; as a signal it returns None and a bad decision is recorded as rejected in the
-        audit trail. It goes to whichever of the sample's workflows waits for its kind (the sample, or a
+        """Send a decision about a sample. As an update (default) it answers with the receipt or raises
+        DecisionRejected with the reason; either way the attempt is in the sample's audit trail, recorded by
+        the workflow itself (one send). As a signal it returns None and a bad decision is recorded as
+        rejected. It goes to whichever of the sample's workflows waits for its kind (the sample, or a
         post-handling branch such as `sample-<no>-enforcement`); `workflow_id` names one explicitly."""
         payload = raw.model_dump(mode="json") if isinstance(raw, Decision) else raw
-        decision, malformed = parse_decision(payload)
-        target = workflow_id or await self._route(sample_no, decision)
+        # Only the kind is read here, to route; the workflow parses and validates the decision, once.
+        kind = payload.get("kind") if isinstance(payload, dict) else None
+        kind = kind if isinstance(kind, str) else None
+        target = workflow_id or await self._route(sample_no, kind)
         handle = self.client.get_workflow_handle(target)
         try:
             if signal:
                 await handle.signal("decide", payload)
                 return None
-            if decision is None:
-                # Still recorded: the workflow audits a malformed attempt like any rejected decision.
-                await handle.signal("decide", payload)
-                raise DecisionRejected(malformed or "malformed decision")
-            try:
-                answer = await handle.execute_update("submit_decision", payload)
-            except WorkflowUpdateFailedError as err:
-                # The validator kept it out of history; the signal records the attempt in the audit trail.
-                await handle.signal("decide", payload)
-                cause = err.cause
-                raise DecisionRejected(cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
+            answer = await handle.execute_update("submit_decision", payload)
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            raise DecisionRejected(cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
             # Not found means no such sample, or one whose workflow has ended: its status tells which.
-            raise DecisionRejected(await self._closed_reason(handle, decision, sample_no)) from None
-        return Receipt.model_validate(answer)
+            raise DecisionRejected(await self._closed_reason(handle, kind, sample_no)) from None
+        receipt = Receipt.model_validate(answer)
+        if not receipt.accepted:
+            raise DecisionRejected(receipt.reason or "rejected")
+        return receipt
 
-    async def _route(self, sample_no: str, decision: Decision | None) -> str:
-        """The workflow that takes this decision: a branch waiting for its kind, else the branch that owns
-        the kind, else the sample itself (which answers with the reason when it cannot take it)."""
+    async def _route(self, sample_no: str, kind: str | None) -> str:
+        """The workflow that takes this decision: the sample for its own kinds (no query needed), else a
+        branch waiting for the kind, else the branch that owns it (domain.branches.BRANCH_OF_KIND)."""
         sample_id = workflow_id_for(sample_no)
-        if decision is None:
+        owner = BRANCH_OF_KIND.get(kind) if kind else None
+        if owner is None:
             return sample_id
-        kind = decision.kind.value
         try:
             status: SampleStatus = await self.client.get_workflow_handle(sample_id).query(SampleWorkflow.status)
         except RPCError:
-            return sample_id
-        if any(a.kind == kind for a in status.awaiting):
-            return sample_id
+            return branch_workflow_id(sample_id, owner.value)
         for branch in status.branches:
             if any(a.kind == kind for a in branch.awaiting):
                 return branch.workflow_id
-        owner = BRANCH_OF_KIND.get(kind)
-        if owner is not None:
-            known = [b.workflow_id for b in status.branches if b.branch == owner.value]
-            return known[-1] if known else branch_workflow_id(sample_id, owner.value)
-        return sample_id
+        known = [b.workflow_id for b in status.branches if b.branch == owner.value]
+        return known[-1] if known else branch_workflow_id(sample_id, owner.value)
 
-    async def _closed_reason(
-        self, handle: WorkflowHandle[Any, Any], decision: Decision | None, sample_no: str
-    ) -> str:
+    async def _closed_reason(self, handle: WorkflowHandle[Any, Any], kind: str | None, sample_no: str) -> str:
         """A sample whose workflow has ended takes no decision: say why in the sample's own terms."""
         try:
             status = await handle.query("status")
         except RPCError:
             return f"no workflow {handle.id} for sample {sample_no}"
         closed = status.get("closed_waits") or {}
-        why = closed.get(decision.kind.value) if decision else None
+        why = closed.get(kind) if kind else None
         return why or (
             f"{handle.id} is no longer running (stage {status.get('stage')}"
             + (f", verdict {status['verdict']})" if status.get("verdict") else ")")

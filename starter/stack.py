@@ -23,7 +23,7 @@ from temporalio.client import Client
 
 from domain import visibility
 from starter.devserver import DevServer, DevServerError, free_port, port_is_free, stop_orphan
-from starter.telemetry import configure_tracing
+from telemetry import configure_tracing
 
 DEFAULT_STATE_DIR = "./.spotcheck"
 DEFAULT_TASK_QUEUE = "spotcheck"  # worker.TASK_QUEUE, without importing the worker at CLI start-up

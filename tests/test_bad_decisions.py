@@ -8,7 +8,6 @@ from typing import Any
 import asyncpg
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.records import audit_trail
@@ -53,21 +52,26 @@ async def test_bad_updates_are_rejected_with_the_reason_and_audited(
             with pytest.raises(DecisionRejected) as err:
                 await client.decide(no, f.copy_of(bad))
             assert reason in err.value.reason, name
-        # A raw update (no client-side help) is refused by the validator before it touches history.
+        # A raw update (no client-side help) gets the same answer: a rejected receipt naming the reason,
+        # admitted into history and audited by the workflow itself (nothing is sent twice).
         accepted_before = await _accepted_updates(handle)
-        with pytest.raises(WorkflowUpdateFailedError):
-            await handle.execute_update(SampleWorkflow.submit_decision, f.delivered())
-        assert await _accepted_updates(handle) == accepted_before
+        raw = await handle.execute_update(SampleWorkflow.submit_decision, f.delivered())
+        assert raw["accepted"] is False
+        assert "not awaited: the sample waits for lab_report" in raw["reason"]
+        assert await _accepted_updates(handle) == accepted_before + 1
         # None of it moved or failed the sample: the right decision is still taken.
         await client.decide(no, f.report("pass"))
         status = await wait_for(handle, lambda s: s.stage == "retention")
         assert status.verdict == "pass"
+        assert len([e for e in status.timeline if e.event == "rejected"]) == len(BAD) + 1
         await terminate_when_idle(handle)
     trail = await audit_trail(pool, handle.id)
     rejected = [r for r in trail if not r["accepted"]]
-    assert len(rejected) == len(BAD)
+    assert len(rejected) == len(BAD) + 1  # one row per attempt: no second send to audit a refusal
     assert all(r["reason"] for r in rejected)
-    assert {r["via"] for r in rejected} == {"signal"}
+    assert {r["via"] for r in rejected} == {"update"}
+    for name, _, reason in BAD:
+        assert any(reason in r["reason"] for r in rejected), name
 
 
 async def test_bad_signals_are_recorded_and_never_stall_the_sample(

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.recall_records import recall_rows
@@ -222,19 +222,22 @@ async def test_bad_recall_decisions_by_update_are_refused_with_the_reason(
                         await spot.decide(no, f.copy_of(bad), workflow_id=handle.id)
                     assert reason in err.value.reason
             if step == 0:
-                # A raw update is refused by the validator: nothing reaches the history.
-                with pytest.raises(WorkflowUpdateFailedError):
-                    await handle.execute_update("submit_decision", f.copy_of(PLAN))
+                # A raw update gets the same answer as through the client: a rejected receipt.
+                raw = await handle.execute_update("submit_decision", f.copy_of(PLAN))
+                assert raw["accepted"] is False and raw["reason"].startswith("not awaited")
             await spot.decide(no, f.copy_of(good), workflow_id=handle.id)
         result = await handle.result()
     assert (result.outcome, result.data) == ("recalled", {"type": "voluntary", "reports": 2})
     history = await handle.fetch_history()
     updates = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED]
-    assert len(updates) == len(WALK)  # the refused ones never touched the history
-    # Each refused update is audited through the client's follow-up signal; the raw one is only refused.
+    assert len(updates) == len(WALK) + len(BAD) + 1  # every attempt is admitted and answered
+    # Each refused request is audited once, by the workflow itself (no second send); the raw update
+    # repeats the plan sent too early (BAD[0]), so it adds no row of its own.
     rejected = [r for r in await audit_trail(pool, handle.id) if not r["accepted"]]
     assert len(rejected) == len(BAD)
+    assert PLAN["request_id"] in {r["request_id"] for r in rejected}
     assert all(r["reason"] for r in rejected)
+    assert {r["via"] for r in rejected} == {"update"}
 
 
 async def test_bad_recall_decisions_by_signal_are_recorded_and_never_stall_the_branch(

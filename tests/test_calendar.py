@@ -19,14 +19,8 @@ from activities.calendar import (
     compute_deadline_for,
     is_working_day,
 )
-from domain.rules import (
-    RULE_OVERRIDES_ENV,
-    RULES_DIR_ENV,
-    Deadline,
-    DeadlineRequest,
-    Rule,
-    load_rule_pack,
-)
+from activities.rule_packs import RULE_OVERRIDES_ENV, RULES_DIR_ENV, load_rule_pack
+from domain.rules import Deadline, DeadlineRequest, Rule
 
 REAL_PACK = load_rule_pack(Path(__file__).resolve().parent.parent / "rules" / "2025-10-11.toml")
 VERSION = REAL_PACK.version

@@ -97,3 +97,18 @@ def test_read_malformed_file_raises_decode_error(tmp_path: Path) -> None:
 def test_read_missing_file(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         _read_orders(str(tmp_path / "nope.json"))
+
+
+@pytest.mark.parametrize("kind", ["certificate_action", "lead_outcome", "recall_progress", "lab_report"])
+def test_schema_of_a_decision_kind_shows_its_data_roles_and_workflow(
+    capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """The payloads branches take are in the one table: `spotcheck schema <kind>` shows them."""
+    from domain.branches import BRANCH_OF_KIND, BRANCHES
+
+    schema = _schema(capsys, kind)
+    assert schema["kind"] == kind
+    assert schema["data"]["properties"], "the kind's payload fields are listed"
+    branch = BRANCH_OF_KIND.get(kind)
+    assert schema["taken_by"] == (BRANCHES[branch].workflow if branch else "SampleWorkflow")
+    assert all(roles for roles in schema["outcomes"].values())

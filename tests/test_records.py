@@ -1,11 +1,15 @@
-"""The PostgreSQL record against a real server: migrations, the sample projection, the audit trail, the outbox."""
+"""The PostgreSQL record against a real server: migrations, the sample projection, the audit trail, the outbox,
+and the one way every "current state" row is written (an older write landing late changes nothing)."""
 
 from __future__ import annotations
 
 import asyncio
+import random
+import shutil
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -14,11 +18,36 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from activities.db import MIGRATIONS_DIR, apply_migrations, create_pool
+from activities.certification_records import CertificationRecords
+from activities.credit_records import CreditRecordActivities, credit_listing_row
+from activities.db import MIGRATIONS_DIR, apply_migrations, create_pool, upsert
+from activities.enforcement_records import EnforcementRecordActivities, enforcement_case
+from activities.lead_records import LeadRecords
+from activities.platform_records import PlatformRecords
+from activities.recall_records import RecallRecords
 from activities.records import RecordActivities, audit_trail, outbox_for, sample_rows
-from domain.credit_code import with_check_character
+from activities.rectification_records import RectificationRecords
+from activities.registers import Registers
+from domain.credit_code import ALPHABET, with_check_character
 from domain.models import SampleOrder
-from domain.records import DecisionRecord, OutboxMessage, SampleProjection
+from domain.records import (
+    CertificateActionRow,
+    CreditListing,
+    CreditListingChange,
+    DecisionRecord,
+    EnforcementCaseChange,
+    LeadClosing,
+    LeadEntry,
+    LeadReferral,
+    OutboxMessage,
+    PlatformClosing,
+    PlatformRequest,
+    RecallRow,
+    RectificationRow,
+    RegisterRequest,
+    SampleProjection,
+)
+from tests import factories as f
 
 T0 = datetime(2025, 10, 20, 9, 0, tzinfo=UTC)
 
@@ -249,3 +278,225 @@ async def test_queue_outbox_writes_once(pool: asyncpg.Pool) -> None:
         ("reminder:objection_review:2", "复检申请受理决定即将到期", None),
     ]
     assert rows[0]["payload"] == msg.payload
+
+
+# --- state rows: one upsert idiom, guarded by the write's time ------------------------------------------
+
+
+def at(tick: int) -> datetime:
+    return T0 + timedelta(minutes=tick)
+
+
+@dataclass(frozen=True)
+class StateTable:
+    """A "current state" table: `write(pool, key, tick, value)` writes a state at time `at(tick)` (the seq of
+    a projection) that shows `value` in column `column`; the row is `key` in column `key_column`."""
+
+    table: str
+    key_column: str
+    column: str
+    write: Callable[[asyncpg.Pool, str, int, str], Awaitable[None]]
+
+
+async def _sample(pool: asyncpg.Pool, key: str, tick: int, value: str) -> None:
+    await RecordActivities(pool).project_sample(projection(key, tick, value))
+
+
+async def _rectification(pool: asyncpg.Pool, key: str, tick: int, value: str) -> None:
+    await RectificationRecords(pool).save(RectificationRow(
+        workflow_id=key, sample_no=key, ordered_at=T0, due=T0 + timedelta(days=30), review_reason=value,
+        updated_at=at(tick),
+    ))
+
+
+async def _recall(pool: asyncpg.Pool, key: str, tick: int, value: str) -> None:
+    await RecallRecords(pool).save(RecallRow(
+        workflow_id=key, sample_no=key, assessment=value, progress=[{"at": at(tick).isoformat()}],
+        updated_at=at(tick),
+    ))
+
+
+async def _certification(pool: asyncpg.Pool, key: str, tick: int, value: str) -> None:
+    await CertificationRecords(pool).save(CertificateActionRow(
+        workflow_id=key, sample_no=key, certificate_no="2025010901234567", action=value, updated_at=at(tick),
+    ))
+
+
+async def _enforcement(pool: asyncpg.Pool, key: str, tick: int, value: str) -> None:
+    await EnforcementRecordActivities(pool).enforcement_record_case(EnforcementCaseChange(
+        workflow_id=key, sample_no=key, reason="final_fail", at=at(tick), case_no=value,
+    ))
+
+
+async def _credit(pool: asyncpg.Pool, key: str, tick: int, value: str) -> None:
+    acts = CreditRecordActivities(pool)
+    await acts.credit_record_listing(CreditListing(
+        workflow_id=key, sample_no=key, credit_code=with_check_character("91330100MA2B3C4D5"),
+        enterprise_name="杭州某电器有限公司", published_at=T0, publicity_due=T0 + timedelta(days=28),
+        listed_until=T0 + timedelta(days=365), updated_at=at(0),
+    ))
+    await acts.credit_update_listing(CreditListingChange(workflow_id=key, at=at(tick), serious_basis=value))
+
+
+def _credit_code(key: str) -> str:
+    rnd = random.Random(key)
+    return with_check_character("9133" + "".join(rnd.choice(ALPHABET) for _ in range(13)))
+
+
+async def _enterprise(pool: asyncpg.Pool, key: str, tick: int, value: str) -> None:
+    order = f.order("offline_production")
+    order["sampled_party"].update(credit_code=key, name=value)
+    await Registers(pool).register_enterprise_fail(RegisterRequest.model_validate({
+        "workflow_id": f"sample-{order['sample_no']}", "order": order, "verdict": "fail",
+        "on": date(2026, 5, 6), "at": at(tick),
+    }))
+
+
+async def _platform(pool: asyncpg.Pool, key: str, tick: int, value: str) -> None:
+    acts = PlatformRecords(pool)
+    await acts.platform_record_request(PlatformRequest(
+        workflow_id=key, sample_no=key, platform="某电商平台", shop="某旗舰店", listing_id="L-1", requested_at=T0,
+        handover_reference="outbox:1", due=T0 + timedelta(days=1), key_listed=False, updated_at=at(0),
+    ))
+    await acts.platform_record_closing(PlatformClosing(
+        workflow_id=key, confirmation="refused", reason=value, confirmed_at=at(tick), closed_outcome="refused",
+        updated_at=at(tick),
+    ))
+
+
+async def _lead(pool: asyncpg.Pool, key: str) -> None:
+    await LeadRecords(pool).lead_record(LeadEntry(
+        workflow_id=key, sample_no=key, lead_no=1, type="no_licence", description="无证生产",
+        evidence=[{"name": "photo.jpg", "sha256": "0" * 64}], routed_to="执法稽查", recorded_at=T0,
+        updated_at=at(0),
+    ))
+
+
+async def _lead_referral(pool: asyncpg.Pool, key: str, tick: int, value: str) -> None:
+    await _lead(pool, key)
+    await LeadRecords(pool).lead_record_referral(
+        LeadReferral(workflow_id=key, handover_reference=value, updated_at=at(tick))
+    )
+
+
+async def _lead_outcome(pool: asyncpg.Pool, key: str, tick: int, value: str) -> None:
+    await _lead(pool, key)
+    await LeadRecords(pool).lead_record_outcome(
+        LeadClosing(workflow_id=key, outcome="confirmed", reason=value, closed_at=at(tick), updated_at=at(tick))
+    )
+
+
+STATE_TABLES = [
+    StateTable("samples", "sample_no", "stage", _sample),
+    StateTable("rectifications", "workflow_id", "review_reason", _rectification),
+    StateTable("recalls", "workflow_id", "assessment", _recall),
+    StateTable("certificate_actions", "workflow_id", "action", _certification),
+    StateTable("enforcement_cases", "workflow_id", "case_no", _enforcement),
+    StateTable("credit_listings", "workflow_id", "serious_basis", _credit),
+    StateTable("enterprises", "credit_code", "name", _enterprise),
+    StateTable("platform_actions", "workflow_id", "confirmation_reason", _platform),
+    StateTable("leads", "workflow_id", "handover_reference", _lead_referral),
+    StateTable("leads", "workflow_id", "outcome_reason", _lead_outcome),
+]
+
+
+async def _row(pool: asyncpg.Pool, t: StateTable, key: str) -> dict[str, Any]:
+    rows = await pool.fetch(f"SELECT * FROM {t.table} WHERE {t.key_column} = $1", key)
+    assert len(rows) == 1
+    return dict(rows[0])
+
+
+@pytest.mark.parametrize("t", STATE_TABLES, ids=lambda t: f"{t.table}.{t.column}")
+async def test_an_older_write_landing_late_never_overwrites_a_newer_one(pool: asyncpg.Pool, t: StateTable) -> None:
+    key = _credit_code(uuid.uuid4().hex) if t.table == "enterprises" else f"S-{uuid.uuid4().hex[:10]}"
+    await t.write(pool, key, 2, "newer")
+    newer = await _row(pool, t, key)
+    await t.write(pool, key, 1, "older")  # scheduled first, committed last
+    assert await _row(pool, t, key) == newer
+    await t.write(pool, key, 2, "newer")  # a retry of the same write
+    assert await _row(pool, t, key) == newer
+    await t.write(pool, key, 3, "newest")
+    assert (await _row(pool, t, key))[t.column] == "newest"
+
+
+@pytest.mark.parametrize("t", STATE_TABLES, ids=lambda t: f"{t.table}.{t.column}")
+async def test_a_retried_first_write_is_one_row(pool: asyncpg.Pool, t: StateTable) -> None:
+    key = _credit_code(uuid.uuid4().hex) if t.table == "enterprises" else f"S-{uuid.uuid4().hex[:10]}"
+    await t.write(pool, key, 1, "first")
+    first = await _row(pool, t, key)
+    assert first[t.column] == "first"
+    await t.write(pool, key, 1, "first")
+    assert await _row(pool, t, key) == first
+
+
+async def test_an_enforcement_change_writes_only_the_columns_it_names(pool: asyncpg.Pool) -> None:
+    acts = EnforcementRecordActivities(pool)
+    wf = f"case-{uuid.uuid4().hex[:10]}-merged-1"
+    merged = [{"sample_no": "A", "workflow_id": "sample-A", "region": "330100", "batch": None}]
+
+    def change(tick: int, **kw: Any) -> EnforcementCaseChange:
+        return EnforcementCaseChange(workflow_id=wf, sample_no=None, merged_samples=merged, reason="merged",
+                                     at=at(tick), **kw)
+
+    await acts.enforcement_record_case(change(1, handed_over_at=at(1), handover_reference="outbox:7",
+                                              filing_due=date(2026, 6, 1)))
+    await acts.enforcement_record_case(change(2, filing_outcome="filed", case_no="C-1"))
+    await acts.enforcement_record_case(change(1, filing_due=date(2026, 5, 1)))  # older: changes nothing
+    row = await enforcement_case(pool, wf)
+    assert row is not None
+    assert (row["sample_no"], row["merged_samples"], row["reason"]) == (None, merged, "merged")
+    assert (row["handed_over_at"], row["handover_reference"], row["filing_due"]) == (at(1), "outbox:7", date(2026, 6, 1))
+    assert (row["filing_outcome"], row["case_no"], row["updated_at"]) == ("filed", "C-1", at(2))
+
+
+async def test_a_new_credit_repair_application_clears_the_previous_reason_only(pool: asyncpg.Pool) -> None:
+    acts = CreditRecordActivities(pool)
+    wf = f"sample-{uuid.uuid4().hex[:10]}-credit"
+    await _credit(pool, wf, 1, "两年内两次不合格")
+    await acts.credit_update_listing(CreditListingChange(workflow_id=wf, at=at(2), repair_applied_at=at(2),
+                                                         repair_outcome="applied"))
+    await acts.credit_update_listing(CreditListingChange(workflow_id=wf, at=at(3), repair_outcome="rejected",
+                                                         repair_reason="材料不全"))
+    await acts.credit_update_listing(CreditListingChange(workflow_id=wf, at=at(4), repair_applied_at=at(4),
+                                                         repair_outcome="applied"))
+    row = await credit_listing_row(pool, wf)
+    assert row is not None
+    assert (row["repair_applied_at"], row["repair_outcome"], row["repair_reason"]) == (at(4), "applied", None)
+    assert (row["serious_basis"], row["updated_at"]) == ("两年内两次不合格", at(4))
+
+
+async def test_the_serious_dishonesty_path_and_the_repair_path_never_drop_each_others_writes(
+    pool: asyncpg.Pool,
+) -> None:
+    """The two run side by side in the credit branch: a serious-dishonesty change stamped before a repair
+    change but committed after it still lands (each path has its own write time)."""
+    acts = CreditRecordActivities(pool)
+    wf = f"sample-{uuid.uuid4().hex[:10]}-credit"
+    await _credit(pool, wf, 1, "两年内两次不合格")
+    await acts.credit_update_listing(CreditListingChange(workflow_id=wf, at=at(3), repair_outcome="applied"))
+    await acts.credit_update_listing(CreditListingChange(workflow_id=wf, at=at(2), serious_dishonesty="proposed"))
+    row = await credit_listing_row(pool, wf)
+    assert row is not None
+    assert (row["repair_outcome"], row["serious_dishonesty"]) == ("applied", "proposed")
+
+
+async def test_an_upsert_names_its_key_and_guard(pool: asyncpg.Pool) -> None:
+    with pytest.raises(ValueError, match="guard"):
+        await upsert(pool, "recalls", {"workflow_id": "x", "sample_no": "x"}, key=["workflow_id"])
+
+
+async def test_rows_written_before_009_take_the_next_write(fresh_dsn: str, tmp_path: Path) -> None:
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if path.name < "009":
+            shutil.copy(path, tmp_path / path.name)
+    await apply_migrations(fresh_dsn, tmp_path)
+    p = await create_pool(fresh_dsn)
+    try:
+        await p.execute("INSERT INTO certificate_actions (workflow_id, sample_no, certificate_no, action)"
+                        " VALUES ('w', 's', 'c', 'old')")
+        assert "009_updated_at.sql" in await apply_migrations(p)
+        assert await p.fetchval("SELECT updated_at FROM certificate_actions") == datetime(1970, 1, 1, tzinfo=UTC)
+        await _certification(p, "w", 1, "revoked")
+        assert await p.fetchval("SELECT action FROM certificate_actions") == "revoked"
+    finally:
+        await p.close()

@@ -4,22 +4,28 @@ a message naming file, rule and field; packs are chosen by effective date; rules
 from __future__ import annotations
 
 import re
+import tomllib
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from domain.rules import (
+from activities.rule_packs import (
     RULE_OVERRIDES_ENV,
     RULES_DIR_ENV,
+    load_rule_pack,
+    load_rule_packs,
+    rule_pack_for,
+)
+from domain.rules import (
     ExpiryAction,
     RulePack,
     RulePackError,
     Scope,
     Unit,
-    load_rule_pack,
-    load_rule_packs,
-    rule_pack_for,
+    ordered_packs,
+    pack_in_force,
+    parse_rule_pack,
 )
 
 REAL_PACK = Path(__file__).resolve().parent.parent / "rules" / "2025-10-11.toml"
@@ -198,6 +204,19 @@ def test_duplicate_effective_date_refused(tmp_path: Path) -> None:
     with pytest.raises(RulePackError) as err:
         load_rule_packs(tmp_path)
     assert "b.toml: effective_from: 2025-10-11" in str(err.value) and "a.toml" in str(err.value)
+
+
+def test_pure_parsing_and_ordering_need_no_files() -> None:
+    data = tomllib.loads(_pack_text("v1", "2025-10-11", GOOD_RULE))
+    v1 = parse_rule_pack(data, "memory")
+    v2 = parse_rule_pack({**data, "version": "v2", "effective_from": date(2026, 7, 1)}, "memory")
+    assert ordered_packs([("b", v2), ("a", v1)]) == [v1, v2]
+    assert pack_in_force([v1, v2], date(2026, 6, 30)) == v1
+    with pytest.raises(RulePackError, match="^b: version: v1 is also the version of a$"):
+        ordered_packs([("a", v1), ("b", v1.model_copy(update={"effective_from": date(2026, 1, 1)}))])
+    data["rules"]["objection_window"]["length"] = 0
+    with pytest.raises(RulePackError, match="^memory: rule objection_window: length: "):
+        parse_rule_pack(data, "memory")
 
 
 def test_empty_directory_refused(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.testing import WorkflowEnvironment
 
-from starter.telemetry import configure_tracing, tracing_interceptors
+from telemetry import configure_tracing, tracing_interceptors
 from tests import factories as f
 from tests.workflow_env import awaiting, running_worker, terminate_when_idle, time_skipping_env, wait_for
 
@@ -71,13 +71,14 @@ async def test_one_trace_from_client_through_workflow_and_activities(
         _named(finished, "RunActivity:compute_deadline"),  # worker, activity
         _named(finished, "RunActivity:project_sample"),
         _named(finished, "StartWorkflowUpdate:submit_decision"),  # client, the sealing decision
-        _named(finished, "ValidateUpdate:submit_decision"),  # workflow, its validator
-        _named(finished, "HandleUpdate:submit_decision"),  # workflow, its handler
+        _named(finished, "HandleUpdate:submit_decision"),  # workflow, its handler (no validator: every
+        # attempt is admitted and answered with a receipt)
+        _named(finished, "StartActivity:record_decision"),  # the handler audits the attempt
     ]
     assert {format(s.context.trace_id, "032x") for s in chain} == {format(trace_id, "032x")}
     # The parents run client -> workflow -> activity. The interceptor hangs every workflow-side span on the
     # client's StartWorkflow span (RunWorkflow is a zero-duration marker beside them, not their parent).
-    start, run, start_activity, run_activity, _, update, validate, handle_update = chain
+    start, run, start_activity, run_activity, _, update, handle_update, audit = chain
 
     def parent_of(span: ReadableSpan) -> int | None:
         return span.parent.span_id if span.parent else None
@@ -88,9 +89,9 @@ async def test_one_trace_from_client_through_workflow_and_activities(
     assert parent_of(run_activity) == start_activity.context.span_id
     assert parent_of(update) == root.context.span_id
     # The update's workflow side sits under the workflow and links back to the client's update call.
-    for span in (validate, handle_update):
-        assert parent_of(span) == start.context.span_id
-        assert [link.context.span_id for link in span.links] == [update.context.span_id]
+    assert parent_of(handle_update) == start.context.span_id
+    assert [link.context.span_id for link in handle_update.links] == [update.context.span_id]
+    assert parent_of(audit) == start.context.span_id
 
 
 def test_tracing_is_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,27 +1,31 @@
 """BranchProcess: the base of every post-handling branch workflow (`sample-<no>-<branch>`).
 
 A branch waits for its decisions like the sample does (DecisionProcess), shows its own stage in the Web UI,
-and keeps its sample informed with `branch_update` signals so the sample's status shows every branch."""
+and keeps its sample informed with `branch_update` signals so the sample's status shows every branch. What
+a branch is (title, workflow type, decision kinds, records, parent-close policy) is its spec in
+domain/branches.py."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain import visibility as sa
-    from domain.branches import BranchInput, BranchReport, BranchStatus
-    from domain.status import Awaiting
+    from domain.branches import BranchInput, BranchReport, BranchSpec, BranchStatus
+    from domain.decisions import Decision
     from workflows.process import DecisionProcess
+    from workflows.visibility import branch_details, publish
 
 
 class BranchProcess(DecisionProcess):
-    BRANCH: ClassVar[str]
-    TITLE: ClassVar[str]  # one line in Chinese and English, for timelines and the Web UI
+    SPEC: ClassVar[BranchSpec]
 
-    def _setup_branch(self, inp: BranchInput) -> None:
-        self._setup(inp.order, inp.clock_origin)
+    def _setup_branch(
+        self, inp: BranchInput, *, extra_check: Callable[[Decision], str | None] | None = None
+    ) -> None:
+        self._setup(inp.order, inp.clock_origin, extra_check=extra_check, notice_context=self._sample_facts)
         self.input = inp
         self.stage = "opened"
         self.outcome: str | None = None
@@ -32,17 +36,12 @@ class BranchProcess(DecisionProcess):
 
     def _report(self) -> BranchReport:
         return BranchReport(
-            branch=self.BRANCH,
+            branch=self.SPEC.branch.value,
             workflow_id=workflow.info().workflow_id,
             stage=str(self.stage),
             closed=self.stage == "closed",
             outcome=self.outcome,
-            awaiting=[
-                Awaiting(kind=w.kind.value, roles=w.roles, rule_id=w.deadline.rule_id, title=w.deadline.title,
-                         due=w.deadline.due, due_at=w.due_at, basis=w.deadline.basis, overdue=w.overdue,
-                         beyond_schedule=w.deadline.beyond_schedule)
-                for w in self.desk.waits.values()
-            ],
+            awaiting=self.desk.awaiting(),
             enforcement_lead=self.enforcement_lead,
             data=self.data,
         )
@@ -54,37 +53,23 @@ class BranchProcess(DecisionProcess):
             notices=list(self.notices),
         )
 
-    def _notice_context(self) -> dict[str, Any]:
+    def _sample_facts(self) -> dict[str, Any]:
+        """What every notice of a branch can use: the sample's result it follows from."""
         inp = self.input
         return {"failed_items": inp.failed_items, "report_no": inp.report_no, "verdict": inp.verdict,
                 "sample_notices": inp.notices, "evidence": [e.model_dump(mode="json") for e in inp.evidence]}
 
     async def _enter(self, stage: str) -> None:
         self.stage = stage
-        self._event("stage", f"{self.BRANCH}: {stage}")
+        self._event("stage", f"{self.SPEC.branch.value}: {stage}")
         await self._publish()
 
     async def _publish(self) -> None:
-        waits = list(self.desk.waits.values())
-        roles = sorted({r for w in waits for r in w.roles})
-        next_due = min((w.due_at for w in waits), default=None)
-        workflow.upsert_search_attributes([
-            sa.STAGE.value_set(f"{self.BRANCH}:{self.stage}"),
-            sa.AWAITING_ROLE.value_set(roles) if roles else sa.AWAITING_ROLE.value_unset(),
-            sa.NEXT_DEADLINE.value_set(next_due) if next_due else sa.NEXT_DEADLINE.value_unset(),
-            sa.OVERDUE.value_set(any(w.overdue for w in waits)),
-        ])
-        workflow.set_current_details(self._details(waits))
+        awaiting = self.desk.awaiting()
+        publish(f"{self.SPEC.branch.value}:{self.stage}",
+                branch_details(self.order, self.SPEC.title, str(self.stage), self.outcome, awaiting),
+                awaiting=awaiting)
         await self._tell_sample()
-
-    def _details(self, waits: list[Any]) -> str:
-        lines = [f"**{self.order.sample_no}** · {self.TITLE} · stage **{self.stage}**"
-                 + (f" · outcome **{self.outcome}**" if self.outcome else "")]
-        for w in waits:
-            flag = " ⚠️ **overdue**" if w.overdue else ""
-            lines.append(f"- waiting for `{w.kind.value}` from **{'/'.join(w.roles)}** by "
-                         f"**{w.deadline.due_date}**{flag} — {w.deadline.basis}")
-        return "\n".join(lines)
 
     async def _tell_sample(self) -> None:
         sample = workflow.get_external_workflow_handle(self.input.sample_workflow_id)

@@ -10,44 +10,31 @@ The `certificate_actions` row is upserted at each step.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-    from activities.certification_records import CertificateActionRow, CertificationRecords
-    from domain.branches import BranchInput
-    from domain.decisions import Decision, DecisionKind, first_error
+    from activities.certification_records import CertificationRecords
+    from domain.branches import BRANCHES, Branch, BranchInput
+    from domain.decisions import CertificateActionData, Decision, DecisionKind
+    from domain.records import CertificateActionRow
     from domain.status import BranchReport
     from workflows.branch import BranchProcess
-    from workflows.process import ACTIVITY_TIMEOUT, RETRY
+    from workflows.calls import call
 
 # Addressee when the sample does not name the body (context "certification_body"): the notice still reads.
 DEFAULT_BODY = "发证认证机构"
 
 
-class CertificateActionData(BaseModel):
-    """What the certification body may report with its action (the shared PAYLOADS table has none)."""
-
-    model_config = ConfigDict(extra="forbid")
-    certificate_no: str | None = Field(default=None, description="must be this product's certificate")
-    reference: str | None = Field(default=None, description="the body's decision document number")
-    effective_on: date | None = Field(default=None, description="when the suspension or revocation takes effect")
-
-
 @workflow.defn
 class CertificationWorkflow(BranchProcess):
-    BRANCH = "certification"
-    TITLE = "CCC 认证处置 certificate suspension or revocation"
+    SPEC = BRANCHES[Branch.CERTIFICATION]
 
     @workflow.init
     def __init__(self, inp: BranchInput) -> None:
-        self._setup_branch(inp)
+        self._setup_branch(inp, extra_check=self._certificate_problem)
         self.row: CertificateActionRow | None = None
 
     @workflow.run
@@ -94,23 +81,14 @@ class CertificationWorkflow(BranchProcess):
             certificate_no=self.order.product.ccc_certificate or "",
         )
         self.row = base.model_copy(update=changes)
-        await workflow.execute_activity_method(
-            CertificationRecords.save,
-            self.row,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-            cancellation_type=ActivityCancellationType.ABANDON,
-            summary=f"Record the certificate action for sample {self.order.sample_no} at stage {self.stage}",
-        )
+        await call(CertificationRecords.save, self.row,
+                   summary=f"Record the certificate action for sample {self.order.sample_no} at stage {self.stage}")
 
-    def _extra_problem(self, decision: Decision) -> str | None:
-        """Pure: it runs in the update validator too."""
+    def _certificate_problem(self, decision: Decision) -> str | None:
+        """The action must be on this product's certificate (the payload itself is checked already)."""
         if decision.kind is not DecisionKind.CERTIFICATE_ACTION:
             return None
-        try:
-            data = CertificateActionData.model_validate(decision.data)
-        except ValidationError as err:
-            return f"malformed data for {decision.kind.value}: {first_error(err, 'data.')}"
+        data = CertificateActionData.model_validate(decision.data)
         own = self.order.product.ccc_certificate
         if data.certificate_no is not None and data.certificate_no != own:
             return f"data.certificate_no: {data.certificate_no} is not this product's certificate ({own})"

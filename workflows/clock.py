@@ -13,8 +13,9 @@ class SampleClock:
         self.origin = origin
         self.scale = scale
 
-    def now(self) -> datetime:
-        return self.to_sample(workflow.now())
+    def now(self, *, real: datetime | None = None) -> datetime:
+        """The sample's time at real time `real` (default: the workflow's now)."""
+        return self.to_sample(workflow.now() if real is None else real)
 
     def to_sample(self, real: datetime) -> datetime:
         return self.origin + (real - self.origin) * self.scale
@@ -22,5 +23,6 @@ class SampleClock:
     def to_real(self, sample_time: datetime) -> datetime:
         return self.origin + (sample_time - self.origin) / self.scale
 
-    def real_delay_until(self, sample_time: datetime) -> timedelta:
-        return max(timedelta(0), self.to_real(sample_time) - workflow.now())
+    def real_delay_until(self, sample_time: datetime, *, real: datetime | None = None) -> timedelta:
+        """How long to sleep from real time `real` (default: the workflow's now) until `sample_time`."""
+        return max(timedelta(0), self.to_real(sample_time) - (workflow.now() if real is None else real))

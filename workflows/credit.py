@@ -22,21 +22,15 @@ from datetime import date, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from activities.credit_records import (
-        CreditFailCount,
-        CreditListing,
-        CreditListingChange,
-        CreditRecordActivities,
-    )
-    from domain.branches import BranchInput, BranchReport
+    from activities.credit_records import CreditRecordActivities
+    from domain.branches import BRANCHES, Branch, BranchInput, BranchReport
     from domain.decisions import Decision, DecisionKind
+    from domain.records import CreditFailCount, CreditListing, CreditListingChange
     from domain.rules import Deadline
     from workflows.branch import BranchProcess
-    from workflows.desk import Wait
-    from workflows.process import ACTIVITY_TIMEOUT, RETRY
+    from workflows.calls import call
 
 APPLICATION = DecisionKind.CREDIT_REPAIR_APPLICATION
 ACCEPTANCE = DecisionKind.CREDIT_REPAIR_ACCEPTANCE
@@ -54,12 +48,11 @@ PUBLICITY_SYSTEM = "国家企业信用信息公示系统"
 
 @workflow.defn
 class CreditWorkflow(BranchProcess):
-    BRANCH = "credit"
-    TITLE = "信用约束与修复 credit listing and repair"
+    SPEC = BRANCHES[Branch.CREDIT]
 
     @workflow.init
     def __init__(self, inp: BranchInput) -> None:
-        self._setup_branch(inp)
+        self._setup_branch(inp, extra_check=self._too_early)
         # The listed enterprise: the sampled party unless the sample names another (e.g. the producer).
         party = inp.order.sampled_party
         self.credit_code = str(inp.context.get("credit_code") or party.credit_code)
@@ -109,11 +102,11 @@ class CreditWorkflow(BranchProcess):
             "publicity_due": str(publicity.due_date), "listing_months": listing.length,
             "repair_months": self.repair_from.length, "basis": publicity.basis,
         })
-        await self._records(CreditRecordActivities.credit_record_listing, CreditListing(
+        await call(CreditRecordActivities.credit_record_listing, CreditListing(
             workflow_id=workflow.info().workflow_id, sample_no=self.order.sample_no, credit_code=self.credit_code,
             enterprise_name=self.enterprise_name, published_at=published, publicity_due=publicity.due,
             listed_until=listing.due,
-        ), "Record the credit listing")
+        ), summary="Record the credit listing")
         self.data.update({
             "credit_code": self.credit_code, "enterprise_name": self.enterprise_name,
             "published_at": str(published), "listed_until": str(listing.due_date),
@@ -130,9 +123,8 @@ class CreditWorkflow(BranchProcess):
             await self._decision_notice(repaired, removal)
         # A decision that can no longer change the listing is refused with the reason, not "not awaited".
         for kind in REPAIR_KINDS:
-            self.desk.waits.pop(kind, None)
             self.desk.inbox.pop(kind, None)
-            self.desk.closed[kind] = f"{kind.value} no longer accepted: the credit listing was removed ({reason})"
+            self.desk.shut(kind, f"{kind.value} no longer accepted: the credit listing was removed ({reason})")
         await self._hand_over(
             "credit_publicity", "remove_listing", "credit-remove", PUBLICITY_SYSTEM,
             f"停止公示 {self.enterprise_name} 产品质量监督抽查不合格信息 ({self.order.sample_no}): "
@@ -185,14 +177,12 @@ class CreditWorkflow(BranchProcess):
     async def _await_application(self, listing: Deadline) -> Decision:
         """Open to an application until the listing ends: no deadline of its own (the enterprise may never
         apply), so no reminder nor escalation; `_extra_problem` refuses one made too early."""
-        wait = Wait(kind=APPLICATION, deadline=listing, due_at=self.clock.to_real(listing.due))
-        self.desk.waits[APPLICATION] = wait
-        self.desk.closed.pop(APPLICATION, None)
+        self._open(APPLICATION, listing)
         self._event("awaiting", f"credit repair may be applied for from {self._repair_from_date()} "
                     f"until the listing ends on {listing.due_date}")
         await self._enter("listed")
-        await workflow.wait_condition(lambda: APPLICATION in self.desk.inbox)
-        return await self._take(APPLICATION)
+        await workflow.wait_condition(lambda: self.desk.arrived(APPLICATION))
+        return self._take(APPLICATION)
 
     async def _repair_ends(self, application: Decision, decision: Decision) -> None:
         """A refused or rejected application: the decision is issued and the listing continues."""
@@ -214,7 +204,8 @@ class CreditWorkflow(BranchProcess):
         assert self.repair_from is not None
         return self.repair_from.due_date + timedelta(days=1)
 
-    def _extra_problem(self, decision: Decision) -> str | None:
+    def _too_early(self, decision: Decision) -> str | None:
+        """An application before six months of publicity is refused with the first allowed date."""
         if (decision.kind is APPLICATION and self.repair_from is not None
                 and self.clock.now() <= self.repair_from.due):
             return (f"credit repair may be applied for from {self._repair_from_date()}: "
@@ -263,22 +254,16 @@ class CreditWorkflow(BranchProcess):
     # --- records ------------------------------------------------------------------------------
 
     async def _count_fails(self) -> int:
-        fails: int = await self._records(CreditRecordActivities.credit_count_fails, CreditFailCount(
+        fails = await call(CreditRecordActivities.credit_count_fails, CreditFailCount(
             credit_code=self.credit_code, sample_no=self.order.sample_no, as_of=self.clock.now(),
             months=SERIOUS_LOOKBACK_MONTHS,
-        ), f"Count the fails of {self.credit_code} within three years")
+        ), summary=f"Count the fails of {self.credit_code} within three years")
         self.data["fails_in_three_years"] = fails
         return fails
 
     async def _change(self, **fields: Any) -> None:
-        await self._records(
+        await call(
             CreditRecordActivities.credit_update_listing,
             CreditListingChange(workflow_id=workflow.info().workflow_id, at=workflow.now(), **fields),
-            "Update the credit listing: " + ", ".join(f"{k}={v}" for k, v in fields.items()),
-        )
-
-    async def _records(self, method: Any, arg: Any, summary: str) -> Any:
-        return await workflow.execute_activity_method(
-            method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=summary,
-            cancellation_type=ActivityCancellationType.ABANDON,
+            summary="Update the credit listing: " + ", ".join(f"{k}={v}" for k, v in fields.items()),
         )

@@ -1,5 +1,7 @@
-"""The decision desk: what a sample waits for, and the one validation every decision goes through,
-whether it arrives as a signal or an update. Pure state, no I/O: the workflow records the outcome."""
+"""The decision desk: what a process waits for, and the one validation every decision goes through,
+whether it arrives as a signal or an update. Pure state, no I/O: the workflow records the outcome.
+
+A decision is parsed once, here (`take`); the workflow audits what `take` answered."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         roles_for,
     )
     from domain.rules import Deadline
+    from domain.status import Awaiting
 
 
 @dataclass
@@ -33,14 +36,25 @@ class Wait:
     def roles(self) -> list[str]:
         return sorted(r.value for r in roles_for(self.kind))
 
+    def to_awaiting(self) -> Awaiting:
+        d = self.deadline
+        return Awaiting(kind=self.kind.value, roles=self.roles, rule_id=d.rule_id, title=d.title, due=d.due,
+                        due_at=self.due_at, basis=d.basis, overdue=self.overdue,
+                        beyond_schedule=d.beyond_schedule)
+
 
 @dataclass
-class Verdict:
-    """The desk's answer to one arriving decision."""
+class Intake:
+    """The desk's answer to one arriving decision: the parsed decision (None when malformed), the receipt
+    the sender gets, and whether it repeats a request id already accepted."""
 
     decision: Decision | None
     receipt: Receipt
     duplicate: bool = False
+
+
+def _workflow_uuid() -> str:
+    return str(workflow.uuid4())
 
 
 @dataclass
@@ -53,10 +67,35 @@ class DecisionDesk:
     closed: dict[DecisionKind, str] = field(default_factory=dict)
     # A process's own rules on top of the common ones (e.g. an extension asked too late); None when fine.
     extra_check: Callable[[Decision], str | None] | None = None
+    # Request id for a decision too malformed to carry one (deterministic inside a workflow).
+    new_id: Callable[[], str] = _workflow_uuid
+
+    # --- waits ---------------------------------------------------------------------------------
+
+    def open(self, kind: DecisionKind, deadline: Deadline, due_at: datetime) -> Wait:
+        """Start (or restart with a new deadline) waiting for `kind`."""
+        wait = Wait(kind=kind, deadline=deadline, due_at=due_at)
+        self.waits[kind] = wait
+        self.closed.pop(kind, None)
+        return wait
+
+    def shut(self, kind: DecisionKind, why: str | None = None) -> None:
+        """Stop waiting for `kind`; with `why`, a late decision of that kind is refused with it."""
+        self.waits.pop(kind, None)
+        if why is not None:
+            self.closed[kind] = why
+
+    def arrived(self, *kinds: DecisionKind) -> bool:
+        return any(k in self.inbox for k in kinds)
 
     def open_kinds(self) -> list[DecisionKind]:
         # A kind already answered but not yet consumed by the workflow is no longer open.
         return [k for k in self.waits if k not in self.inbox]
+
+    def awaiting(self) -> list[Awaiting]:
+        return [w.to_awaiting() for w in self.waits.values()]
+
+    # --- decisions in --------------------------------------------------------------------------
 
     def problem(self, raw: Any) -> tuple[Decision | None, Receipt | None, str | None]:
         """(decision, first receipt when a repeat, reason when it must be rejected)."""
@@ -71,15 +110,16 @@ class DecisionDesk:
             problem = self.extra_check(decision)
         return decision, None, problem
 
-    def take(self, raw: Any, *, stage: str, now: datetime) -> Verdict:
+    def take(self, raw: Any, *, stage: str, now: datetime) -> Intake:
+        """Validate once; an accepted decision goes to the inbox for the waiting process to take."""
         decision, first, reason = self.problem(raw)
         if first is not None:
-            return Verdict(decision, first, duplicate=True)
-        request_id = decision.request_id if decision else _raw_request_id(raw) or str(workflow.uuid4())
+            return Intake(decision, first, duplicate=True)
+        request_id = decision.request_id if decision else _raw_request_id(raw) or self.new_id()
         receipt = Receipt(
             request_id=request_id,
-            kind=decision.kind.value if decision else str(_raw_get(raw, "kind") or "?"),
-            outcome=decision.outcome if decision else str(_raw_get(raw, "outcome") or "?"),
+            kind=decision.kind.value if decision else _raw_text(raw, "kind"),
+            outcome=decision.outcome if decision else _raw_text(raw, "outcome"),
             accepted=reason is None,
             reason=reason,
             stage=stage,
@@ -88,13 +128,23 @@ class DecisionDesk:
         if decision is not None and reason is None:
             self.inbox[decision.kind] = decision
             self.receipts[request_id] = receipt
-        return Verdict(decision, receipt)
+        return Intake(decision, receipt)
+
+    def pop(self, kind: DecisionKind) -> Decision:
+        """The decision the process waited for; its wait ends."""
+        self.waits.pop(kind, None)
+        return self.inbox.pop(kind)
 
 
 def _raw_get(raw: Any, key: str) -> Any:
     return raw.get(key) if isinstance(raw, dict) else None
 
 
+def _raw_text(raw: Any, key: str) -> str:
+    value = _raw_get(raw, key)
+    return str(value)[:64] if value else "?"
+
+
 def _raw_request_id(raw: Any) -> str | None:
     value = _raw_get(raw, "request_id")
-    return str(value) if value else None
+    return str(value)[:128] if value else None

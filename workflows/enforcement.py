@@ -14,22 +14,19 @@ closes: the branch then records whom it follows and closes with outcome `merged`
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from activities.calendar import compute_deadline
-    from activities.enforcement_records import EnforcementCaseChange, EnforcementRecordActivities
-    from domain.branches import BranchInput, BranchReport
+    from activities.enforcement_records import EnforcementRecordActivities
+    from domain.branches import BRANCHES, Branch, BranchInput, BranchReport
     from domain.decisions import CaseFilingData, CaseOutcomeData, Decision, DecisionKind
-    from domain.rules import Deadline, DeadlineRequest
+    from domain.records import EnforcementCaseChange
+    from domain.rules import Deadline
     from workflows.branch import BranchProcess
-    from workflows.desk import Wait
-    from workflows.process import ACTIVITY_TIMEOUT, RETRY
+    from workflows.calls import call
+    from workflows.process import WaitInterrupted
 
 # Reasons the case transfer letter words itself; any other text is quoted as given.
 REASON_CODES = (
@@ -49,18 +46,13 @@ def reason_code(reason: str) -> str | None:
     return None
 
 
-class MergedCaseTookOver(Exception):
-    """Raised inside the case's own steps when a merged case took over; `run` closes the branch then."""
-
-
 @workflow.defn
 class EnforcementWorkflow(BranchProcess):
-    BRANCH = "enforcement"
-    TITLE = "移交执法稽查 enforcement hand-off"
+    SPEC = BRANCHES[Branch.ENFORCEMENT]
 
     @workflow.init
     def __init__(self, inp: BranchInput) -> None:
-        self._setup_branch(inp)
+        self._setup_branch(inp, extra_check=self._case_problem)
         # Tolerant of what the starter sends: a malformed entry must not wedge the case, it is left out.
         self.merged_samples = [dict(s) for s in inp.context.get("merged_samples") or [] if isinstance(s, dict)]
         fallback = "refusal" if inp.verdict == "refused" else "final_fail"
@@ -81,7 +73,8 @@ class EnforcementWorkflow(BranchProcess):
             return
         self.followed_case = case_workflow_id.strip()
 
-    def _extra_problem(self, decision: Decision) -> str | None:
+    def _case_problem(self, decision: Decision) -> str | None:
+        """One extension per period; a filed case carries its case number."""
         kind = decision.kind
         if kind in EXTENSIBLE and decision.outcome == "extended" and kind in self.extended:
             period = "filing" if kind is DecisionKind.CASE_FILING else "handling"
@@ -101,7 +94,7 @@ class EnforcementWorkflow(BranchProcess):
         self._event("started", f"enforcement hand-off of the {what}: {self.reason}")
         try:
             return await self._proceed()
-        except MergedCaseTookOver:
+        except WaitInterrupted:  # every wait ends when a merged case takes over (interrupt=self._merged)
             return await self._follow()
 
     async def _proceed(self) -> BranchReport:
@@ -143,10 +136,10 @@ class EnforcementWorkflow(BranchProcess):
     async def _await_extensible(
         self, kind: DecisionKind, deadline: Deadline, due_column: str
     ) -> tuple[Decision, Deadline]:
-        """Wait for `kind`; an approved extension (once, `_extra_problem` refuses a second) moves the due
+        """Wait for `kind`; an approved extension (once, `_case_problem` refuses a second) moves the due
         date by the rule's extension_length. Returns the decision and the deadline in force."""
         while True:
-            decision = await self._await(kind, deadline.rule_id, deadline=deadline)
+            decision = await self._await(kind, deadline.rule_id, deadline=deadline, interrupt=self._merged)
             if decision.outcome != "extended":
                 return decision, deadline
             self.extended.add(kind)
@@ -158,7 +151,7 @@ class EnforcementWorkflow(BranchProcess):
         """涉嫌犯罪: decide within 3 days; a transfer goes to the public security organ within 24 hours.
         True when transferred and its receipt recorded."""
         await self._enter("crime_review")
-        decision = await self._await(DecisionKind.CRIME_TRANSFER_DECISION, "crime_decision")
+        decision = await self._await(DecisionKind.CRIME_TRANSFER_DECISION, "crime_decision", interrupt=self._merged)
         await self._record_case(crime_decision=decision.outcome)
         if decision.outcome == "no_transfer":
             self._event("no_transfer", f"suspected crime not transferred: {decision.reason}")
@@ -186,7 +179,8 @@ class EnforcementWorkflow(BranchProcess):
         )
         await self._record_case(transferred_at=self.clock.now())
         await self._enter("transferred")
-        await self._await(DecisionKind.CRIME_TRANSFER_RECEIPT, "crime_transfer", deadline=transfer)
+        await self._await(DecisionKind.CRIME_TRANSFER_RECEIPT, "crime_transfer", deadline=transfer,
+                          interrupt=self._merged)
         await self._record_case(transfer_receipt_at=self.clock.now(), closed_outcome="transferred")
         return True
 
@@ -202,21 +196,12 @@ class EnforcementWorkflow(BranchProcess):
     # The case stops at its next step or wait, never by cancelling the step under way: an activity cut off
     # in flight races its own completion (the time-skipping server then refuses the workflow task for good).
 
+    def _merged(self) -> bool:
+        return self.followed_case is not None
+
     def _stop_if_followed(self) -> None:
-        if self.followed_case is not None:
-            raise MergedCaseTookOver(self.followed_case)
-
-    async def _until(self, done: Callable[[], bool], sample_time: datetime, summary: str) -> bool:
-        """Every wait for a decision also ends when a merged case takes over."""
-        arrived = await super()._until(lambda: done() or self.followed_case is not None, sample_time, summary)
-        self._stop_if_followed()
-        return arrived
-
-    async def _escalate(self, wait: Wait) -> None:
-        """After the escalation the base waits for the decision alone: wait here for either first."""
-        await super()._escalate(wait)
-        await workflow.wait_condition(lambda: wait.kind in self.desk.inbox or self.followed_case is not None)
-        self._stop_if_followed()
+        if self._merged():
+            raise WaitInterrupted(f"merged case {self.followed_case} took over")
 
     # --- the case file -------------------------------------------------------------------------
 
@@ -281,16 +266,7 @@ class EnforcementWorkflow(BranchProcess):
 
     async def _extend(self, deadline: Deadline) -> Deadline:
         """The same period from the same start with the rule's one extension added."""
-        extended = await workflow.execute_activity(
-            compute_deadline,
-            DeadlineRequest(rule_id=deadline.rule_id, start=deadline.start, extended=True),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-            cancellation_type=ActivityCancellationType.ABANDON,
-            summary=f"Compute the extended deadline of rule {deadline.rule_id}",
-        )
-        self.deadlines.append(extended)
-        return extended
+        return await self._deadline(deadline.rule_id, start=deadline.start, extended=True)
 
     def _resumed(self, deadline: Deadline) -> Deadline:
         """A period waited on again: no second reminder for a reminder time already gone by."""
@@ -299,7 +275,7 @@ class EnforcementWorkflow(BranchProcess):
         return deadline
 
     async def _record_case(self, **changes: Any) -> None:
-        await workflow.execute_activity_method(
+        await call(
             EnforcementRecordActivities.enforcement_record_case,
             EnforcementCaseChange(
                 workflow_id=workflow.info().workflow_id,
@@ -309,8 +285,5 @@ class EnforcementWorkflow(BranchProcess):
                 at=workflow.now(),
                 **changes,
             ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Record the enforcement case of {self._subject()}: {', '.join(changes)}",
         )

@@ -7,19 +7,15 @@ sample handed over a lead that is not one). Started with context {"lead_no": n, 
 
 from __future__ import annotations
 
-from typing import Any
-
 from temporalio import workflow
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ConfigDict, ValidationError
-
-    from activities.registers import BranchRecords, LeadClosing, LeadEntry, LeadReferral
-    from domain.branches import BranchInput, BranchReport
-    from domain.decisions import Decision, DecisionKind, Lead, LeadType
+    from activities.lead_records import LeadRecords
+    from domain.branches import BRANCHES, Branch, BranchInput, BranchReport
+    from domain.decisions import DecisionKind, Lead, LeadOutcomeData, LeadType
+    from domain.records import LeadClosing, LeadEntry, LeadReferral
     from workflows.branch import BranchProcess
-    from workflows.process import ACTIVITY_TIMEOUT, RETRY
+    from workflows.calls import call
 
 # Who takes a lead, by its type (the opinion, task 12: "反馈对应条线"). Ads and advertising claims go to the
 # advertising line (广告监管, 广告法); a missing or forged market-access certificate to the certification line
@@ -34,31 +30,13 @@ ROUTES: dict[LeadType, tuple[str, ...]] = {
 }
 
 
-class LeadOutcomeData(BaseModel):
-    """What a line may report with its outcome (domain.decisions has no payload for lead_outcome)."""
-
-    model_config = ConfigDict(extra="forbid")
-    case_no: str | None = None
-    measures: str | None = None
-
-
 @workflow.defn
 class LeadWorkflow(BranchProcess):
-    BRANCH = "lead"
-    TITLE = "检监联动线索 lead"
+    SPEC = BRANCHES[Branch.LEAD]
 
     @workflow.init
     def __init__(self, inp: BranchInput) -> None:
         self._setup_branch(inp)
-
-    def _extra_problem(self, decision: Decision) -> str | None:
-        if decision.kind is DecisionKind.LEAD_OUTCOME:
-            try:
-                LeadOutcomeData.model_validate(decision.data)
-            except ValidationError as err:
-                e = err.errors()[0]
-                return f"malformed data for lead_outcome: data.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-        return None
 
     @workflow.run
     async def run(self, inp: BranchInput) -> BranchReport:
@@ -73,12 +51,12 @@ class LeadWorkflow(BranchProcess):
         routed_to = "、".join(ROUTES[lead.type])
         self.data.update({"lead_no": lead_no, "type": lead.type.value, "description": lead.description,
                           "routed_to": routed_to, "evidence": [e.sha256 for e in lead.evidence]})
-        await self._run_activity(
-            BranchRecords.lead_record,
+        await call(
+            LeadRecords.lead_record,
             LeadEntry(workflow_id=wf_id, sample_no=self.order.sample_no, lead_no=lead_no, type=lead.type.value,
                       description=lead.description, evidence=lead.evidence, routed_to=routed_to,
                       recorded_at=self.clock.now()),
-            f"Record lead {lead_no} ({lead.type.value}) with {len(lead.evidence)} evidence hashes",
+            summary=f"Record lead {lead_no} ({lead.type.value}) with {len(lead.evidence)} evidence hashes",
         )
         self._event("lead", f"lead {lead_no} recorded: {lead.type.value}: {lead.description} "
                     f"({len(lead.evidence)} evidence files fixed by SHA-256); routed to {routed_to}")
@@ -95,23 +73,17 @@ class LeadWorkflow(BranchProcess):
              "due": str(due.due_date), "notice_sha256": self.notices[-1].get("sha256")},
         )
         self.data["handover"] = receipt.reference
-        await self._run_activity(BranchRecords.lead_record_referral,
-                                 LeadReferral(workflow_id=wf_id, handover_reference=receipt.reference),
-                                 f"Record the referral of lead {lead_no} ({receipt.reference})")
+        await call(LeadRecords.lead_record_referral,
+                   LeadReferral(workflow_id=wf_id, handover_reference=receipt.reference),
+                   summary=f"Record the referral of lead {lead_no} ({receipt.reference})")
         answer = await self._await(DecisionKind.LEAD_OUTCOME, "lead_outcome", deadline=due)
         self.data.update({"outcome": answer.outcome, "outcome_reason": answer.reason, "answered_by": answer.actor.id,
                           **LeadOutcomeData.model_validate(answer.data).model_dump(exclude_none=True)})
-        await self._run_activity(
-            BranchRecords.lead_record_outcome,
+        await call(
+            LeadRecords.lead_record_outcome,
             LeadClosing(workflow_id=wf_id, outcome=answer.outcome, reason=answer.reason, closed_at=self.clock.now()),
-            f"Record the outcome of lead {lead_no}: {answer.outcome}",
+            summary=f"Record the outcome of lead {lead_no}: {answer.outcome}",
         )
         self._event("lead_outcome", f"{routed_to} reports lead {lead_no} {answer.outcome}"
                     + (f": {answer.reason}" if answer.reason else ""))
         return await self._close(answer.outcome)
-
-    async def _run_activity(self, method: Any, arg: Any, summary: str) -> None:
-        await workflow.execute_activity_method(
-            method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=summary,
-            cancellation_type=ActivityCancellationType.ABANDON
-        )

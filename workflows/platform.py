@@ -10,20 +10,15 @@ from __future__ import annotations
 from datetime import date, timedelta, timezone
 
 from temporalio import workflow
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from activities.registers import (
-        BranchRecords,
-        PlatformClosing,
-        PlatformRequest,
-        RegisterRequest,
-        Registers,
-    )
-    from domain.branches import BranchInput, BranchReport
+    from activities.platform_records import PlatformRecords
+    from activities.registers import Registers
+    from domain.branches import BRANCHES, Branch, BranchInput, BranchReport
     from domain.decisions import DecisionKind, DelistConfirmationData
+    from domain.records import PlatformClosing, PlatformRequest, RegisterRequest
     from workflows.branch import BranchProcess
-    from workflows.process import ACTIVITY_TIMEOUT, RETRY
+    from workflows.calls import call
 
 # China has no daylight saving: a fixed offset gives the calendar date without a tz database in the sandbox.
 CHINA = timezone(timedelta(hours=8))
@@ -31,8 +26,7 @@ CHINA = timezone(timedelta(hours=8))
 
 @workflow.defn
 class PlatformWorkflow(BranchProcess):
-    BRANCH = "platform"
-    TITLE = "网抽下架 platform delisting"
+    SPEC = BRANCHES[Branch.PLATFORM]
 
     @workflow.init
     def __init__(self, inp: BranchInput) -> None:
@@ -71,12 +65,10 @@ class PlatformWorkflow(BranchProcess):
         confirmed = DelistConfirmationData.model_validate(answer.data)
         outcome = answer.outcome  # delisted | refused
         self.data.update({"confirmation": outcome, "platform_ticket": confirmed.platform_ticket})
-        await workflow.execute_activity_method(
-            BranchRecords.platform_record_closing,
+        await call(
+            PlatformRecords.platform_record_closing,
             PlatformClosing(workflow_id=workflow.info().workflow_id, confirmation=outcome, reason=answer.reason,
                             confirmed_at=confirmed.delisted_at or self.clock.now(), closed_outcome=outcome),
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY,
-            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Record that the platform answered {outcome} for listing {listing.listing_id}",
         )
         if outcome == "refused":
@@ -88,13 +80,11 @@ class PlatformWorkflow(BranchProcess):
         """The shop's fail on the verdict's date (given by the sample, else today on its clock)."""
         failed_on = self.input.context.get("failed_on")
         on = date.fromisoformat(str(failed_on)) if failed_on else self.clock.now().astimezone(CHINA).date()
-        key_listed: bool = await workflow.execute_activity_method(
+        key_listed: bool = await call(
             Registers.register_shop_fail,
             RegisterRequest(workflow_id=self.input.sample_workflow_id, order=self.order, verdict=self.input.verdict,
                             failed_items=self.input.failed_items, on=on, report_no=self.input.report_no,
                             at=self.clock.now()),
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY,
-            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Record the shop's fail of sample {self.order.sample_no}; key list on consecutive years",
         )
         if key_listed:
@@ -103,9 +93,7 @@ class PlatformWorkflow(BranchProcess):
         return key_listed
 
     async def _record_request(self, request: PlatformRequest) -> None:
-        await workflow.execute_activity_method(
-            BranchRecords.platform_record_request, request,
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY,
-            cancellation_type=ActivityCancellationType.ABANDON,
+        await call(
+            PlatformRecords.platform_record_request, request,
             summary=f"Record the delisting request for listing {request.listing_id}",
         )

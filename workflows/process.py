@@ -1,44 +1,66 @@
 """The machinery every durable decision process shares (the sample and each post-handling branch):
 signal-or-timer waits with the rule pack's deadline, reminder and expiry action; one validation for
-decisions by signal or update; the audit trail, notices and outbox through activities; a timeline."""
+decisions by signal or update; the audit trail, notices and outbox through activities; a timeline.
+
+A process subclasses DecisionProcess for the `decide` signal and `submit_decision` update (Temporal
+handlers live on the workflow class), passes its own decision rules to `_setup` (`extra_check`) and
+implements `_publish` (what monitors see). A wait can be cut short explicitly with `interrupt=`: it then
+raises WaitInterrupted for the caller to handle. Decisions and deadlines: docs/design.md §4-5."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from activities.adapters import Handover, HandoverReceipt, OutboundActivities
+    from activities.adapters import OutboundActivities
     from activities.calendar import compute_deadline
     from activities.notices import NoticeActivities
     from activities.records import RecordActivities
-    from domain.decisions import AWAITED_TEXT, Actor, Decision, DecisionKind, EvidenceRef, Role
+    from domain.decisions import AWAITED_TEXT, Actor, Decision, DecisionKind, EvidenceRef, Receipt, Role
     from domain.models import SampleOrder
-    from domain.records import DecisionRecord, NoticeRequest, OutboxMessage
+    from domain.records import DecisionRecord, Handover, HandoverReceipt, NoticeRequest, OutboxMessage
     from domain.rules import Deadline, DeadlineRequest
     from domain.status import TimelineEvent
+    from workflows.calls import call
     from workflows.clock import SampleClock
-    from workflows.desk import DecisionDesk, Wait
+    from workflows.desk import DecisionDesk, Intake, Wait
 
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 SYSTEM = Actor(id="spotcheck", role=Role.CASE_OFFICER, name="Spotcheck (rule pack default)")
+
+Interrupt = Callable[[], bool]
+
+
+class WaitInterrupted(Exception):
+    """A wait's `interrupt` condition came true before its decision (e.g. a merged case took over)."""
+
+
+def _never() -> bool:
+    return False
 
 
 class DecisionProcess:
-    """Base of every workflow that waits for human decisions. Subclasses set `stage` and implement
-    `_publish()` (what monitors see) and call `_setup()` from their `@workflow.init`."""
+    """Base of every workflow that waits for human decisions."""
 
     order: SampleOrder
     stage: Any
 
-    def _setup(self, order: SampleOrder, clock_origin: datetime | None = None) -> None:
+    def _setup(
+        self,
+        order: SampleOrder,
+        clock_origin: datetime | None = None,
+        *,
+        extra_check: Callable[[Decision], str | None] | None = None,
+        notice_context: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        """`extra_check`: the process's own decision rules beyond the role matrix (pure: it decides what a
+        caller is answered); `notice_context`: what every notice of this process can use."""
         self.order = order
-        self.desk = DecisionDesk(purchased=order.purchased, extra_check=self._extra_problem)
+        self.desk = DecisionDesk(purchased=order.purchased, extra_check=extra_check)
+        self._notice_context = notice_context or dict
         self.timeline: list[TimelineEvent] = []
         self.deadlines: list[Deadline] = []
         self.notices: list[dict[str, Any]] = []
@@ -50,24 +72,18 @@ class DecisionProcess:
     async def _publish(self) -> None:
         raise NotImplementedError
 
-    def _extra_problem(self, decision: Decision) -> str | None:
-        """A process's own validation beyond the role matrix (runs for signals and updates alike);
-        must be pure: it runs in the update validator too."""
-        return None
-
-    def _notice_context(self) -> dict[str, Any]:
-        """What every notice of this process can use besides its own fields."""
-        return {}
-
     # --- waiting for a decision: signal or timer -----------------------------------------------
+
+    def _open(self, kind: DecisionKind, deadline: Deadline) -> Wait:
+        return self.desk.open(kind, deadline, self.clock.to_real(deadline.due))
 
     async def _await(
         self, kind: DecisionKind, rule_id: str, *, start: datetime | None = None, length: int | None = None,
-        deadline: Deadline | None = None,
+        deadline: Deadline | None = None, interrupt: Interrupt = _never,
     ) -> Decision:
-        """Wait for a decision the sample cannot do without: an expired wait escalates instead."""
+        """Wait for a decision the process cannot do without: an expired wait escalates instead."""
         decision = await self._await_or_expire(
-            kind, rule_id, start=start, length=length, may_expire=False, deadline=deadline
+            kind, rule_id, start=start, length=length, may_expire=False, deadline=deadline, interrupt=interrupt
         )
         assert decision is not None
         return decision
@@ -81,42 +97,58 @@ class DecisionProcess:
         length: int | None = None,
         may_expire: bool = True,
         deadline: Deadline | None = None,
+        interrupt: Interrupt = _never,
     ) -> Decision | None:
         """Signal-or-timer: the decision, a reminder before the deadline, then the rule's expiry action.
         None when the rule lets the wait expire (a window that closed without the decision)."""
         deadline = deadline or await self._deadline(rule_id, start=start, length=length)
-        wait = Wait(kind=kind, deadline=deadline, due_at=self.clock.to_real(deadline.due))
-        self.desk.waits[kind] = wait
-        self.desk.closed.pop(kind, None)
+        wait = self._open(kind, deadline)
         self._event("awaiting", f"awaiting {AWAITED_TEXT[kind]} from {'/'.join(wait.roles)} by {deadline.due_date}")
         await self._publish()
 
         def arrived() -> bool:
-            return kind in self.desk.inbox
+            return self.desk.arrived(kind)
 
         if deadline.remind_at is not None and not await self._until(
-            arrived, deadline.remind_at, f"Reminder: {deadline.title} due {deadline.due_date}"
+            arrived, deadline.remind_at, f"Reminder: {deadline.title} due {deadline.due_date}", interrupt
         ):
             await self._outbox("reminder", f"reminder-{kind.value}-{len(self.deadlines)}", wait,
                                f"提醒: {deadline.title} 将于 {deadline.due_date} 到期")
-        if await self._until(arrived, deadline.due, f"{deadline.title} ends {deadline.due_date}"):
-            return await self._take(kind)
+        if await self._until(arrived, deadline.due, f"{deadline.title} ends {deadline.due_date}", interrupt):
+            return self._take(kind)
         if deadline.on_expiry == "expire" and may_expire:
             await self._close_window(wait)
             return None
         if deadline.on_expiry == "default" and deadline.default_outcome:
             return await self._take_default(wait)
-        # escalate (and enforcement leads, until their branch exists): mark overdue and keep waiting
+        # escalate: mark overdue and keep waiting (for the decision, or the interruption)
         await self._escalate(wait)
-        await workflow.wait_condition(arrived)
-        return await self._take(kind)
+        await workflow.wait_condition(lambda: arrived() or interrupt())
+        if interrupt():
+            raise WaitInterrupted(kind.value)
+        return self._take(kind)
+
+    async def _until(
+        self, done: Callable[[], bool], sample_time: datetime, summary: str, interrupt: Interrupt = _never
+    ) -> bool:
+        """Wait for `done()` until `sample_time` on the sample's clock; False when the time came first.
+        Raises WaitInterrupted when `interrupt()` comes true first."""
+        try:
+            await workflow.wait_condition(
+                lambda: done() or interrupt(), timeout=self.clock.real_delay_until(sample_time),
+                timeout_summary=summary,
+            )
+            arrived = True
+        except TimeoutError:
+            arrived = False
+        if interrupt():
+            raise WaitInterrupted(summary)
+        return arrived
 
     async def _close_window(self, wait: Wait) -> None:
         deadline = wait.deadline
-        self.desk.waits.pop(wait.kind, None)
-        self.desk.closed[wait.kind] = (
-            f"{wait.kind.value} no longer accepted: the {deadline.title} ended on {deadline.due_date}"
-        )
+        self.desk.shut(wait.kind, f"{wait.kind.value} no longer accepted: the {deadline.title} ended on "
+                                  f"{deadline.due_date}")
         self._event("expired", f"{deadline.title} ended on {deadline.due_date} without {wait.kind.value}")
         await self._publish()
 
@@ -130,9 +162,11 @@ class DecisionProcess:
             request_id=f"default-{wait.kind.value}-{len(self.deadlines)}",
             reason=f"deadline {deadline.due_date} passed: rule {deadline.rule_id} takes the default",
         )
-        self.desk.waits.pop(wait.kind, None)
+        self.desk.shut(wait.kind)
         self._event("default", f"{deadline.title} passed: default outcome {deadline.default_outcome}")
-        await self._record(decision.model_dump(mode="json"), decision, True, None, "default")
+        receipt = Receipt(request_id=decision.request_id, kind=wait.kind.value, outcome=decision.outcome,
+                          accepted=True, stage=str(self.stage), recorded_at=workflow.now())
+        await self._audit(Intake(decision, receipt), decision.model_dump(mode="json"), "default")
         return decision
 
     async def _escalate(self, wait: Wait) -> None:
@@ -149,23 +183,12 @@ class DecisionProcess:
         await self._outbox("escalation", step, wait, f"超期督办: {deadline.title} 已于 {deadline.due_date} 到期")
         await self._publish()
 
-    async def _take(self, kind: DecisionKind) -> Decision:
-        decision = self.desk.inbox.pop(kind)
+    def _take(self, kind: DecisionKind) -> Decision:
+        decision = self.desk.pop(kind)
         self.evidence.extend(decision.evidence)
-        self.desk.waits.pop(kind, None)
         self._event("decision", f"{kind.value} = {decision.outcome} by {decision.actor.role.value} "
                     f"{decision.actor.id}" + (f": {decision.reason}" if decision.reason else ""))
         return decision
-
-    async def _until(self, done: Any, sample_time: datetime, summary: str) -> bool:
-        """Wait for `done()` until `sample_time` on the sample's clock; False when the time came first."""
-        try:
-            await workflow.wait_condition(
-                done, timeout=self.clock.real_delay_until(sample_time), timeout_summary=summary
-            )
-            return True
-        except TimeoutError:
-            return False
 
     # --- decisions in: signal and update share one validation -----------------------------------
 
@@ -177,72 +200,61 @@ class DecisionProcess:
 
     @workflow.update(name="submit_decision")
     async def submit_decision(self, raw: Any) -> dict[str, Any]:
+        """The caller's answer is the receipt: accepted, or rejected with the reason. Every attempt is
+        admitted into history and audited, so a refused update needs no second send to be on record."""
         return (await self._accept(raw, "update")).model_dump(mode="json")
 
-    @submit_decision.validator
-    def _validate_decision(self, raw: Any) -> None:
-        # Rejected here, the update never touches history.
-        _, _, reason = self.desk.problem(raw)
-        if reason:
-            raise ValueError(reason)
-
-    async def _accept(self, raw: Any, via: str) -> Any:
-        verdict = self.desk.take(raw, stage=str(self.stage), now=workflow.now())
-        if verdict.duplicate:
-            return verdict.receipt
-        receipt = verdict.receipt
+    async def _accept(self, raw: Any, via: str) -> Receipt:
+        intake = self.desk.take(raw, stage=str(self.stage), now=workflow.now())
+        if intake.duplicate:
+            return intake.receipt
+        receipt = intake.receipt
         if not receipt.accepted:
             self._event("rejected", f"rejected {receipt.kind}={receipt.outcome} via {via}: {receipt.reason}")
-        await self._record(raw, verdict.decision, receipt.accepted, receipt.reason, via, receipt.request_id)
+        await self._audit(intake, raw, via)
         return receipt
 
     def _event(self, event: str, text: str) -> None:
         self.timeline.append(TimelineEvent(at=self.clock.now(), stage=str(self.stage), event=event, text=text))
 
+    # --- activities ----------------------------------------------------------------------------
 
     async def _deadline(
-        self, rule_id: str, *, start: datetime | None = None, length: int | None = None, keep: bool = True
+        self, rule_id: str, *, start: datetime | None = None, length: int | None = None, keep: bool = True,
+        extended: bool = False,
     ) -> Deadline:
-        deadline = await workflow.execute_activity(
+        deadline = await call(
             compute_deadline,
-            DeadlineRequest(rule_id=rule_id, start=start or self.clock.now(), length=length),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-            # A branch closing mid-call (a merge took over, the year ended) stops waiting without a
-            # cancel request racing the activity's completion; the write is idempotent anyway.
-            cancellation_type=ActivityCancellationType.ABANDON,
-            summary=f"Compute the deadline of rule {rule_id} for sample {self.order.sample_no}",
+            DeadlineRequest(rule_id=rule_id, start=start or self.clock.now(), length=length, extended=extended),
+            summary=f"Compute the {'extended ' if extended else ''}deadline of rule {rule_id} for sample "
+                    f"{self.order.sample_no}",
         )
         if keep:
             self.deadlines.append(deadline)
         return deadline
 
-    async def _record(
-        self, raw: Any, decision: Decision | None, accepted: bool, reason: str | None, via: str,
-        request_id: str | None = None,
-    ) -> None:
+    async def _audit(self, intake: Intake, raw: Any, via: str) -> None:
+        """The audit row of one attempt, from what the desk made of it (the decision is not parsed again)."""
+        receipt, decision = intake.receipt, intake.decision
         actor = decision.actor.model_dump(mode="json") if decision else (
             raw.get("actor") if isinstance(raw, dict) and isinstance(raw.get("actor"), dict) else {}
         )
-        await workflow.execute_activity_method(
+        await call(
             RecordActivities.record_decision,
             DecisionRecord(
                 workflow_id=workflow.info().workflow_id,
-                request_id=request_id or (decision.request_id if decision else str(workflow.uuid4())),
-                kind=decision.kind.value if decision else str(raw.get("kind") if isinstance(raw, dict) else "?"),
-                outcome=decision.outcome if decision else str(raw.get("outcome") if isinstance(raw, dict) else "?"),
-                accepted=accepted,
-                reason=reason,
-                actor=actor or {},
+                request_id=receipt.request_id,
+                kind=receipt.kind,
+                outcome=receipt.outcome,
+                accepted=receipt.accepted,
+                reason=receipt.reason,
+                actor=actor,
                 decision=raw if isinstance(raw, dict) else {"raw": repr(raw)},
                 stage=str(self.stage),
                 received_at=workflow.now(),
                 via=via,
             ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-            cancellation_type=ActivityCancellationType.ABANDON,
-            summary=f"Record the {'accepted' if accepted else 'rejected'} decision in the audit trail",
+            summary=f"Record the {'accepted' if receipt.accepted else 'rejected'} decision in the audit trail",
         )
 
     async def _notice(self, template: str, step_id: str, extra: dict[str, Any]) -> None:
@@ -255,20 +267,17 @@ class DecisionProcess:
             "notice_no": f"{self.order.sample_no}-{len(self.notices) + 1:02d}",
             **extra,
         }
-        record = await workflow.execute_activity_method(
+        record = await call(
             NoticeActivities.render_notice,
             NoticeRequest(workflow_id=workflow.info().workflow_id, step_id=step_id, template=template,
                           context=context, issued_at=issued),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Render and store the {template} notice for sample {self.order.sample_no}",
         )
         self.notices.append(record.model_dump(mode="json"))
         self._event("notice", f"notice issued: {record.title} (sha256 {record.sha256[:12]}…)")
 
     async def _outbox(self, channel: str, step_id: str, wait: Wait, subject: str) -> None:
-        await workflow.execute_activity_method(
+        await call(
             RecordActivities.queue_outbox,
             OutboxMessage(
                 workflow_id=workflow.info().workflow_id, step_id=step_id, channel=channel,
@@ -276,9 +285,6 @@ class DecisionProcess:
                 payload={"kind": wait.kind.value, "due": str(wait.deadline.due_date), "rule": wait.deadline.rule_id},
                 created_at=workflow.now(),
             ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Queue a {channel} for {'/'.join(wait.roles)}: {wait.kind.value} due {wait.deadline.due_date}",
         )
 
@@ -287,13 +293,10 @@ class DecisionProcess:
     async def _hand_over(
         self, system: str, action: str, step_id: str, recipient: str, subject: str, payload: dict[str, Any]
     ) -> HandoverReceipt:
-        receipt = await workflow.execute_activity_method(
+        receipt = await call(
             OutboundActivities.hand_over,
             Handover(workflow_id=workflow.info().workflow_id, step_id=step_id, system=system, action=action,
                      recipient=recipient, subject=subject, payload=payload, created_at=workflow.now()),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Hand over to {system}: {subject}",
         )
         self._event("handover", f"{system}: {subject} ({receipt.reference})")

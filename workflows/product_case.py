@@ -19,13 +19,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from activities.calendar import compute_deadline
-    from activities.product_case import CaseRecord, ProductCaseActivities
+    from activities.product_case import ProductCaseActivities
     from domain import visibility as sa
     from domain.branches import Branch, BranchInput
     from domain.product_case import (
@@ -41,10 +41,12 @@ with workflow.unsafe.imports_passed_through():
         merged_case_id,
         product_case_id,
     )
+    from domain.records import CaseRecord
     from domain.rules import DeadlineRequest
     from domain.status import BranchReport
+    from workflows.calls import call
     from workflows.enforcement import EnforcementWorkflow
-    from workflows.process import ACTIVITY_TIMEOUT, RETRY
+    from workflows.visibility import publish
 
 # A fail date becomes a moment for the deadline activity: noon, China time (no DST, a fixed offset).
 CHINA = timezone(timedelta(hours=8))
@@ -144,12 +146,9 @@ class ProductCaseWorkflow:
             return self._reject(f"{report.sample_no} is a fail of {product_case_id(report.order)}, not of this case")
         if self._known(report.sample_no):
             return  # the same fail reported again (a retried activity): it counts once
-        deadline = await workflow.execute_activity(
+        deadline = await call(
             compute_deadline,
             DeadlineRequest(rule_id=MERGE_WINDOW_RULE, start=datetime.combine(report.failed_on, NOON)),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Compute the merge window of the fail of sample {report.sample_no}",
         )
         fail = CaseFail(
@@ -294,25 +293,18 @@ class ProductCaseWorkflow:
 
     async def _record(self, fails: list[CaseFail], merged: MergedCase | None,
                       closed_at: datetime | None = None) -> None:
-        await workflow.execute_activity_method(
+        await call(
             ProductCaseActivities.product_case_record,
             CaseRecord(key=self.key, fails=fails, merged_case_workflow_id=merged.workflow_id if merged else None,
                        merged_at=workflow.now() if merged else None, closed_at=closed_at),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Record product case {self.key.case_id}"
                     + (f": merged case {merged.workflow_id}" if merged else "")
                     + (": closed" if closed_at else ""),
         )
 
     async def _publish(self) -> None:
-        workflow.upsert_search_attributes([
-            sa.PRODUCT_CODE.value_set(self.key.product_code),
-            sa.ENTERPRISE_CODE.value_set(self.key.credit_code),
-            sa.STAGE.value_set(self.stage),
-        ])
-        workflow.set_current_details(self._details())
+        publish(self.stage, self._details(), extra=[sa.PRODUCT_CODE.value_set(self.key.product_code),
+                                                    sa.ENTERPRISE_CODE.value_set(self.key.credit_code)])
 
     def _details(self) -> str:
         regions = sorted({f.region for f in self.s.fails})

@@ -1,4 +1,4 @@
-"""RecallWorkflow (`sample-<no>-recall`): 缺陷研判与召回 after a final fail (DESIGN.md §2 step 6; the opinion's
+"""RecallWorkflow (`sample-<no>-recall`): 缺陷研判与召回 after a final fail (docs/design.md §3; the opinion's
 task 9).
 
 defect_assessment → no_defect: closed `no_defect`
@@ -14,71 +14,25 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio import workflow
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-    from activities.recall_records import RecallRecords, RecallRow
-    from domain.branches import BranchInput
-    from domain.decisions import Decision, DecisionKind, first_error
+    from activities.recall_records import RecallRecords
+    from domain.branches import BRANCHES, Branch, BranchInput
+    from domain.decisions import Decision, DecisionKind, RecallProgressData
+    from domain.records import RecallRow
     from domain.rules import Deadline
     from domain.status import BranchReport
     from workflows.branch import BranchProcess
-    from workflows.process import ACTIVITY_TIMEOUT, RETRY
-
-
-# --- what `data` may hold for the recall's decisions (the shared PAYLOADS table has none for them) -----
-
-
-class _Data(BaseModel):
-    # A misspelt field must not vanish silently from the record.
-    model_config = ConfigDict(extra="forbid")
-
-
-class DefectAssessmentData(_Data):
-    defect: str | None = Field(default=None, description="the defect found, in words")
-    hazard: str | None = Field(default=None, description="the risk to persons or property")
-
-
-class RecallDecisionData(_Data):
-    scope: str | None = Field(default=None, description="batches, production period or models concerned")
-    units: int | None = Field(default=None, ge=0, description="units concerned")
-
-
-class RecallPlanData(_Data):
-    plan_no: str | None = None
-    units: int | None = Field(default=None, ge=0, description="units to recall")
-    measures: str | None = Field(default=None, description="repair, replacement, refund, …")
-
-
-class RecallProgressData(_Data):
-    recovered: int | None = Field(default=None, ge=0, description="units recovered so far (cumulative)")
-    note: str | None = None
-
-
-class RecallSummaryData(_Data):
-    report_no: str | None = None
-    recovered: int | None = Field(default=None, ge=0, description="units recovered in all")
-
-
-RECALL_PAYLOADS: dict[DecisionKind, type[_Data]] = {
-    DecisionKind.DEFECT_ASSESSMENT: DefectAssessmentData,
-    DecisionKind.RECALL_DECISION: RecallDecisionData,
-    DecisionKind.RECALL_PLAN: RecallPlanData,
-    DecisionKind.RECALL_PROGRESS: RecallProgressData,
-    DecisionKind.RECALL_SUMMARY: RecallSummaryData,
-}
+    from workflows.calls import call
 
 
 @workflow.defn
 class RecallWorkflow(BranchProcess):
-    BRANCH = "recall"
-    TITLE = "缺陷研判与召回 defect assessment and recall"
+    SPEC = BRANCHES[Branch.RECALL]
 
     @workflow.init
     def __init__(self, inp: BranchInput) -> None:
-        self._setup_branch(inp)
+        self._setup_branch(inp, extra_check=self._progress_problem)
         self.row: RecallRow | None = None
 
     @workflow.run
@@ -172,34 +126,24 @@ class RecallWorkflow(BranchProcess):
             workflow_id=workflow.info().workflow_id, sample_no=self.order.sample_no, updated_at=workflow.now()
         )
         self.row = base.model_copy(update={**changes, "updated_at": workflow.now()})
-        await workflow.execute_activity_method(
-            RecallRecords.save,
-            self.row,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-            cancellation_type=ActivityCancellationType.ABANDON,
-            summary=f"Record the recall of sample {self.order.sample_no} at stage {self.stage}",
-        )
+        await call(RecallRecords.save, self.row,
+                   summary=f"Record the recall of sample {self.order.sample_no} at stage {self.stage}")
 
     async def _finish(self, outcome: str) -> BranchReport:
         await self._save(closed_outcome=outcome)
         return await self._close(outcome)
 
-    # --- validation beyond the role matrix (pure: it runs in the update validator too) -------------
+    # --- validation beyond the role matrix and the payload -------------------------------------
 
-    def _extra_problem(self, decision: Decision) -> str | None:
-        model = RECALL_PAYLOADS.get(decision.kind)
-        if model is None:
+    def _progress_problem(self, decision: Decision) -> str | None:
+        """The recovered count is cumulative: a report may not go below an earlier one."""
+        if decision.kind is not DecisionKind.RECALL_PROGRESS or self.row is None:
             return None
-        try:
-            data = model.model_validate(decision.data)
-        except ValidationError as err:
-            return f"malformed data for {decision.kind.value}: {first_error(err, 'data.')}"
-        if isinstance(data, RecallProgressData) and data.recovered is not None and self.row is not None:
-            before = max((_recovered(p) for p in self.row.progress), default=0)
-            if data.recovered < before:
-                return (f"data.recovered: {data.recovered} is fewer than the {before} units already reported "
-                        "recovered (the count is cumulative)")
+        data = RecallProgressData.model_validate(decision.data)
+        before = max((_recovered(p) for p in self.row.progress), default=0)
+        if data.recovered is not None and data.recovered < before:
+            return (f"data.recovered: {data.recovered} is fewer than the {before} units already reported "
+                    "recovered (the count is cumulative)")
         return None
 
 

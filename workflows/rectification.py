@@ -10,50 +10,42 @@ ordered → (the firm's report, or one extension decision, until the deadline) �
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import date, datetime
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities.rectification_records import (
-        RectificationRecords,
-        RectificationRow,
-        RectificationTerms,
-        TermsRequest,
-        rectification_terms,
-    )
-    from domain.branches import BranchInput, BranchReport
+    from activities.rectification_records import RectificationRecords, rectification_terms
+    from domain.branches import BRANCHES, Branch, BranchInput, BranchReport
     from domain.decisions import Decision, DecisionKind, RectificationExtensionData
     from domain.models import SampleOrder, TaskType
+    from domain.records import RectificationRow, RectificationTerms, TermsRequest
     from domain.rules import Deadline
     from domain.visibility import sample_attributes
+    from domain.windows import CHINA, extension_refusal, extension_window, too_late
     from workflows.branch import BranchProcess
+    from workflows.calls import call
     from workflows.desk import Wait
-    from workflows.process import ACTIVITY_TIMEOUT, RETRY
     from workflows.sample import SampleWorkflow
 
 RULE = "rectification"
 REPORT = DecisionKind.RECTIFICATION_REPORT
 EXTENSION = DecisionKind.RECTIFICATION_EXTENSION
 REVIEW = DecisionKind.RECTIFICATION_REVIEW
-# Legal dates are China dates; China keeps UTC+8 all year, so no zoneinfo lookup in the sandbox.
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
-END_OF_DAY = time(23, 59, 59)
 
 
 @workflow.defn
 class RectificationWorkflow(BranchProcess):
-    BRANCH = "rectification"
-    TITLE = "责令整改 rectification"
+    SPEC = BRANCHES[Branch.RECTIFICATION]
 
     @workflow.init
     def __init__(self, inp: BranchInput) -> None:
-        self._setup_branch(inp)
+        self._setup_branch(inp, extra_check=self._extension_problem)
         self.terms: RectificationTerms | None = None
         self.row: RectificationRow | None = None
         self._ordered: Deadline | None = None  # the deadline first ordered: an extension counts from its start
@@ -62,12 +54,8 @@ class RectificationWorkflow(BranchProcess):
 
     @workflow.run
     async def run(self, inp: BranchInput) -> BranchReport:
-        self.terms = await workflow.execute_activity(
-            rectification_terms, TermsRequest(start=self.clock.now()), start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-            cancellation_type=ActivityCancellationType.ABANDON,
-            summary="Read the extension terms of the rectification rule",
-        )
+        self.terms = await call(rectification_terms, TermsRequest(start=self.clock.now()),
+                                summary="Read the extension terms of the rectification rule")
         deadline = self._ordered = await self._deadline(RULE)
         self.data["due"] = str(deadline.due_date)
         self._order_notice = self._notice_no()
@@ -120,16 +108,16 @@ class RectificationWorkflow(BranchProcess):
         await self._publish()
 
         def arrived() -> bool:
-            return REPORT in self.desk.inbox or EXTENSION in self.desk.inbox
+            return self.desk.arrived(REPORT, EXTENSION)
 
         while True:
-            if EXTENSION in self.desk.inbox:
-                await self._decide_extension(await self._take(EXTENSION))
+            if self.desk.arrived(EXTENSION):
+                await self._decide_extension(self._take(EXTENSION))
                 continue
-            if REPORT in self.desk.inbox:
-                self._shut(EXTENSION, "rectification_extension no longer decided: the rectification report "
+            if self.desk.arrived(REPORT):
+                self.desk.shut(EXTENSION, "rectification_extension no longer decided: the rectification report "
                                       "has been received")
-                return await self._take(REPORT)
+                return self._take(REPORT)
             wait = self.desk.waits[REPORT]
             at, moment, summary = self._next_moment(wait)
             # A decision accepted while its wait was open is taken even when the timer fired with it.
@@ -140,15 +128,15 @@ class RectificationWorkflow(BranchProcess):
                 await self._outbox("reminder", f"reminder-{REPORT.value}-{wait.deadline.due_date}", wait,
                                    f"提醒: 整改期限将于 {wait.deadline.due_date} 届满，请按期提交整改报告")
             elif moment == "extension_window":
-                self._shut(EXTENSION, self._too_late(wait.deadline))
+                self.desk.shut(EXTENSION, self._too_late(wait.deadline))
                 self._event("expired", f"the last day to decide an extension ({window.deadline.due_date}) passed")
                 await self._publish()
             elif wait.deadline.on_expiry == "escalate":  # a rule pack may choose to chase instead of hand over
                 await self._escalate(wait)
-                await workflow.wait_condition(lambda: REPORT in self.desk.inbox)
-                return await self._take(REPORT)
+                await workflow.wait_condition(lambda: self.desk.arrived(REPORT))
+                return self._take(REPORT)
             else:
-                self._shut(REPORT, f"rectification_report no longer accepted: the rectification period ended "
+                self.desk.shut(REPORT, f"rectification_report no longer accepted: the rectification period ended "
                                    f"on {wait.deadline.due_date}")
                 self._event("expired", f"no rectification report by {wait.deadline.due_date}")
                 return None
@@ -169,7 +157,7 @@ class RectificationWorkflow(BranchProcess):
         assert self.row is not None and self._ordered is not None
         wait = self.desk.waits[REPORT]
         old = wait.deadline
-        self._shut(EXTENSION, f"one extension only: an extension was already {decision.outcome} on "
+        self.desk.shut(EXTENSION, f"one extension only: an extension was already {decision.outcome} on "
                               f"{self._today()}")
         self.row.extension_outcome, self.row.extension_decided_at = decision.outcome, self.clock.now()
         if decision.outcome == "granted":
@@ -192,36 +180,24 @@ class RectificationWorkflow(BranchProcess):
     def _extension_window(self, deadline: Deadline) -> Deadline:
         """The extension's own wait: open until `extension_request_before` days before the due date."""
         assert self.terms is not None
-        before = self.terms.extension_request_before
-        last = deadline.due_date - timedelta(days=before)
-        return deadline.model_copy(update={
-            "title": "延期整改决定 last day to decide a rectification extension",
-            "due": datetime.combine(last, END_OF_DAY, tzinfo=CHINA).astimezone(UTC),
-            "due_date": last,
-            "remind_at": None,
-            "length": deadline.length - before,
-            "on_expiry": "expire",
-        })
+        return extension_window(deadline, self.terms.extension_request_before)
 
-    def _extra_problem(self, decision: Decision) -> str | None:
+    def _extension_problem(self, decision: Decision) -> str | None:
         """An extension decided too late, or longer than the rule allows (pure: runs in the validator)."""
         window = self.desk.waits.get(EXTENSION)
         if decision.kind is not EXTENSION or window is None or self.terms is None:
             return None
-        if self._today() > window.deadline.due_date:
-            return self._too_late(self.desk.waits[REPORT].deadline)
-        days = RectificationExtensionData.model_validate(decision.data).days or 0
-        if decision.outcome == "granted" and days > self.terms.extension_length:
-            return (f"data.days: one extension adds at most {self.terms.extension_length} days "
-                    f"({self.terms.extension_note or 'rule ' + RULE}), not {days}")
-        return None
+        # The window was cut from the report's deadline, which changes only when the window shuts.
+        return extension_refusal(
+            self.desk.waits[REPORT].deadline, today=self._today(), outcome=decision.outcome,
+            days=RectificationExtensionData.model_validate(decision.data).days or 0,
+            before_days=self.terms.extension_request_before, max_days=self.terms.extension_length,
+            note=self.terms.extension_note,
+        )
 
     def _too_late(self, due: Deadline) -> str:
         assert self.terms is not None
-        before = self.terms.extension_request_before
-        last = due.due_date - timedelta(days=before)
-        return (f"too late: an extension must be decided at least {before} days before the rectification "
-                f"deadline {due.due_date}; the last allowed date was {last}")
+        return too_late(due, self.terms.extension_request_before)
 
     # --- after the review ----------------------------------------------------------------------
 
@@ -279,16 +255,6 @@ class RectificationWorkflow(BranchProcess):
 
     # --- small helpers -------------------------------------------------------------------------
 
-    def _open(self, kind: DecisionKind, deadline: Deadline) -> Wait:
-        wait = Wait(kind=kind, deadline=deadline, due_at=self.clock.to_real(deadline.due))
-        self.desk.waits[kind] = wait
-        self.desk.closed.pop(kind, None)
-        return wait
-
-    def _shut(self, kind: DecisionKind, why: str) -> None:
-        self.desk.waits.pop(kind, None)
-        self.desk.closed[kind] = why
-
     def _today(self) -> date:
         return self.clock.now().astimezone(CHINA).date()
 
@@ -299,8 +265,5 @@ class RectificationWorkflow(BranchProcess):
     async def _save(self) -> None:
         assert self.row is not None
         self.row.updated_at = workflow.now()
-        await workflow.execute_activity_method(
-            RectificationRecords.save, self.row, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY,
-            cancellation_type=ActivityCancellationType.ABANDON,
-            summary=f"Record the rectification of sample {self.order.sample_no} at stage {self.stage}",
-        )
+        await call(RectificationRecords.save, self.row,
+                   summary=f"Record the rectification of sample {self.order.sample_no} at stage {self.stage}")

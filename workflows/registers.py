@@ -1,72 +1,66 @@
-"""The sample's calls into the shared registers (enterprise fails, results bulletin, post-licence list,
-linked sampling) and the cross-region product case. Activities are called by name: the registers are
-side effects owned by activities/registers.py and activities/product_case.py."""
+"""The sample's entries in the shared registers (enterprise fails, results bulletin, post-licence list,
+linked sampling) and its report to the cross-region product case. The activities are called by name: the
+registers are side effects owned by activities/registers.py and activities/product_case.py. Each takes
+the facts of the sample's result, the same its branches start from (SampleResult)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from temporalio import workflow
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.process import ACTIVITY_TIMEOUT, RETRY
+    from domain.branches import SampleResult
+    from workflows.calls import call
+    from workflows.clock import SampleClock
 
 
-class RegisterCalls:
-    def __init__(self, sample: Any) -> None:
-        self.sample = sample
+def _facts(inp: SampleResult) -> dict[str, Any]:
+    return {
+        "workflow_id": inp.sample_workflow_id,
+        "order": inp.order.model_dump(mode="json"),
+        "verdict": inp.verdict,
+        "failed_items": inp.failed_items,
+        "on": str(_today(inp)),
+        "report_no": inp.report_no,
+    }
 
-    def _base(self) -> dict[str, Any]:
-        s = self.sample
-        return {
-            "workflow_id": workflow.info().workflow_id,
-            "order": s.order.model_dump(mode="json"),
-            "verdict": s.verdict.value,
-            "failed_items": s.failed_items,
-            "on": str(s.clock.now().date()),
-            "report_no": s.report_no,
-        }
 
-    async def _call(self, activity: str, arg: dict[str, Any], summary: str) -> Any:
-        return await workflow.execute_activity(
-            activity, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=summary,
-            cancellation_type=ActivityCancellationType.ABANDON
-        )
+def _today(inp: SampleResult) -> Any:
+    return SampleClock(inp.clock_origin, inp.order.time_scale).now().date()
 
-    async def enterprise_fail(self) -> None:
-        await self._call("register_enterprise_fail", self._base(),
-                         f"Record the fail of sample {self.sample.order.sample_no} in the enterprises' history")
 
-    async def bulletin(self) -> None:
-        await self._call("register_bulletin", self._base(),
-                         f"Enter the result of sample {self.sample.order.sample_no} in the results bulletin")
+REGISTERS = {
+    "enterprise_fail": ("register_enterprise_fail", "Record the fail of sample {no} in the enterprises' history"),
+    "bulletin": ("register_bulletin", "Enter the result of sample {no} in the results bulletin"),
+    "post_licence": ("register_post_licence", "Put the licensed producer on the post-licence inspection list"),
+    "linked_sampling": ("register_linked_sampling", "Propose linked sampling of the risk finding for the next plan"),
+}
 
-    async def post_licence(self) -> None:
-        await self._call("register_post_licence", self._base(),
-                         "Put the licensed producer on the post-licence inspection list")
 
-    async def linked_sampling(self) -> None:
-        await self._call("register_linked_sampling", self._base(),
-                         "Propose linked sampling of the risk finding for the next plan")
+async def register(which: str, inp: SampleResult) -> None:
+    """Enter the sample's result in one register (a key of REGISTERS)."""
+    activity, summary = REGISTERS[which]
+    await call(activity, _facts(inp), summary=summary.format(no=inp.order.sample_no))
 
-    async def product_case(self) -> None:
-        s = self.sample
-        report = {
-            "sample_no": s.order.sample_no,
-            "sample_workflow_id": workflow.info().workflow_id,
-            "enforcement_workflow_id": f"{workflow.info().workflow_id}-enforcement",
-            "region": s.order.region,
-            "batch": s.order.product.batch,
-            "product_name": s.order.product.name,
-            "failed_on": str(s.clock.now().date()),
-            "time_scale": s.order.time_scale,
-            "order": s.order.model_dump(mode="json"),
-            "clock_origin": s.clock.origin.isoformat(),
-            "failed_items": s.failed_items,
-            "report_no": s.report_no,
-            "evidence": [e.model_dump(mode="json") for e in s.evidence],
-            "notices": [{k: n.get(k) for k in ("template", "title", "sha256")} for n in s.notices],
-        }
-        await self._call("product_case_report_fail", report,
-                         "Report the fail to the product's cross-region case (并案 check)")
+
+async def report_to_product_case(inp: SampleResult) -> None:
+    """并案 check: the product's case learns of this fail (signal-with-start, by the activity)."""
+    sample_id = inp.sample_workflow_id
+    report = {
+        "sample_no": inp.order.sample_no,
+        "sample_workflow_id": sample_id,
+        "enforcement_workflow_id": f"{sample_id}-enforcement",
+        "region": inp.order.region,
+        "batch": inp.order.product.batch,
+        "product_name": inp.order.product.name,
+        "failed_on": str(_today(inp)),
+        "time_scale": inp.order.time_scale,
+        "order": inp.order.model_dump(mode="json"),
+        "clock_origin": inp.clock_origin.isoformat(),
+        "failed_items": inp.failed_items,
+        "report_no": inp.report_no,
+        "evidence": [e.model_dump(mode="json") for e in inp.evidence],
+        "notices": inp.notices,
+    }
+    await call("product_case_report_fail", report, summary="Report the fail to the product's cross-region case (并案 check)")

@@ -3,6 +3,7 @@
 Stages: sampling → in_transit → received → testing → pass: retention → closed;
 fail: result_notified → objection_window → (final) or objection_review → retest → final verdict.
 Every wait is a signal-or-timer with the rule pack's deadline, a reminder before it and its expiry rule.
+The lifecycle as a diagram, refusal, re-sampling, the evaluative path and post-handling: docs/design.md §2-3.
 """
 
 from __future__ import annotations
@@ -12,22 +13,21 @@ from datetime import datetime, time
 from typing import Any
 
 from temporalio import workflow
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.records import RecordActivities
-    from domain import visibility as sa
-    from domain.branches import Branch
+    from domain.branches import Branch, BranchInput, SampleResult
     from domain.decisions import Decision, DecisionKind, LabReportData, ResultDeliveryData, SamplingRecordData
     from domain.models import SampleOrder, TaskType
     from domain.records import SampleProjection
     from domain.rules import Deadline
     from domain.stages import STAGE_TITLES, Stage, Verdict
-    from domain.status import Awaiting, SampleStatus
-    from workflows.post_handling import PostHandling
-    from workflows.process import ACTIVITY_TIMEOUT, RETRY, DecisionProcess
-    from workflows.registers import RegisterCalls
-    from workflows.visibility import details_markdown
+    from domain.status import BranchReport, SampleStatus
+    from workflows.calls import call
+    from workflows.post_handling import Branches
+    from workflows.process import DecisionProcess
+    from workflows.registers import register, report_to_product_case
+    from workflows.visibility import publish, sample_details
 
 CHINA_NOON = time(12, 0)
 
@@ -38,12 +38,11 @@ POST_HANDLING_PATCH = "post-handling-branches"
 
 
 @workflow.defn
-class SampleWorkflow(PostHandling, DecisionProcess):
+class SampleWorkflow(DecisionProcess):
     @workflow.init
     def __init__(self, order: SampleOrder) -> None:
         self._setup(order)
-        self._setup_branches()
-        self._registers = RegisterCalls(self)
+        self.branches = Branches(self, self._branch_input)
         self.report_no: str | None = None
         self.stage = Stage.SAMPLING
         self.verdict = Verdict.PENDING
@@ -95,7 +94,7 @@ class SampleWorkflow(PostHandling, DecisionProcess):
                 return False
             leads = SamplingRecordData.model_validate(record.data).leads
             if leads and workflow.patched(POST_HANDLING_PATCH):
-                await self._start_leads(leads)
+                await self.branches.start_leads(leads)
             await self._enter(Stage.IN_TRANSIT)
             receipt = await self._await(DecisionKind.SAMPLE_RECEIPT, "sample_transit")
             if receipt.outcome == "accepted":
@@ -147,34 +146,34 @@ class SampleWorkflow(PostHandling, DecisionProcess):
         await self._enter(Stage.POST_HANDLING)
         if not workflow.patched(POST_HANDLING_PATCH):
             return  # histories recorded before the branches existed ended here
-        order = self.order
+        order, branches = self.order, self.branches
         if reason == "refusal":
             # 拒检: an enforcement lead with the sampling record's evidence; there is no sample to dispose of.
-            await self._start_branch(Branch.ENFORCEMENT, context={"reason": "refusal", "detail": refusal_reason})
+            await branches.start(Branch.ENFORCEMENT, {"reason": "refusal", "detail": refusal_reason})
         else:
-            await self._registers.bulletin()
+            await register("bulletin", self._result_facts())
         if reason == "evaluative_risk":
-            await self._registers.linked_sampling()
+            await register("linked_sampling", self._result_facts())
             await self._hand_over(
                 "notification", "risk_notice", "risk-notice-regulator", f"{order.sampled_party.region} 市场监督管理局",
                 f"风险提示: {order.product.name} {order.product.brand} {order.product.model}",
                 {"sample_no": order.sample_no, "failed_items": self.failed_items},
             )
         if reason == "final_fail":
-            await self._registers.enterprise_fail()
-            await self._start_branch(Branch.RECTIFICATION)
-            await self._start_branch(Branch.CREDIT, awaited=False)
-            await self._start_branch(Branch.ENFORCEMENT, context={"reason": "final_fail"})
+            await register("enterprise_fail", self._result_facts())
+            await branches.start(Branch.RECTIFICATION)
+            await branches.start(Branch.CREDIT)
+            await branches.start(Branch.ENFORCEMENT, {"reason": "final_fail"})
             # After the enforcement branch exists: a merge tells it to follow the merged case.
-            await self._registers.product_case()
-            await self._start_branch(Branch.RECALL)
+            await report_to_product_case(self._result_facts())
+            await branches.start(Branch.RECALL)
             if order.product.ccc_certificate:
-                await self._start_branch(Branch.CERTIFICATION)
+                await branches.start(Branch.CERTIFICATION)
             if order.product.production_licence:
-                await self._registers.post_licence()
+                await register("post_licence", self._result_facts())
             if order.purchased:
-                await self._start_branch(Branch.PLATFORM)
-        await self._follow_branches()
+                await branches.start(Branch.PLATFORM)
+        await branches.follow()
         if reason != "refusal":
             await self._enter(Stage.DISPOSAL)
             disposal = await self._await(DecisionKind.DISPOSAL, "failed_sample_disposal")
@@ -194,7 +193,7 @@ class SampleWorkflow(PostHandling, DecisionProcess):
             )
         disposal = await self._await(DecisionKind.DISPOSAL, "disposal_decision")
         self._event("disposal", f"sample {disposal.outcome}")
-        await self._follow_branches()  # leads found while buying close before the sample does
+        await self.branches.follow()  # leads found while buying close before the sample does
         await self._enter(Stage.CLOSED)
 
     def _producer_may_deny(self) -> bool:
@@ -217,7 +216,12 @@ class SampleWorkflow(PostHandling, DecisionProcess):
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._status()
 
-    # --- queries -------------------------------------------------------------------------------
+    # --- signals and queries ------------------------------------------------------------------
+
+    @workflow.signal(name="branch_update")
+    def branch_update(self, report: BranchReport) -> None:
+        """A branch's stage, awaited decisions and deadlines changed (see workflows/post_handling.py)."""
+        self.branches.update(report)
 
     @workflow.query(name="status")
     def status(self) -> SampleStatus:
@@ -231,8 +235,8 @@ class SampleWorkflow(PostHandling, DecisionProcess):
             stage=self.stage.value,
             verdict=self.verdict.value,
             time_scale=self.order.time_scale,
-            awaiting=self._own_awaiting(),
-            branches=list(self.branches.values()),
+            awaiting=self.desk.awaiting(),
+            branches=list(self.branches.reports.values()),
             deadlines=list(self.deadlines),
             timeline=list(self.timeline),
             failed_items=list(self.failed_items),
@@ -241,15 +245,20 @@ class SampleWorkflow(PostHandling, DecisionProcess):
             producer_answer=self.producer_answer,
         )
 
-    # --- state changes and what people see -----------------------------------------------------
+    # --- what branches and registers are told --------------------------------------------------
 
-    def _own_awaiting(self) -> list[Awaiting]:
-        return [
-            Awaiting(kind=w.kind.value, roles=w.roles, rule_id=w.deadline.rule_id, title=w.deadline.title,
-                     due=w.deadline.due, due_at=w.due_at, basis=w.deadline.basis, overdue=w.overdue,
-                     beyond_schedule=w.deadline.beyond_schedule)
-            for w in self.desk.waits.values()
-        ]
+    def _result_facts(self) -> SampleResult:
+        return SampleResult(
+            order=self.order, sample_workflow_id=workflow.info().workflow_id, clock_origin=self.clock.origin,
+            verdict=self.verdict.value, failed_items=self.failed_items, report_no=self.report_no,
+            evidence=self.evidence,
+            notices=[{k: n.get(k) for k in ("template", "title", "sha256")} for n in self.notices],
+        )
+
+    def _branch_input(self, branch: Branch, context: dict[str, Any]) -> BranchInput:
+        return BranchInput(**dict(self._result_facts()), branch=branch, context=context)
+
+    # --- state changes and what people see -----------------------------------------------------
 
     async def _enter(self, stage: Stage) -> None:
         self.stage = stage
@@ -263,26 +272,16 @@ class SampleWorkflow(PostHandling, DecisionProcess):
 
     async def _publish(self) -> None:
         """Search attributes, current details and the `samples` record follow every change."""
-        waits = list(self.desk.waits.values())
+        own = self.desk.awaiting()
         # The sample shows what its open branches wait for too: one filter finds every overdue step.
         # …except once closed: the credit listing outlives the sample and answers for itself.
-        awaiting = self._own_awaiting() + (self._branch_waits() if self.stage is not Stage.CLOSED else [])
-        roles = sorted({r for a in awaiting for r in a.roles})
-        next_due = min((a.due_at for a in awaiting), default=None)
-        overdue = any(a.overdue for a in awaiting)
-        workflow.upsert_search_attributes([
-            sa.STAGE.value_set(self.stage.value),
-            sa.VERDICT.value_set(self.verdict.value),
-            sa.AWAITING_ROLE.value_set(roles) if roles else sa.AWAITING_ROLE.value_unset(),
-            sa.NEXT_DEADLINE.value_set(next_due) if next_due else sa.NEXT_DEADLINE.value_unset(),
-            sa.OVERDUE.value_set(overdue),
-        ])
-        workflow.set_current_details(
-            details_markdown(self.order, self.stage, self.verdict, waits, list(self.branches.values()))
-        )
+        awaiting = own + (self.branches.open_waits() if self.stage is not Stage.CLOSED else [])
+        branches = list(self.branches.reports.values())
+        publish(self.stage.value, sample_details(self.order, self.stage, self.verdict, own, branches),
+                awaiting=awaiting, verdict=self.verdict.value)
         self._seq += 1
         first = min(awaiting, key=lambda a: a.due_at) if awaiting else None
-        await workflow.execute_activity_method(
+        await call(
             RecordActivities.project_sample,
             SampleProjection(
                 sample_no=self.order.sample_no,
@@ -293,13 +292,10 @@ class SampleWorkflow(PostHandling, DecisionProcess):
                 order=self.order.model_dump(mode="json"),
                 awaiting_kind=first.kind if first else None,
                 awaiting_role=",".join(first.roles) if first else None,
-                next_deadline=next_due,
-                overdue=overdue,
+                next_deadline=min((a.due_at for a in awaiting), default=None),
+                overdue=any(a.overdue for a in awaiting),
                 updated_at=workflow.now(),
             ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-            cancellation_type=ActivityCancellationType.ABANDON,
             summary=f"Record sample {self.order.sample_no} at stage {self.stage.value}",
         )
 

@@ -1,4 +1,4 @@
-"""OpenTelemetry traces from client through workflow and activity (DESIGN.md §4), off by default.
+"""OpenTelemetry traces from client through workflow and activity (docs/design.md §6), off by default.
 
 `SPOTCHECK_TRACING` chooses where spans go:
 

@@ -1,0 +1,45 @@
+"""One way for a workflow to call an activity: the options every Spotcheck activity shares.
+
+- a bounded start-to-close timeout and the shared retry policy;
+- ABANDON on cancellation: a process that stops waiting (a merged case took over, a listing ended) must not
+  send a cancel request that races the activity's completion (the time-skipping server then refuses the
+  workflow task for good); every write is idempotent, so an abandoned one that completes is harmless;
+- a summary in words, shown in the Web UI's event history."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar, overload
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
+
+T = TypeVar("T")
+
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+
+
+@overload
+async def call(
+    activity: Callable[..., Awaitable[T]], arg: Any, *, summary: str, result_type: type | None = None
+) -> T: ...
+
+
+@overload
+async def call(activity: str, arg: Any, *, summary: str, result_type: type | None = None) -> Any: ...
+
+
+async def call(activity: Any, arg: Any, *, summary: str, result_type: type | None = None) -> Any:
+    """Run `activity` (a function, an activity method of a class, or a registered name) with `arg`."""
+    return await workflow.execute_activity(
+        activity,
+        arg,
+        start_to_close_timeout=ACTIVITY_TIMEOUT,
+        retry_policy=RETRY,
+        cancellation_type=ActivityCancellationType.ABANDON,
+        summary=summary,
+        result_type=result_type,
+    )
