@@ -18,7 +18,7 @@ run: venv
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/mypy domain/ workflows/ activities/ starter/ telemetry.py
+	$(BIN)/mypy domain/ workflows/ activities/ starter/ telemetry.py codec.py
 
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider

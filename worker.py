@@ -4,29 +4,54 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from codec import data_converter_from_env
 from telemetry import configure_tracing, tracing_interceptors
 
+if TYPE_CHECKING:
+    from activities.keys import SigningSetup
+
 TASK_QUEUE = "spotcheck"
+# The keyring the worker configures lives in domain.signing: workflows must see this process's module, not a
+# fresh copy of it inside the sandbox.
+SANDBOX = SandboxRestrictions.default.with_passthrough_modules("domain.signing")
 
 
-def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str = TASK_QUEUE, **options: Any) -> Worker:
+def build_worker(
+    client: Client,
+    pool: asyncpg.Pool | None,
+    task_queue: str = TASK_QUEUE,
+    *,
+    activities: Sequence[Callable[..., Any]] | None = None,
+    **options: Any,
+) -> Worker:
     """Every workflow in workflows/ and every activity in activities/ (found, not listed, so a new
-    branch module is picked up without touching this file)."""
+    branch module is picked up without touching this file). `activities` replaces the real ones (tests run
+    in-memory fakes registered under the same names); then no pool is needed. Signing is configured by the
+    caller (`run_worker`); a worker built without it, as in the test suite, requires no signatures."""
+    from activities.errors import DataErrorsAreFinal
     from activities.registry import all_activities
     from workflows.registry import all_workflows
 
+    options.setdefault("workflow_runner", SandboxedWorkflowRunner(restrictions=SANDBOX))
+    # Data that can never be written fails its activity for good (the workflow then asks an operator).
+    options["interceptors"] = [DataErrorsAreFinal(), *options.get("interceptors", ())]
+    if activities is None:
+        if pool is None:
+            raise ValueError("build_worker needs the database pool, or the activities to run instead")
+        activities = all_activities(pool)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=all_workflows(),
-        activities=all_activities(pool),
+        activities=activities,
         **options,
     )
 
@@ -35,15 +60,21 @@ async def connect(address: str | None = None, namespace: str | None = None) -> C
     return await Client.connect(
         address or os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"),
         namespace=namespace or os.environ.get("TEMPORAL_NAMESPACE", "default"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter_from_env(),  # encrypting when SPOTCHECK_CODEC_KEYS is set
         interceptors=tracing_interceptors(),  # a client's interceptors also apply to its workers
     )
 
 
-async def run_worker(client: Client, dsn: str, task_queue: str = TASK_QUEUE) -> None:
-    """Run until cancelled; migrations are applied first so a fresh database just works."""
+async def run_worker(
+    client: Client, dsn: str, task_queue: str = TASK_QUEUE, signing_setup: SigningSetup | None = None
+) -> None:
+    """Run until cancelled; migrations are applied first so a fresh database just works. Signing is
+    configured first: `signing_setup`, else from SPOTCHECK_SIGNING_KEYS and SPOTCHECK_REQUIRE_SIGNATURES
+    (activities/keys.py; a KeyFileError when they do not fit)."""
     from activities.db import apply_migrations, create_pool
+    from activities.keys import signing_setup as setup_from_env
 
+    (signing_setup or setup_from_env()).apply()
     pool = await create_pool(dsn)
     try:
         await apply_migrations(pool)
@@ -57,8 +88,14 @@ async def main() -> None:
     dsn = os.environ.get("DATABASE_URL")
     if not dsn:
         raise SystemExit("DATABASE_URL is not set (or use `spotcheck up` for the embedded stack)")
+    from activities.keys import KeyFileError, signing_setup
+
+    try:
+        setup = signing_setup()
+    except KeyFileError as err:
+        raise SystemExit(f"signing keys: {err}") from None
     configure_tracing("spotcheck-worker")
-    await run_worker(await connect(), dsn, os.environ.get("SPOTCHECK_TASK_QUEUE", TASK_QUEUE))
+    await run_worker(await connect(), dsn, os.environ.get("SPOTCHECK_TASK_QUEUE", TASK_QUEUE), setup)
 
 
 if __name__ == "__main__":

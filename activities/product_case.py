@@ -16,6 +16,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.common import WorkflowIDConflictPolicy
 
+from domain import signing
 from domain.product_case import FailReport, ProductCaseState, ProductKey, product_case_id
 from domain.records import CaseRecord
 
@@ -86,7 +87,8 @@ class ProductCaseActivities:
             id=key.case_id,
             task_queue=activity.info().task_queue,
             start_signal=REPORT_SIGNAL,
-            start_signal_args=[report],
+            # Sealed: only Spotcheck's own activities report fails to a product case.
+            start_signal_args=[signing.seal(report.model_dump(mode="json"), key.case_id)],
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary=key.summary,
         )

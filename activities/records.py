@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 from temporalio import activity
 
-from activities.db import insert_once, upsert
+from activities.db import insert_once, update_row, upsert
 from domain.records import DecisionRecord, OutboxMessage, SampleProjection
 
 
@@ -36,12 +36,24 @@ class RecordActivities:
         repeat of the same seq (the seq, not the time, orders them: projections of one workflow task share
         the workflow's time)."""
         o = p.order
-        await upsert(self.pool, "samples", {
+        state = {
             "sample_no": p.sample_no,
             "workflow_id": p.workflow_id,
             "seq": p.seq,
             "stage": p.stage,
             "verdict": p.verdict,
+            "awaiting_kind": p.awaiting_kind,
+            "awaiting_role": p.awaiting_role,
+            "next_deadline": p.next_deadline,
+            "overdue": p.overdue,
+            "updated_at": p.updated_at,
+        }
+        if o is None:
+            # The order came with the first projection (it does not change): later ones update the state.
+            await update_row(self.pool, "samples", {"sample_no": p.sample_no}, state, guard="seq")
+            return
+        await upsert(self.pool, "samples", {
+            **state,
             "order": o,
             "product_code": _get(o, "product", "classification_code"),
             "region": _get(o, "region"),
@@ -49,11 +61,6 @@ class RecordActivities:
             "task_type": _get(o, "task_type"),
             "enterprise_code": _get(o, "sampled_party", "credit_code"),
             "plan_id": _get(o, "plan_id"),
-            "awaiting_kind": p.awaiting_kind,
-            "awaiting_role": p.awaiting_role,
-            "next_deadline": p.next_deadline,
-            "overdue": p.overdue,
-            "updated_at": p.updated_at,
         }, key=["sample_no"], guard="seq", strict=True)
 
     @activity.defn

@@ -23,7 +23,7 @@ from activities.db import apply_migrations, create_pool
 from starter.client import SpotcheckClient
 from starter.postgres import EmbeddedPostgres
 from tests import factories as f
-from tests.scenarios import full_online_fail
+from tests.scenarios import fail_then_objection_accepted, full_online_fail
 from tests.workflow_env import (
     awaiting,
     running_worker,
@@ -41,15 +41,20 @@ async def _to_testing(client: SpotcheckClient, channel: str) -> tuple[Any, str]:
     return await to_testing(client, order), order["sample_no"]
 
 
-async def pass_closed(client: SpotcheckClient, env: WorkflowEnvironment) -> Any:
-    handle, no = await _to_testing(client, "offline_production")
-    await client.decide(no, f.report("pass"))
+async def _retained_and_closed(client: SpotcheckClient, env: WorkflowEnvironment, handle: Any, no: str) -> Any:
+    """A passed sample through its retention period and the disposal decision to closed."""
     await wait_for(handle, lambda s: s.stage == "retention")
     await env.sleep(timedelta(days=100))
     await wait_for(handle, awaiting("disposal"))
     await client.decide(no, f.disposal())
     await handle.result()
     return handle
+
+
+async def pass_closed(client: SpotcheckClient, env: WorkflowEnvironment) -> Any:
+    handle, no = await _to_testing(client, "offline_production")
+    await client.decide(no, f.report("pass"))
+    return await _retained_and_closed(client, env, handle, no)
 
 
 async def fail_no_objection(client: SpotcheckClient, env: WorkflowEnvironment) -> Any:
@@ -65,21 +70,9 @@ async def fail_no_objection(client: SpotcheckClient, env: WorkflowEnvironment) -
 
 async def online_objection_retest_pass(client: SpotcheckClient, env: WorkflowEnvironment) -> Any:
     handle, no = await _to_testing(client, "online")
-    await client.decide(no, f.report("fail"))
-    await wait_for(handle, awaiting("result_delivery"))
-    await client.decide(no, f.delivered())
-    await wait_for(handle, awaiting("objection"))
-    await client.decide(no, f.objection())
-    await wait_for(handle, awaiting("objection_review"))
-    await client.decide(no, f.review("accepted"))
-    await wait_for(handle, awaiting("retest_report"))
+    await fail_then_objection_accepted(client, handle, no)
     await client.decide(no, f.report("pass", kind="retest_report"))
-    await wait_for(handle, lambda s: s.stage == "retention")
-    await env.sleep(timedelta(days=100))
-    await wait_for(handle, awaiting("disposal"))
-    await client.decide(no, f.disposal())
-    await handle.result()
-    return handle
+    return await _retained_and_closed(client, env, handle, no)
 
 
 async def overdue_everywhere(client: SpotcheckClient, env: WorkflowEnvironment) -> Any:

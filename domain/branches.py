@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from domain.decisions import PAYLOADS, DecisionKind, EvidenceRef, roles_for
 from domain.models import SampleOrder
+from domain.policy import DeploymentPolicy
 from domain.rules import Deadline
 from domain.status import BranchReport, TimelineEvent
 
@@ -110,6 +111,7 @@ class SampleResult(BaseModel):
     report_no: str | None = None
     evidence: list[EvidenceRef] = Field(default_factory=list)
     notices: list[dict[str, Any]] = Field(default_factory=list, description="the sample's notices (hashes)")
+    policy: DeploymentPolicy | None = Field(default=None, description="the deployment policy the sample recorded")
 
 
 class BranchInput(SampleResult):
@@ -121,8 +123,11 @@ class BranchStatus(BranchReport):
     """The branch workflow's own `status` query: its report plus its timeline and deadlines."""
 
     timeline: list[TimelineEvent] = Field(default_factory=list)
+    timeline_from: int = 0
+    timeline_total: int = 0
     deadlines: list[Deadline] = Field(default_factory=list)
     notices: list[dict[str, Any]] = Field(default_factory=list)
+    needs_operator: str | None = None
 
 
 def branch_workflow_id(sample_workflow_id: str, branch: str, n: int | None = None) -> str:

@@ -8,11 +8,35 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import date, datetime
-from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from domain.bounds import (
+    MAX_EVIDENCE,
+    MAX_FAILED_ITEMS,
+    MAX_LEADS,
+    MAX_LIST,
+    MAX_MESSAGE,
+    Choice,
+    Code,
+    Count,
+    Data,
+    Day,
+    Moment,
+    Money,
+    Name,
+    RequiredText,
+    Text,
+    Url,
+    error_lines,
+    quoted,
+    text,
+    within,
+)
+
+Id = Annotated[str, text(128, min_length=1)]
 
 
 class Role(StrEnum):
@@ -222,10 +246,10 @@ def roles_for(kind: DecisionKind) -> frozenset[Role]:
 
 class Actor(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1)
-    role: Role
-    name: str | None = None
-    organisation: str | None = None
+    id: Id
+    role: Annotated[Role, Choice]
+    name: Name | None = None
+    organisation: Name | None = None
     region: str | None = Field(default=None, pattern=r"^[0-9]{6}$")
 
 
@@ -233,20 +257,34 @@ class EvidenceRef(BaseModel):
     """A file kept as proof (固证), addressed by its SHA-256."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1)
+    name: Name
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    uri: str | None = None
+    uri: Url | None = None
+
+
+Evidence = Annotated[list[EvidenceRef], Field(max_length=MAX_EVIDENCE)]
+
+
+class Signature(BaseModel):
+    """Proof of the sender: a MAC by a deployment key over the decision and the workflow it is sent to
+    (domain/signing.py says exactly what is covered)."""
+
+    model_config = ConfigDict(extra="forbid")
+    key_id: Annotated[str, text(64, min_length=1)]
+    signed_at: Moment
+    mac: Annotated[str, text(128, min_length=1)]
 
 
 class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: DecisionKind
-    outcome: str = Field(min_length=1)
+    kind: Annotated[DecisionKind, Choice]
+    outcome: Annotated[str, text(64, min_length=1)]
     actor: Actor
-    request_id: str = Field(min_length=1, max_length=128, description="makes the decision idempotent")
-    reason: str | None = None
-    evidence: list[EvidenceRef] = Field(default_factory=list)
-    data: dict[str, Any] = Field(default_factory=dict)
+    request_id: Id = Field(description="makes the decision idempotent")
+    reason: Text | None = None
+    evidence: Evidence = Field(default_factory=list)
+    data: Data = Field(default_factory=dict)
+    signature: Signature | None = Field(default=None, description="required where the deployment requires it")
 
 
 class Receipt(BaseModel):
@@ -279,45 +317,47 @@ class LeadType(StrEnum):
 class Lead(_Payload):
     """A problem found while buying or sampling (检监联动), fixed as evidence and routed to its line."""
 
-    type: LeadType
-    description: str = Field(min_length=1)
-    evidence: list[EvidenceRef] = Field(default_factory=list)
+    type: Annotated[LeadType, Choice]
+    description: RequiredText
+    evidence: Evidence = Field(default_factory=list)
 
 
 class SamplingRecordData(_Payload):
-    record_no: str | None = Field(default=None, description="抽样单 / order number")
-    sealed_at: datetime | None = None
-    order_no: str | None = Field(default=None, description="platform order number when bought online")
-    tracking_no: str | None = None
-    leads: list[Lead] = Field(default_factory=list, description="problems found while buying (检监联动)")
+    record_no: Code | None = Field(default=None, description="抽样单 / order number")
+    sealed_at: Moment | None = None
+    order_no: Code | None = Field(default=None, description="platform order number when bought online")
+    tracking_no: Code | None = None
+    leads: Annotated[list[Lead], Field(max_length=MAX_LEADS)] = Field(
+        default_factory=list, description="problems found while buying (检监联动)"
+    )
 
 
 class SampleReceiptData(_Payload):
     seal_intact: bool = True
-    received_at: datetime | None = None
+    received_at: Moment | None = None
 
 
 class FailedItem(_Payload):
-    item: str = Field(min_length=1, description="检验项目")
-    standard: str = Field(min_length=1, description="标准编号, e.g. GB 4706.1-2005")
-    requirement: str | None = None
-    result: str | None = None
+    item: Name = Field(description="检验项目")
+    standard: Code = Field(description="标准编号, e.g. GB 4706.1-2005")
+    requirement: Text | None = None
+    result: Text | None = None
     severity: str | None = Field(default=None, pattern=r"^(A|B|C|serious|general)$")
 
 
 class LabReportData(_Payload):
-    report_no: str = Field(min_length=1)
-    failed_items: list[FailedItem] = Field(default_factory=list)
-    conclusion: str | None = None
+    report_no: Code
+    failed_items: Annotated[list[FailedItem], Field(max_length=MAX_FAILED_ITEMS)] = Field(default_factory=list)
+    conclusion: Text | None = None
 
 
 class ResultDeliveryData(_Payload):
-    delivered_on: date | None = Field(default=None, description="送达日; the objection window runs from it")
-    method: str | None = None
+    delivered_on: Day | None = Field(default=None, description="送达日; the objection window runs from it")
+    method: Name | None = None
 
 
 class ObjectionData(_Payload):
-    contested_items: list[str] = Field(default_factory=list)
+    contested_items: Annotated[list[Name], Field(max_length=MAX_LIST)] = Field(default_factory=list)
     retest_requested: bool = True
 
 
@@ -326,59 +366,59 @@ class RectificationExtensionData(_Payload):
 
 
 class CaseFilingData(_Payload):
-    case_no: str | None = None
+    case_no: Code | None = None
 
 
 class CaseOutcomeData(_Payload):
-    decision_no: str | None = None
-    fine_amount: Decimal | None = Field(default=None, ge=0, description="罚没款 in CNY")
+    decision_no: Code | None = None
+    fine_amount: Money | None = Field(default=None, description="罚没款 in CNY")
     heavy: bool = Field(default=False, description="a heavy penalty: counts for the serious-dishonesty check")
 
 
 class DelistConfirmationData(_Payload):
-    delisted_at: datetime | None = None
-    platform_ticket: str | None = None
+    delisted_at: Moment | None = None
+    platform_ticket: Code | None = None
 
 
 class CertificateActionData(_Payload):
     """What the certification body may report with its action."""
 
-    certificate_no: str | None = Field(default=None, description="must be this product's certificate")
-    reference: str | None = Field(default=None, description="the body's decision document number")
-    effective_on: date | None = Field(default=None, description="when the suspension or revocation takes effect")
+    certificate_no: Code | None = Field(default=None, description="must be this product's certificate")
+    reference: Code | None = Field(default=None, description="the body's decision document number")
+    effective_on: Day | None = Field(default=None, description="when the suspension or revocation takes effect")
 
 
 class LeadOutcomeData(_Payload):
     """What the responsible line may report with a lead's outcome."""
 
-    case_no: str | None = None
-    measures: str | None = None
+    case_no: Code | None = None
+    measures: Text | None = None
 
 
 class DefectAssessmentData(_Payload):
-    defect: str | None = Field(default=None, description="the defect found, in words")
-    hazard: str | None = Field(default=None, description="the risk to persons or property")
+    defect: Text | None = Field(default=None, description="the defect found, in words")
+    hazard: Text | None = Field(default=None, description="the risk to persons or property")
 
 
 class RecallDecisionData(_Payload):
-    scope: str | None = Field(default=None, description="batches, production period or models concerned")
-    units: int | None = Field(default=None, ge=0, description="units concerned")
+    scope: Text | None = Field(default=None, description="batches, production period or models concerned")
+    units: Count | None = Field(default=None, description="units concerned")
 
 
 class RecallPlanData(_Payload):
-    plan_no: str | None = None
-    units: int | None = Field(default=None, ge=0, description="units to recall")
-    measures: str | None = Field(default=None, description="repair, replacement, refund, …")
+    plan_no: Code | None = None
+    units: Count | None = Field(default=None, description="units to recall")
+    measures: Text | None = Field(default=None, description="repair, replacement, refund, …")
 
 
 class RecallProgressData(_Payload):
-    recovered: int | None = Field(default=None, ge=0, description="units recovered so far (cumulative)")
-    note: str | None = None
+    recovered: Count | None = Field(default=None, description="units recovered so far (cumulative)")
+    note: Text | None = None
 
 
 class RecallSummaryData(_Payload):
-    report_no: str | None = None
-    recovered: int | None = Field(default=None, ge=0, description="units recovered in all")
+    report_no: Code | None = None
+    recovered: Count | None = Field(default=None, description="units recovered in all")
 
 
 # What `data` must hold for a kind: the one table validation, `spotcheck schema` and the branch specs read.
@@ -409,11 +449,8 @@ def parse_payload(decision: Decision) -> _Payload | None:
 
 
 def first_error(err: ValidationError, prefix: str = "") -> str:
-    parts = []
-    for e in err.errors()[:3]:
-        loc = ".".join(str(p) for p in e["loc"])
-        parts.append(f"{prefix}{loc}: {e['msg']}" if loc else f"{prefix}{e['msg']}")
-    return "; ".join(parts)
+    """The first problems (at most three) as `<field>: <message>`, within 240 characters; never the input."""
+    return "; ".join(within(error_lines(err, prefix)[:3], MAX_MESSAGE - 60, more=False))
 
 
 def parse_decision(raw: Any) -> tuple[Decision | None, str | None]:
@@ -443,7 +480,7 @@ def decision_problem(
         return f"not awaited: the sample waits for {waits}, not {kind.value}"
     outcomes = ROLE_MATRIX[kind]
     if decision.outcome not in outcomes:
-        return f"unknown outcome {decision.outcome!r} for {kind.value}; allowed: {', '.join(outcomes)}"
+        return f"unknown outcome {quoted(decision.outcome)} for {kind.value}; allowed: {', '.join(outcomes)}"
     roles = outcomes[decision.outcome]
     if decision.actor.role not in roles:
         allowed = ", ".join(sorted(r.value for r in roles))
@@ -466,3 +503,25 @@ def decision_problem(
     if kind is DecisionKind.DISPOSAL and decision.outcome == "returned" and purchased:
         return "a purchased sample is not returned to the seller: decide disposal=disposed"
     return None
+
+
+def delivery_date_problem(delivered_on: date, sampled_on: date, today: date) -> str | None:
+    """Why a delivery (送达) date cannot be taken, or None: it lies between the sampling date and today.
+    The message names the sample's dates, not the input."""
+    if sampled_on <= delivered_on <= today:
+        return None
+    return f"data.delivered_on: must lie between the sampling date {sampled_on} and today {today}"
+
+
+def organisation_problem(decision: Decision, party_codes: Collection[str]) -> str | None:
+    """Why the actor may not act for this sample's firm, or None. An enterprise acts only for itself:
+    `actor.organisation` must be the credit code of one of the sample's parties (`party_codes`: the sampled
+    party, the labelled producer). Other roles are staff of the authority or its appointed bodies, whose
+    organisation is not a party of the sample: they are left to the role matrix (and the signature)."""
+    if decision.actor.role is not Role.ENTERPRISE:
+        return None
+    own = (decision.actor.organisation or "").strip().upper()
+    if own and own in {code.strip().upper() for code in party_codes if code}:
+        return None
+    return ("actor.organisation: an enterprise may act only for itself: give the unified social credit code "
+            "of the sampled party or the labelled producer")

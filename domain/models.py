@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import date
-from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from domain.bounds import MAX_CODE, Choice, Code, Day, Money, Name, Text, Url, text
 from domain.credit_code import credit_code_problem
 
 SAMPLE_NO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$"
@@ -42,7 +41,7 @@ def _credit_code(value: str) -> str:
     return value
 
 
-CreditCode = Annotated[str, AfterValidator(_credit_code)]
+CreditCode = Annotated[str, text(64), AfterValidator(_credit_code)]
 RegionCode = Annotated[str, Field(pattern=REGION_PATTERN, description="6-digit administrative region code")]
 
 
@@ -52,45 +51,45 @@ class _Strict(BaseModel):
 
 
 class Party(_Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     credit_code: CreditCode = Field(description="统一社会信用代码 (18 characters, check character verified)")
     region: RegionCode
-    address: str | None = None
-    contact: str | None = None
+    address: Text | None = None
+    contact: Name | None = None
 
 
 class Product(_Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     classification_code: str = Field(
         pattern=r"^[0-9]{2}(\.?[0-9]{2}){0,4}$", description="SAMR product classification code (产品分类代码)"
     )
-    brand: str = Field(min_length=1, max_length=100)
-    model: str = Field(min_length=1, max_length=100)
-    batch: str | None = Field(default=None, description="batch number or production date (批号/生产日期)")
-    price: Decimal | None = Field(default=None, ge=0, description="unit price in CNY")
-    ccc_certificate: str | None = Field(default=None, description="CCC certificate number when certified")
-    production_licence: str | None = Field(default=None, description="生产许可证 number when licensed")
+    brand: Annotated[str, text(MAX_CODE, min_length=1)]
+    model: Annotated[str, text(MAX_CODE, min_length=1)]
+    batch: Code | None = Field(default=None, description="batch number or production date (批号/生产日期)")
+    price: Money | None = Field(default=None, description="unit price in CNY")
+    ccc_certificate: Code | None = Field(default=None, description="CCC certificate number when certified")
+    production_licence: Code | None = Field(default=None, description="生产许可证 number when licensed")
 
 
 class PlatformListing(_Strict):
-    platform: str = Field(min_length=1)
-    shop_name: str = Field(min_length=1)
-    shop_id: str | None = None
-    listing_id: str = Field(min_length=1)
-    listing_url: str | None = None
-    livestream_room: str | None = None
+    platform: Name
+    shop_name: Name
+    shop_id: Code | None = None
+    listing_id: Code
+    listing_url: Url | None = None
+    livestream_room: Name | None = None
 
 
 class InspectionAgency(_Strict):
-    name: str = Field(min_length=1)
-    code: str = Field(min_length=1)
+    name: Name
+    code: Code
 
 
 class SampleOrder(_Strict):
     sample_no: str = Field(pattern=SAMPLE_NO_PATTERN, description="抽样单编号; the workflow id is sample-<sample_no>")
-    plan_id: str = Field(min_length=1)
-    task_type: TaskType
-    channel: Channel
+    plan_id: Code
+    task_type: Annotated[TaskType, Choice]
+    channel: Annotated[Channel, Choice]
     region: RegionCode = Field(description="region of the organising regulator (抽查组织地)")
     product: Product
     sampled_party: Party = Field(description="被抽样单位 (producer on site, shop, or online seller)")
@@ -99,13 +98,13 @@ class SampleOrder(_Strict):
     )
     platform: PlatformListing | None = Field(default=None, description="required for online and livestream")
     inspection_agency: InspectionAgency
-    ordered_on: date | None = None
+    ordered_on: Day | None = None
     testing_working_days: int = Field(default=20, ge=1, le=120, strict=True, description="lab deadline set by the plan")
     time_scale: float = Field(
         default=1.0, ge=1.0, le=864000.0,
         description="compresses every deadline for demos: 86400 runs a day per second; recorded with the order",
     )
-    follows_sample_no: str | None = Field(default=None, description="for follow-up sampling: the earlier sample")
+    follows_sample_no: Code | None = Field(default=None, description="for follow-up sampling: the earlier sample")
 
     @property
     def workflow_id(self) -> str:

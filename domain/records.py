@@ -33,7 +33,9 @@ class SampleProjection(BaseModel):
     seq: int = Field(description="monotonic per workflow: an older projection never overwrites a newer one")
     stage: str
     verdict: str
-    order: dict[str, Any]
+    order: dict[str, Any] | None = Field(
+        default=None, description="the order, with the first projection only: it does not change after"
+    )
     awaiting_kind: str | None = None
     awaiting_role: str | None = None
     next_deadline: datetime | None = None

@@ -44,6 +44,28 @@ class BranchReport(BaseModel):
 
 
 
+TIMELINE_PAGE = 200  # timeline events a status query returns at most (the newest unless a page is asked for)
+
+
+class TimelinePage(BaseModel):
+    """Which part of the timeline a `status` query asks for: `{"timeline_from": n, "timeline_limit": m}`."""
+
+    timeline_from: int | None = Field(default=None, ge=0, description="index of the first event; default: newest")
+    timeline_limit: int = Field(default=TIMELINE_PAGE, ge=0, le=TIMELINE_PAGE)
+
+    @classmethod
+    def of(cls, args: tuple[Any, ...]) -> TimelinePage:
+        """The page a query's arguments name; anything else gets the newest page (a query never fails)."""
+        try:
+            return cls.model_validate(args[0]) if len(args) == 1 and isinstance(args[0], dict) else cls()
+        except ValueError:
+            return cls()
+
+    def cut(self, timeline: list[TimelineEvent]) -> tuple[int, list[TimelineEvent]]:
+        start = max(0, len(timeline) - self.timeline_limit) if self.timeline_from is None else self.timeline_from
+        return start, timeline[start:start + self.timeline_limit]
+
+
 class SampleStatus(BaseModel):
     sample_no: str
     workflow_id: str
@@ -54,10 +76,35 @@ class SampleStatus(BaseModel):
     awaiting: list[Awaiting] = Field(default_factory=list)
     deadlines: list[Deadline] = Field(default_factory=list)
     timeline: list[TimelineEvent] = Field(default_factory=list)
+    timeline_from: int = Field(default=0, description="index of the first timeline event shown")
+    timeline_total: int = Field(default=0, description="events in the whole timeline (ask for a page to see more)")
     failed_items: list[dict] = Field(default_factory=list)
     notices: list[dict] = Field(default_factory=list)
     branches: list[BranchReport] = Field(default_factory=list, description="post-handling branches")
     producer_answer: str | None = Field(default=None, description="labelled producer: confirmed or denied")
+    needs_operator: str | None = Field(default=None, description="a step that failed for good, awaiting an operator")
+    decisions_dropped: int = Field(default=0, description="decisions over the run's limits, dropped unrecorded")
     closed_waits: dict[str, str] = Field(
         default_factory=dict, description="decision kinds no longer taken, with why (e.g. window ended)"
     )
+
+
+class SampleCarry(BaseModel):
+    """What a sample carries into its next run when it continues as new (same workflow id): everything it
+    knows, so the new run goes on where the old one stopped (docs/design.md §2). Only taken at points where
+    nothing is under way: no open activity, no awaited branch running."""
+
+    clock_origin: datetime
+    time_scale: float
+    policy: dict[str, Any]
+    stage: str
+    timeline: list[TimelineEvent] = Field(default_factory=list)
+    deadlines: list[Deadline] = Field(default_factory=list)
+    notices: list[dict[str, Any]] = Field(default_factory=list)
+    evidence: list[dict[str, Any]] = Field(default_factory=list)
+    receipts: dict[str, dict[str, Any]] = Field(default_factory=dict, description="accepted request ids")
+    closed_waits: dict[str, str] = Field(default_factory=dict)
+    branches: list[BranchReport] = Field(default_factory=list)
+    seq: int = 0
+    runs: int = Field(default=1, description="runs of this sample so far")
+    decisions_dropped: int = 0

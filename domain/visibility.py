@@ -22,10 +22,12 @@ PLAN_ID = SearchAttributeKey.for_keyword("PlanId")
 AWAITING_ROLE = SearchAttributeKey.for_keyword_list("AwaitingRole")
 NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
 OVERDUE = SearchAttributeKey.for_bool("Overdue")
+# A write failed for good and the process waits for an operator (`operator_retry`); set once it happens.
+NEEDS_OPERATOR = SearchAttributeKey.for_bool("NeedsOperator")
 
 ALL = (
     SAMPLE_NO, PRODUCT_CODE, REGION, CHANNEL, TASK_TYPE, STAGE, VERDICT,
-    ENTERPRISE_CODE, PLAN_ID, AWAITING_ROLE, NEXT_DEADLINE, OVERDUE,
+    ENTERPRISE_CODE, PLAN_ID, AWAITING_ROLE, NEXT_DEADLINE, OVERDUE, NEEDS_OPERATOR,
 )
 
 

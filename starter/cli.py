@@ -7,15 +7,51 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import uuid
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
-from domain.decisions import DecisionKind
+from domain.bounds import one_line, quoted, text_problem
+from domain.decisions import ROLE_MATRIX, DecisionKind, Role
+from domain.models import SAMPLE_NO_PATTERN
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+
+
+class InputError(ValueError):
+    """Input the CLI cannot use; the message is one line naming the input or field (and where in it)."""
+
+
+def input_problem(err: BaseException, what: str = "input") -> str:
+    """One line for input that cannot be read or parsed, naming `what` and the place, never the content."""
+    if isinstance(err, InputError):
+        return str(err)
+    if isinstance(err, json.JSONDecodeError):
+        return f"{what}: not valid JSON at line {err.lineno} column {err.colno} ({err.msg})"
+    if isinstance(err, UnicodeDecodeError):
+        return f"{what}: not valid UTF-8 at byte {err.start}"
+    if isinstance(err, RecursionError):
+        return f"{what}: nested too deeply"
+    if isinstance(err, OSError):
+        return f"{what}: cannot read: {err.strerror or type(err).__name__}"
+    if isinstance(err, ValueError) and "integer string conversion" in str(err):
+        return f"{what}: number too large"
+    return one_line(f"{what}: {err}")
+
+
+def _loads(text: str, what: str = "input") -> Any:
+    """json.loads; a syntax error stays a JSONDecodeError (its position is in it), anything else that
+    json.loads raises (deep nesting, a number of thousands of digits) becomes an InputError."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except (RecursionError, ValueError) as err:
+        raise InputError(input_problem(err, what)) from None
 
 
 def _client_options(p: argparse.ArgumentParser) -> None:
@@ -24,10 +60,10 @@ def _client_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task-queue", dest="task_queue", help="task queue (default: spotcheck)")
 
 
-async def _connect(args: argparse.Namespace) -> Any:
+async def _connect(args: argparse.Namespace, signer: Any = None) -> Any:
     from starter.client import SpotcheckClient
 
-    return await SpotcheckClient.connect(args.address, args.namespace, args.task_queue)
+    return await SpotcheckClient.connect(args.address, args.namespace, args.task_queue, signer)
 
 
 def _print_json(value: Any) -> None:
@@ -37,30 +73,58 @@ def _print_json(value: Any) -> None:
 # --- sample start ------------------------------------------------------------------------------
 
 
-def _read_orders(source: str) -> list[Any]:
-    text = sys.stdin.read() if source == "-" else open(source, encoding="utf-8").read()
-    text = text.strip()
-    if not text:
-        return []
-    if text.startswith("["):
-        return list(json.loads(text))
+def _read_text(source: str) -> str:
+    if source == "-":
+        raw: bytes | str = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    else:
+        raw = Path(source).read_bytes()
+    if isinstance(raw, str):
+        return raw
     try:
-        return [json.loads(text)]
-    except json.JSONDecodeError:
-        # JSON lines: one order a line
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as err:
+        raise InputError(input_problem(err)) from None
+
+
+def _read_orders(source: str) -> list[Any]:
+    """The orders in a file (`-`: standard input): one JSON value, a JSON array, or JSON lines. Raises OSError,
+    json.JSONDecodeError (positions count in the whole input, JSON lines too) or InputError; the orders
+    themselves are checked by the client."""
+    text = _read_text(source)
+    if not text.strip():
+        return []
+    if text.lstrip().startswith("["):
+        return list(_loads(text))
+    try:
+        return [_loads(text)]
+    except json.JSONDecodeError as whole:
+        # JSON lines: one order a line; when the first line is no JSON either, the input is one bad document
+        orders, offset = [], 0
+        for line in text.split("\n"):
+            if line.strip():
+                try:
+                    orders.append(_loads(line))
+                except json.JSONDecodeError as err:
+                    if not orders:
+                        raise whole from None
+                    raise json.JSONDecodeError(err.msg, text, offset + err.pos) from None
+            offset += len(line) + 1
+        return orders
 
 
 async def _sample_start(args: argparse.Namespace) -> int:
     try:
         orders = _read_orders(args.file)
-    except (OSError, json.JSONDecodeError) as err:
-        print(f"error: cannot read orders from {args.file}: {err}", file=sys.stderr)
-        return EXIT_USAGE
+    except (OSError, ValueError) as err:
+        print(f"error: {input_problem(err)}", file=sys.stderr)
+        return EXIT_REJECTED
+    if not orders:
+        print("error: input: no orders", file=sys.stderr)
+        return EXIT_REJECTED
     if args.time_scale:
         orders = [{**o, "time_scale": args.time_scale} if isinstance(o, dict) else o for o in orders]
-    client = await _connect(args)
-    results = await client.start_samples(orders)
+    refusals = [_refusal(index, raw) for index, raw in enumerate(orders)]  # no server needed for these
+    results = await (await _connect(args)).start_samples(orders) if None in refusals else refusals
     if args.json:
         _print_json([r.__dict__ for r in results])
     for r in results:
@@ -68,8 +132,26 @@ async def _sample_start(args: argparse.Namespace) -> int:
             if r.ok:
                 print(f"started {r.workflow_id}")
             else:
-                print(f"refused {r.sample_no or '(no sample_no)'}: {r.error}", file=sys.stderr)
+                print(f"refused {_which(r, len(results))}: {r.error}", file=sys.stderr)
     return EXIT_OK if results and all(r.ok for r in results) else EXIT_REJECTED
+
+
+def _refusal(index: int, raw: Any) -> Any:
+    """The StartResult refusing a malformed order, or None for a well-formed one."""
+    from starter.client import OrderError, StartResult, parse_order
+
+    try:
+        parse_order(raw)
+    except OrderError as err:
+        return StartResult(err.sample_no, None, str(err), index=index)
+    return None
+
+
+def _which(result: Any, count: int) -> str:
+    """The order a refusal is about: its sample number, and its place when there are several."""
+    if count == 1:
+        return result.sample_no or "the order"
+    return f"order {result.index + 1} of {count}" + (f" ({result.sample_no})" if result.sample_no else "")
 
 
 # --- sample show -------------------------------------------------------------------------------
@@ -106,14 +188,65 @@ async def _sample_show(args: argparse.Namespace) -> int:
 # --- decide ------------------------------------------------------------------------------------
 
 
+def _signer(args: argparse.Namespace) -> Any:
+    """The key `decide` signs with: `--key-id` (default: the first decision key) from `--key-file`, else
+    from SPOTCHECK_SIGNING_KEYS; neither: the decision goes unsigned. A KeyFileError when unusable."""
+    from activities.keys import KEYS_ENV, KeyFileError
+    from starter.client import Signer
+
+    path = args.key_file or os.environ.get(KEYS_ENV)
+    if not path:
+        if args.key_id:
+            raise KeyFileError(f"--key-id needs --key-file or {KEYS_ENV}")
+        return None
+    return Signer.from_key_file(path, args.key_id)
+
+
+def _decide_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with `decide`'s arguments before anything is sent, naming the field, or None: a sample
+    number, kind, outcome or role that cannot exist, text that cannot be sent."""
+    problems = []
+    if not re.match(SAMPLE_NO_PATTERN, args.sample_no):
+        problems.append("sample_no: not a sample number (3 to 64 letters, digits, '.', '_' or '-')")
+    if args.kind not in {k.value for k in DecisionKind}:
+        problems.append(f"kind: unknown decision kind {quoted(args.kind)} (`spotcheck schema decision` lists them)")
+    elif args.outcome not in ROLE_MATRIX[DecisionKind(args.kind)]:
+        allowed = ", ".join(ROLE_MATRIX[DecisionKind(args.kind)])
+        problems.append(f"outcome: unknown outcome {quoted(args.outcome)} for {args.kind}; allowed: {allowed}")
+    if args.role not in {r.value for r in Role}:
+        problems.append(f"role: unknown role {quoted(args.role)} (`spotcheck schema decision` lists them)")
+    texts = {"actor.id": args.actor, "actor.name": args.actor_name, "actor.organisation": args.organisation,
+             "reason": args.reason, "request_id": args.request_id, "evidence": " ".join(args.evidence or [])}
+    problems += [f"{field}: {p}" for field, value in texts.items() if value and (p := text_problem(value))]
+    if args.request_id and len(args.request_id) > 128:
+        problems.append("request_id: longer than 128 characters")
+    return one_line("; ".join(problems)) if problems else None
+
+
+def _decision_data(text: str | None) -> dict[str, Any]:
+    """`--data`: a JSON object, or InputError naming `--data` and where it goes wrong."""
+    if not text:
+        return {}
+    try:
+        data = _loads(text, "--data")
+    except ValueError as err:
+        raise InputError(input_problem(err, "--data")) from None
+    if not isinstance(data, dict):
+        raise InputError(f"--data: must be a JSON object, not {type(data).__name__}")
+    return data
+
+
 async def _decide(args: argparse.Namespace) -> int:
     from starter.client import DecisionRejected
 
     try:
-        data = json.loads(args.data) if args.data else {}
-    except json.JSONDecodeError as err:
-        print(f"rejected: --data is not JSON: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        problem = _decide_problem(args)
+        if problem:
+            raise InputError(problem)
+        data = _decision_data(args.data)
+    except InputError as err:
+        print(f"rejected: {err}", file=sys.stderr)
+        return EXIT_REJECTED
     evidence = []
     for item in args.evidence or []:
         name, _, sha = item.partition("=")
@@ -121,6 +254,8 @@ async def _decide(args: argparse.Namespace) -> int:
     actor: dict[str, Any] = {"id": args.actor, "role": args.role}
     if args.actor_name:
         actor["name"] = args.actor_name
+    if args.organisation:
+        actor["organisation"] = args.organisation
     decision = {
         "kind": args.kind,
         "outcome": args.outcome,
@@ -130,7 +265,12 @@ async def _decide(args: argparse.Namespace) -> int:
         "evidence": evidence,
         "data": data,
     }
-    client = await _connect(args)
+    try:
+        signer = _signer(args)
+    except ValueError as err:  # activities.keys.KeyFileError
+        print(f"error: signing key: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    client = await _connect(args, signer)
     try:
         receipt = await client.decide(args.sample_no, decision, signal=args.signal)
     except DecisionRejected as err:
@@ -230,12 +370,16 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("outcome")
     decide.add_argument("--actor", required=True, help="actor id")
     decide.add_argument("--actor-name")
+    decide.add_argument("--organisation", help="the actor's organisation; an enterprise: its credit code")
     decide.add_argument("--role", required=True)
     decide.add_argument("--reason")
     decide.add_argument("--data", help="JSON payload, e.g. the lab report")
     decide.add_argument("--evidence", action="append", metavar="NAME=SHA256")
     decide.add_argument("--request-id", help="idempotency key (default: a new one)")
     decide.add_argument("--signal", action="store_true", help="send as a signal: no receipt")
+    decide.add_argument("--key-file", help="sign with a key of this file (default: $SPOTCHECK_SIGNING_KEYS; "
+                        "neither: unsigned)")
+    decide.add_argument("--key-id", help="the key to sign with (default: the file's first non-internal key)")
     decide.add_argument("--json", action="store_true")
     _client_options(decide)
     decide.set_defaults(func=_decide)
@@ -267,14 +411,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Any failure ends as one line on stderr and exit code 1, never a traceback (SPOTCHECK_DEBUG=1 shows it)."""
     args = build_parser().parse_args(argv)
-    result = args.func(args)
-    if isinstance(result, Coroutine):
-        try:
-            return int(asyncio.run(result))
-        except KeyboardInterrupt:
-            return 130
-    return int(result)
+    try:
+        result = args.func(args)
+        return int(asyncio.run(result) if isinstance(result, Coroutine) else result)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:
+        if os.environ.get("SPOTCHECK_DEBUG"):
+            raise
+        what = "" if isinstance(err, ValueError) else f"{type(err).__name__}: "
+        print(one_line(f"error: {what}{err}"), file=sys.stderr)
+        return EXIT_REJECTED
 
 
 def run() -> None:

@@ -4,11 +4,15 @@ The CLI is a thin layer over this, so both validate the same way."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -20,14 +24,16 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from codec import data_converter_from_env
+from domain import signing
 from domain import visibility as sa
+from domain.bounds import error_lines, within
 from domain.branches import BRANCH_OF_KIND, branch_workflow_id
 from domain.decisions import Decision, Receipt
-from domain.models import SampleOrder, workflow_id_for
+from domain.models import SAMPLE_NO_PATTERN, SampleOrder, workflow_id_for
 from domain.status import SampleStatus
 from domain.visibility import sample_attributes
 from telemetry import configure_tracing, tracing_interceptors
@@ -52,18 +58,50 @@ class DecisionRejected(ValueError):
 
 
 def parse_order(raw: Any) -> SampleOrder:
+    """The order, or OrderError naming each bad field (`<field>: <problem>`, at most 300 characters in all,
+    never the input). Its `sample_no` is the order's own when that is a well-formed sample number."""
     if isinstance(raw, SampleOrder):
         return raw
+    if not isinstance(raw, dict):
+        raise OrderError([f"input: an order must be a JSON object, not {_json_type(raw)}"])
     try:
         return SampleOrder.model_validate(raw)
     except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            loc = ".".join(str(p) for p in e["loc"])
-            msg = e["msg"].removeprefix("Value error, ")
-            problems.append(f"{loc}: {msg}" if loc else msg)
-        sample_no = raw.get("sample_no") if isinstance(raw, dict) else None
-        raise OrderError(problems, sample_no) from None
+        sample_no = raw.get("sample_no")
+        if not (isinstance(sample_no, str) and re.match(SAMPLE_NO_PATTERN, sample_no.strip())):
+            sample_no = None
+        raise OrderError(within(error_lines(err)), sample_no and sample_no.strip()) from None
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+# A decision larger than this is not sent: the workflow refuses anything over 64 KiB anyway (and records the
+# attempt), but a payload near Temporal's 2 MB limit would fail in transport instead.
+MAX_SEND_BYTES = 512 * 1024
+
+
+def sendable(raw: Any) -> dict[str, Any]:
+    """The decision as it goes on the wire, or DecisionRejected when it cannot be sent at all (not an object,
+    nested too deeply, a lone surrogate, too large), naming where. Anything that can be sent is sent: the
+    workflow validates it and records the attempt, refused or not."""
+    payload = raw.model_dump(mode="json") if isinstance(raw, Decision) else raw
+    if not isinstance(payload, dict):
+        raise DecisionRejected(f"input: a decision must be a JSON object, not {_json_type(payload)}")
+    try:
+        size = len(to_json(payload))  # as the pydantic data converter encodes it
+    except (ValueError, TypeError, RecursionError) as err:
+        text = str(err)
+        if "surrogates" in text:
+            raise DecisionRejected("input: must not contain lone surrogates (U+D800–U+DFFF)") from None
+        if "depth" in text or isinstance(err, RecursionError):
+            raise DecisionRejected("input: nested too deeply") from None
+        raise DecisionRejected("input: cannot be encoded as JSON") from None
+    if size > MAX_SEND_BYTES:
+        raise DecisionRejected(f"input: {size} bytes as JSON, over the limit of {MAX_SEND_BYTES}")
+    return payload
 
 
 def start_attributes(order: SampleOrder) -> TypedSearchAttributes:
@@ -75,29 +113,54 @@ class StartResult:
     sample_no: str | None
     workflow_id: str | None
     error: str | None = None
+    index: int | None = None  # the order's place in the input, from 0
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
 
+@dataclass(frozen=True)
+class Signer:
+    """A deployment key (activities/keys.py) the client signs every decision with, for the workflow it
+    sends it to (domain/signing.py)."""
+
+    key_id: str
+    secret: bytes = field(repr=False)
+
+    @classmethod
+    def from_key_file(cls, path: str | Path, key_id: str | None = None) -> Signer:
+        """`key_id` from the key file, else its first decision key; a KeyFileError when there is none."""
+        from activities.keys import load_keyring, signing_key
+
+        return cls(*signing_key(load_keyring(path), key_id))
+
+    def sign(self, decision: dict[str, Any], workflow_id: str) -> dict[str, Any]:
+        return signing.sign(decision, workflow_id, self.key_id, self.secret, datetime.now(UTC))
+
+
 class SpotcheckClient:
-    def __init__(self, client: Client, task_queue: str = DEFAULT_TASK_QUEUE) -> None:
+    """`signer`: sign every decision sent (without one, decisions go unsigned: a deployment that requires
+    signatures refuses them, and records the refusal)."""
+
+    def __init__(self, client: Client, task_queue: str = DEFAULT_TASK_QUEUE, signer: Signer | None = None) -> None:
         self.client = client
         self.task_queue = task_queue
+        self.signer = signer
 
     @classmethod
     async def connect(
-        cls, address: str | None = None, namespace: str | None = None, task_queue: str | None = None
+        cls, address: str | None = None, namespace: str | None = None, task_queue: str | None = None,
+        signer: Signer | None = None,
     ) -> SpotcheckClient:
         configure_tracing("spotcheck-cli")
         client = await Client.connect(
             address or os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"),
             namespace=namespace or os.environ.get("TEMPORAL_NAMESPACE", "default"),
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter_from_env(),  # encrypting when SPOTCHECK_CODEC_KEYS is set
             interceptors=tracing_interceptors(),
         )
-        return cls(client, task_queue or os.environ.get("SPOTCHECK_TASK_QUEUE", DEFAULT_TASK_QUEUE))
+        return cls(client, task_queue or os.environ.get("SPOTCHECK_TASK_QUEUE", DEFAULT_TASK_QUEUE), signer)
 
     # --- starting ------------------------------------------------------------------------------
 
@@ -121,13 +184,14 @@ class SpotcheckClient:
             raise OrderError([f"sample_no: sample {order.sample_no} was already started"], order.sample_no) from None
 
     async def start_samples(self, orders: Iterable[Any]) -> list[StartResult]:
+        """Start each order; a bad one is reported (with its place in `orders`) and the others still start."""
         results = []
-        for raw in orders:
+        for index, raw in enumerate(orders):
             try:
                 handle = await self.start_sample(raw)
-                results.append(StartResult(handle.id.removeprefix("sample-"), handle.id))
+                results.append(StartResult(handle.id.removeprefix("sample-"), handle.id, index=index))
             except OrderError as err:
-                results.append(StartResult(err.sample_no, None, str(err)))
+                results.append(StartResult(err.sample_no, None, str(err), index=index))
         return results
 
     # --- decisions -----------------------------------------------------------------------------
@@ -140,11 +204,13 @@ class SpotcheckClient:
         the workflow itself (one send). As a signal it returns None and a bad decision is recorded as
         rejected. It goes to whichever of the sample's workflows waits for its kind (the sample, or a
         post-handling branch such as `sample-<no>-enforcement`); `workflow_id` names one explicitly."""
-        payload = raw.model_dump(mode="json") if isinstance(raw, Decision) else raw
+        payload = sendable(raw)
         # Only the kind is read here, to route; the workflow parses and validates the decision, once.
-        kind = payload.get("kind") if isinstance(payload, dict) else None
+        kind = payload.get("kind")
         kind = kind if isinstance(kind, str) else None
         target = workflow_id or await self._route(sample_no, kind)
+        if self.signer is not None and isinstance(payload, dict):
+            payload = self.signer.sign(payload, target)  # after routing: the signature covers the target
         handle = self.client.get_workflow_handle(target)
         try:
             if signal:

@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from starter.client import DecisionRejected, SpotcheckClient
+from starter.client import DecisionRejected, Signer, SpotcheckClient
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "orders"
 DEMO_SCALE = 86400.0  # a day per second: the 15-day objection window takes 15 s, retention about 90 s
@@ -88,7 +88,9 @@ def demo_order(channel: str, sample_no: str) -> dict[str, Any]:
     return dict(order)
 
 
-async def _drive(client: SpotcheckClient, sample_no: str, steps: list[Step]) -> None:
+async def _drive(client: SpotcheckClient, sample_no: str, steps: list[Step], firm: str) -> None:
+    """Send each step's decision once the sample (or a branch) waits for it; `firm`: the sampled party's
+    credit code, the organisation an enterprise acts for."""
     for step in steps:
         while True:
             status = await client.status(sample_no)
@@ -99,9 +101,11 @@ async def _drive(client: SpotcheckClient, sample_no: str, steps: list[Step]) -> 
                 return
             await asyncio.sleep(1.0)
         await asyncio.sleep(step.pause)
+        actor = {"id": f"demo-{step.role}", "role": step.role}
+        if step.role == "enterprise":
+            actor["organisation"] = firm
         decision = {"kind": step.kind, "outcome": step.outcome, "request_id": f"{sample_no}-{step.kind}",
-                    "actor": {"id": f"demo-{step.role}", "role": step.role}, "reason": step.reason,
-                    "data": step.data}
+                    "actor": actor, "reason": step.reason, "data": step.data}
         try:
             await client.decide(sample_no, decision)
             print(f"demo: {sample_no} {step.kind}={step.outcome}", flush=True)
@@ -109,15 +113,17 @@ async def _drive(client: SpotcheckClient, sample_no: str, steps: list[Step]) -> 
             print(f"demo: {sample_no} {step.kind} rejected: {err.reason}", flush=True)
 
 
-async def run_demo(client: Client, n: int, task_queue: str) -> None:
-    spot = SpotcheckClient(client, task_queue)
+async def run_demo(client: Client, n: int, task_queue: str, signer: Signer | None = None) -> None:
+    """`signer`: the deployment key the demo's decisions are signed with (`spotcheck up` passes its own)."""
+    spot = SpotcheckClient(client, task_queue, signer)
     stamp = datetime.now().strftime("%m%d%H%M%S")
     drivers = []
     for i in range(n):
         channel, story, steps = SCENARIOS[i % len(SCENARIOS)]
         sample_no = f"DEMO-{stamp}-{i + 1:02d}"
-        await spot.start_sample(demo_order(channel, sample_no))
+        order = demo_order(channel, sample_no)
+        await spot.start_sample(order)
         print(f"demo: started {sample_no} ({channel}): {story}", flush=True)
-        drivers.append(_drive(spot, sample_no, steps))
+        drivers.append(_drive(spot, sample_no, steps, order["sampled_party"]["credit_code"]))
     await asyncio.gather(*drivers)
     print("demo: every scripted decision sent; samples in retention close on their own clock", flush=True)

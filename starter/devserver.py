@@ -92,12 +92,14 @@ class DevServer:
         ui_port: int,
         search_attributes: Iterable[SearchAttributeKey] = (),
         log_level: str = "warn",
+        codec_endpoint: str | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.port = port
         self.ui_port = ui_port
         self.search_attributes = tuple(search_attributes)
         self.log_level = log_level
+        self.codec_endpoint = codec_endpoint  # the Web UI's remote codec (starter/codec_server.py)
         self.db_file = state_dir / "temporal.sqlite"
         self.log_file = state_dir / "temporal.log"
         self.pid_file = state_dir / "temporal.pid"
@@ -125,6 +127,8 @@ class DevServer:
             "--ui-disable-news-fetch",
             "--log-level", self.log_level,
         ]
+        if self.codec_endpoint:
+            cmd += ["--ui-codec-endpoint", self.codec_endpoint]
         for key in self.search_attributes:
             cmd += ["--search-attribute", f"{key.name}={CLI_TYPE_NAMES[key.indexed_value_type]}"]
         for name, value in DYNAMIC_CONFIG.items():

@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psutil
@@ -22,11 +22,17 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.client import Client
 
 from domain import visibility
-from starter.devserver import DevServer, DevServerError, free_port, port_is_free, stop_orphan
+from starter.devserver import HOST, DevServer, DevServerError, free_port, port_is_free, stop_orphan
 from telemetry import configure_tracing
+
+if TYPE_CHECKING:
+    from activities.keys import SigningSetup
+    from starter.codec_server import CodecServer
 
 DEFAULT_STATE_DIR = "./.spotcheck"
 DEFAULT_TASK_QUEUE = "spotcheck"  # worker.TASK_QUEUE, without importing the worker at CLI start-up
+CODEC_KEYS, CODEC_TOKEN = "codec-keys.json", "codec-token"  # in the state dir
+SIGNING_KEYS = "signing-keys.json"  # in the state dir, when SPOTCHECK_SIGNING_KEYS names no other
 
 
 def add_commands(sub: Any) -> None:
@@ -124,6 +130,8 @@ def _pick_port(wanted: int, what: str) -> int:
 
 
 async def _up(args: argparse.Namespace, state: Path) -> int:
+    from activities.policy import DEMO_ENV, demo_mode
+    from domain.policy import DEMO_MAX_TIME_SCALE
     from worker import connect
 
     stop_orphan(state)
@@ -131,7 +139,19 @@ async def _up(args: argparse.Namespace, state: Path) -> int:
     ui_port = _pick_port(args.ui_port, "the Web UI")
     if ui_port == port:
         ui_port = free_port()
-    server = DevServer(state, port=port, ui_port=ui_port, search_attributes=visibility.ALL)
+    try:
+        codec_server = _codec_server(state, ui_port)
+    except ValueError as e:  # codec.CodecError: an unreadable keyring
+        fail(str(e))
+        return 1
+    try:
+        signing_keys = _signing_keys(state, demo=bool(args.demo))
+    except ValueError as e:  # activities.keys.KeyFileError: an unusable key file
+        fail(f"signing keys: {e}")
+        return 1
+    await codec_server.start()
+    server = DevServer(state, port=port, ui_port=ui_port, search_attributes=visibility.ALL,
+                       codec_endpoint=codec_server.url)
     pg: Any = None
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -165,16 +185,23 @@ async def _up(args: argparse.Namespace, state: Path) -> int:
         say(f"state dir      {state}")
         say(f"task queue     {args.task_queue}")
         say(f"log            {server.log_file}")
+        say(f"codec server   {codec_server.url} (bearer token in {state / CODEC_TOKEN}; Web UI: README.md)")
+        say(f"codec keys     {os.environ['SPOTCHECK_CODEC_KEYS']} (set SPOTCHECK_CODEC_KEYS to it for the CLI)")
+        say(f"signing keys   {signing_keys.path} (for `spotcheck decide --key-file`, or SPOTCHECK_SIGNING_KEYS)")
+        say(f"signatures     {signing_keys.describe()}")
+        if demo_mode():
+            say(f"demo mode      on: time_scale up to {DEMO_MAX_TIME_SCALE:g} ({DEMO_ENV})")
 
         worker_task: asyncio.Task[None] | None = None
         if not args.no_worker:
             from worker import run_worker
 
-            worker_task = asyncio.create_task(run_worker(client, dsn, args.task_queue), name="worker")
+            worker_task = asyncio.create_task(run_worker(client, dsn, args.task_queue, signing_keys), name="worker")
             tasks.append(worker_task)
         say("ready")
         if args.demo:
-            tasks.append(asyncio.create_task(_demo(client, args.demo, args.task_queue), name="demo"))
+            tasks.append(asyncio.create_task(_demo(client, args.demo, args.task_queue, signing_keys),
+                                             name="demo"))
 
         if worker_task is None:
             await asyncio.Event().wait()  # until a signal cancels us
@@ -191,14 +218,52 @@ async def _up(args: argparse.Namespace, state: Path) -> int:
         server.stop()
         if pg is not None:
             pg.stop()
+        await codec_server.stop()
         say("stopped")
 
 
-async def _demo(client: Client, n: int, task_queue: str) -> None:
+def _codec_server(state: Path, ui_port: int) -> CodecServer:
+    """Encrypted payloads (codec.py): the keyring SPOTCHECK_CODEC_KEYS names, else <state>/codec-keys.json
+    (made when missing), for this process's worker and client; and the Web UI's codec server, its bearer
+    token in <state>/codec-token, CORS for the UI's origin."""
+    import codec
+    from starter.codec_server import CodecServer, ensure_token
+
+    keys = Path(os.environ.get(codec.ENV) or state / CODEC_KEYS)
+    if not keys.exists():
+        say(f"new codec key {codec.add_key(keys)} in {keys}")
+    keyring = codec.load_keyring(keys)
+    os.environ[codec.ENV] = str(keys)  # worker.connect() encrypts with it
+    ui_origins = [f"http://localhost:{ui_port}", f"http://{HOST}:{ui_port}"]
+    return CodecServer(codec.EncryptionCodec(keyring.keys, keyring.current), ensure_token(state / CODEC_TOKEN),
+                       ui_origins)
+
+
+def _signing_keys(state: Path, demo: bool) -> SigningSetup:
+    """Signed decisions (activities/keys.py): the key file SPOTCHECK_SIGNING_KEYS names, else
+    <state>/signing-keys.json (made when missing), for this process's worker and demo, and for the CLI.
+    `--demo` turns on demo mode (SPOTCHECK_DEMO_MODE, unless set): its samples run on a compressed clock."""
+    from activities import keys
+    from activities.policy import DEMO_ENV
+
+    named = os.environ.get(keys.KEYS_ENV)
+    path = Path(named) if named else state / SIGNING_KEYS
+    if not named and not path.exists():
+        keys.new_key_file(path)
+        say(f"new signing keys in {path}")
+    os.environ[keys.KEYS_ENV] = str(path)  # for anything in this process that reads the keys itself
+    if demo:
+        os.environ.setdefault(DEMO_ENV, "1")
+    return keys.signing_setup(path)
+
+
+async def _demo(client: Client, n: int, task_queue: str, signing_keys: SigningSetup) -> None:
     try:
+        from activities.keys import signing_key
+        from starter.client import Signer
         from starter.demo import run_demo
 
-        await run_demo(client, n, task_queue)
+        await run_demo(client, n, task_queue, Signer(*signing_key(signing_keys.keyring)))
         say("demo: done")
     except asyncio.CancelledError:
         raise
@@ -258,14 +323,21 @@ def _hide_password(dsn: str) -> str:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
+    from activities.keys import KeyFileError, signing_setup
+
     dsn = os.environ.get("DATABASE_URL")
     if not dsn:
         fail("DATABASE_URL is not set: point it at PostgreSQL (or use `spotcheck up` for the embedded stack)")
         return 2
-    return run_until_signal(lambda: _worker(dsn, args.task_queue))
+    try:
+        signing_keys = signing_setup()
+    except KeyFileError as e:
+        fail(f"signing keys: {e}")
+        return 2
+    return run_until_signal(lambda: _worker(dsn, args.task_queue, signing_keys))
 
 
-async def _worker(dsn: str, task_queue: str) -> int:
+async def _worker(dsn: str, task_queue: str, signing_keys: SigningSetup) -> int:
     from worker import connect, run_worker
 
     address = os.environ.get("TEMPORAL_ADDRESS", "localhost:7233")
@@ -275,10 +347,14 @@ async def _worker(dsn: str, task_queue: str) -> int:
     except RuntimeError as e:
         fail(f"cannot connect to Temporal at {address}: {e}")
         return 1
+    except ValueError as e:  # codec.CodecError: SPOTCHECK_CODEC_KEYS names an unreadable keyring
+        fail(str(e))
+        return 1
     say(f"worker on task queue {task_queue!r}, Temporal {address} namespace {client.namespace!r}, "
         f"database {_hide_password(dsn)}")
+    say(f"signatures {signing_keys.describe()}")
     try:
-        await run_worker(client, dsn, task_queue)
+        await run_worker(client, dsn, task_queue, signing_keys)
     finally:
         say("stopped")
     return 0

@@ -22,13 +22,8 @@ LEAD = {"type": "false_advertising", "description": "商品页宣称“军工级
         "evidence": [{"name": "listing-screenshot.png", "sha256": "c" * 64}]}
 
 
-async def to_final_fail_after_objection(
-    client: SpotcheckClient, order: dict[str, Any], leads: list[dict[str, Any]] | None = None
-) -> WorkflowHandle[Any, Any]:
-    """Fail, objection accepted, re-test confirms the fail: the sample enters post-handling."""
-    no = order["sample_no"]
-    sealed = f.decision("sampling_record", "sealed", "sampler", data={"record_no": "CY-1", "leads": leads or []})
-    handle = await to_testing(client, order, sealed=sealed)
+async def fail_then_objection_accepted(client: SpotcheckClient, handle: WorkflowHandle[Any, Any], no: str) -> None:
+    """From the wait for the lab report: a fail, delivered, objected to and accepted, to the re-test."""
     await client.decide(no, f.report("fail"))
     await wait_for(handle, awaiting("result_delivery"))
     await client.decide(no, f.delivered())
@@ -37,6 +32,16 @@ async def to_final_fail_after_objection(
     await wait_for(handle, awaiting("objection_review"))
     await client.decide(no, f.review("accepted"))
     await wait_for(handle, awaiting("retest_report"))
+
+
+async def to_final_fail_after_objection(
+    client: SpotcheckClient, order: dict[str, Any], leads: list[dict[str, Any]] | None = None
+) -> WorkflowHandle[Any, Any]:
+    """Fail, objection accepted, re-test confirms the fail: the sample enters post-handling."""
+    no = order["sample_no"]
+    sealed = f.decision("sampling_record", "sealed", "sampler", data={"record_no": "CY-1", "leads": leads or []})
+    handle = await to_testing(client, order, sealed=sealed)
+    await fail_then_objection_accepted(client, handle, no)
     await client.decide(no, f.report("fail", kind="retest_report"))
     await wait_for(handle, lambda s: s.stage == "post_handling" and len(s.branches) >= 5)
     return handle

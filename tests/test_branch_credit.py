@@ -1,6 +1,7 @@
 """The credit branch (信用约束与修复) on the time-skipping server, started on its own (its sample does not exist,
 which the branch tolerates): publication, the year-long listing, credit repair, the serious-dishonesty
-check, bad decisions and a worker restart, with real records."""
+check, with real records. The contracts every branch keeps (bad decisions, a worker restart, a missed
+deadline): tests/test_branch_contracts.py."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from domain.branches import BranchInput, BranchStatus, branch_workflow_id
 from domain.credit_code import ALPHABET, with_check_character
 from starter.client import DecisionRejected, SpotcheckClient
 from tests import factories as f
-from tests.workflow_env import running_worker, search_attributes, terminate_when_idle
+from tests.test_branch_contracts import refused
+from tests.workflow_env import running_worker, terminate_when_idle
 from workflows.credit import CreditWorkflow
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -249,7 +251,16 @@ async def test_repair_refused_or_rejected_keeps_the_listing_until_it_expires(
     assert actions(await outbox_for(pool, handle.id)) == ["publish_listing", "remove_listing"]
 
 
-async def test_missed_acceptance_escalates_and_shows_overdue(
+BAD_AT_ACCEPTANCE: list[tuple[str, dict[str, Any], str]] = [
+    ("refusal without reason", f.decision("credit_repair_acceptance", "refused", "credit_officer"),
+     "reason: required for credit_repair_acceptance=refused"),
+    ("second application", apply_(), "a credit-repair application is already under way"),
+    ("enterprise accepts", f.decision("credit_repair_acceptance", "accepted", "enterprise"),
+     "role enterprise may not decide credit_repair_acceptance=accepted"),
+]
+
+
+async def test_repair_acceptance_refuses_its_bad_decisions_and_takes_a_late_one(
     ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
 ) -> None:
     async with running_worker(ts_env.client, pool, task_queue) as client:
@@ -258,19 +269,16 @@ async def test_missed_acceptance_escalates_and_shows_overdue(
         await past_repair_wait(ts_env, handle)
         await client.decide(no, apply_(), workflow_id=handle.id)
         s = await until(handle, awaiting("credit_repair_acceptance"))
-        due = s.awaiting[0].due
-        assert not s.awaiting[0].overdue
-        await ts_env.sleep(due - await ts_env.get_current_time() + timedelta(hours=1))
-        s = await until(handle, lambda s: s.awaiting[0].overdue)
-        assert (await search_attributes(handle))["Overdue"] is True
-        assert any(e.event == "escalated" for e in s.timeline)
-        assert "deadline_escalation" in templates(await notices_for(pool, handle.id))
-        # Late, but still taken: the branch goes on.
+        await refused(client, handle, no, BAD_AT_ACCEPTANCE)
+        # Its deadline passes (escalation: tests/test_branch_contracts.py): late, but still taken.
+        await ts_env.sleep(s.awaiting[0].due_at - await ts_env.get_current_time() + timedelta(hours=1))
+        await until(handle, lambda s: s.awaiting[0].overdue)
         await client.decide(no, accept(), workflow_id=handle.id)
         await until(handle, awaiting("credit_repair_review"))
-        assert (await search_attributes(handle))["Overdue"] is False
-        await client.decide(no, review("approved"), workflow_id=handle.id)
-        assert (await handle.result()).outcome == "repaired"
+        await terminate_when_idle(handle)
+    trail = await audit_trail(pool, handle.id)
+    assert sum(not r["accepted"] for r in trail) == len(BAD_AT_ACCEPTANCE)
+    assert [r["kind"] for r in trail if r["accepted"]] == ["credit_repair_application", "credit_repair_acceptance"]
 
 
 # --- serious-dishonesty list ------------------------------------------------------------------------
@@ -331,104 +339,3 @@ async def test_serious_dishonesty_proposed_once_on_a_heavy_penalty(
     row = await credit_listing_row(pool, handle.id)
     assert row is not None and row["serious_dishonesty"] == "not_listed"
     assert actions(await outbox_for(pool, handle.id)) == ["publish_listing", "remove_listing"]
-
-
-# --- bad decisions ---------------------------------------------------------------------------------
-
-BAD_WHILE_LISTED: list[tuple[str, dict[str, Any], str]] = [
-    ("wrong role", f.decision("credit_repair_application", "filed", "lab"),
-     "role lab may not decide credit_repair_application=filed; allowed: credit_officer, enterprise"),
-    ("wrong stage", review("approved"), "not awaited: the sample waits for credit_repair_application, not "
-     "credit_repair_review"),
-    ("unknown outcome", f.decision("credit_repair_application", "granted", "enterprise"),
-     "unknown outcome 'granted' for credit_repair_application"),
-    ("malformed", {"kind": "credit_repair_application", "outcome": "filed", "request_id": "rq-x", "data": {}},
-     "malformed decision: actor: Field required"),
-]
-BAD_AT_ACCEPTANCE: list[tuple[str, dict[str, Any], str]] = [
-    ("refusal without reason", f.decision("credit_repair_acceptance", "refused", "credit_officer"),
-     "reason: required for credit_repair_acceptance=refused"),
-    ("second application", apply_(), "a credit-repair application is already under way"),
-    ("enterprise accepts", f.decision("credit_repair_acceptance", "accepted", "enterprise"),
-     "role enterprise may not decide credit_repair_acceptance=accepted"),
-]
-
-
-@pytest.mark.parametrize("via", ["update", "signal"])
-async def test_bad_decisions_are_refused_and_never_stall_the_branch(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, via: str
-) -> None:
-    async with running_worker(ts_env.client, pool, task_queue) as client:
-        handle, inp = await start(client)
-        no = inp.order.sample_no
-        await past_repair_wait(ts_env, handle)
-
-        async def send_bad(bad: list[tuple[str, dict[str, Any], str]]) -> None:
-            for name, decision, reason in bad:
-                if via == "update":
-                    with pytest.raises(DecisionRejected) as err:
-                        await client.decide(no, f.copy_of(decision), workflow_id=handle.id)
-                    assert reason in err.value.reason, name
-                else:
-                    await handle.signal("decide", f.copy_of(decision))
-
-        await send_bad(BAD_WHILE_LISTED)
-        await client.decide(no, apply_(), workflow_id=handle.id)
-        await until(handle, awaiting("credit_repair_acceptance"))
-        await send_bad(BAD_AT_ACCEPTANCE)
-        await client.decide(no, accept(), workflow_id=handle.id)
-        await until(handle, awaiting("credit_repair_review"))
-        await client.decide(no, review("approved"), workflow_id=handle.id)
-        result = await handle.result()
-        rejected = [e.text for e in (await status(handle)).timeline if e.event == "rejected"]
-    assert result.outcome == "repaired"
-    bad = BAD_WHILE_LISTED + BAD_AT_ACCEPTANCE
-    assert len(rejected) == len(bad)
-    for (name, _, reason), text in zip(bad, rejected, strict=True):
-        assert reason in text, name
-    trail = await audit_trail(pool, handle.id)
-    assert sum(not r["accepted"] for r in trail) == len(bad)
-    assert [r["kind"] for r in trail if r["accepted"]] == [
-        "credit_repair_application", "credit_repair_acceptance", "credit_repair_review"]
-
-
-# --- restart ---------------------------------------------------------------------------------------
-
-
-
-
-async def test_records_and_notices_exactly_once_after_a_worker_restart(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
-) -> None:
-    async with running_worker(ts_env.client, pool, task_queue, max_cached_workflows=0) as client:
-        inp = new_input()
-        await add_fail(pool, inp, inp.order.sample_no, date.today())
-        await add_fail(pool, inp, f"OLD-{uuid.uuid4().hex[:8]}", date.today() - timedelta(days=300))
-        handle, _ = await start(client, inp)
-        no = inp.order.sample_no
-        await until(handle, awaiting("serious_dishonesty_review"))
-        await past_repair_wait(ts_env, handle)
-        await client.decide(no, apply_(), workflow_id=handle.id)
-        await until(handle, awaiting("credit_repair_acceptance"))
-        await client.decide(no, accept(), workflow_id=handle.id)
-        await until(handle, awaiting("credit_repair_review"))
-    # A new worker on the same task queue replays the history and finishes the branch.
-    async with running_worker(ts_env.client, pool, task_queue) as client:
-        await client.decide(no, f.decision("serious_dishonesty_review", "listed", "credit_officer",
-                                           reason="三年内两次抽查不合格"), workflow_id=handle.id)
-        await client.decide(no, review("approved"), workflow_id=handle.id)
-        result = await handle.result()
-    assert result.outcome == "repaired"
-    assert await pool.fetchval("SELECT count(*) FROM credit_listings WHERE workflow_id = $1", handle.id) == 1
-    # The serious-dishonesty review went overdue during the six months: escalated once, not again on replay.
-    assert sorted(templates(await notices_for(pool, handle.id))) == [
-        "credit_publicity", "credit_repair_decision", "deadline_escalation"]
-    assert sorted(actions(await outbox_for(pool, handle.id))) == [
-        "list_serious_dishonesty", "publish_listing", "remove_listing"]
-    trail = await audit_trail(pool, handle.id)
-    assert sorted(r["kind"] for r in trail) == sorted([
-        "credit_repair_application", "credit_repair_acceptance", "credit_repair_review", "serious_dishonesty_review"])
-    row = await credit_listing_row(pool, handle.id)
-    assert row is not None and (row["removal_reason"], row["serious_dishonesty"]) == ("repaired", "listed")
-
-

@@ -1,6 +1,7 @@
 """The enforcement branch (移交执法稽查, 行刑衔接) on the time-skipping server, started on its own (its sample does
 not exist, which a branch tolerates): hand-over with the case transfer letter, filing, outcome, extensions,
-missed deadlines, criminal transfer, merged cases, bad decisions, and a worker restart."""
+missed deadlines, criminal transfer, merged cases, the case's own bad decisions. The contracts every branch
+keeps (bad decisions, a worker restart, a missed filing): tests/test_branch_contracts.py."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from activities.records import audit_trail, notices_for, outbox_for
 from domain.branches import BranchInput, BranchStatus, branch_workflow_id
 from starter.client import DecisionRejected, SpotcheckClient
 from tests import factories as f
+from tests.test_branch_contracts import refused
 from tests.workflow_env import _describe, _running, running_worker, terminate_when_idle
 from workflows.enforcement import EnforcementWorkflow
 
@@ -139,6 +141,15 @@ async def test_hand_over_filing_and_penalty(ts_env: WorkflowEnvironment, pool: a
         assert status.stage == "filed"
         handling = deadlines(status, "case_handling")[0]
         assert handling.length == 90
+        # The first wait's bad decisions: tests/test_branch_contracts.py; these are the outcome's own.
+        await refused(client, handle, no, [
+            ("negative fine", f.decision("case_outcome", "penalty", "enforcement", data={"fine_amount": "-1"}),
+             "malformed data for case_outcome: data.fine_amount"),
+            ("receipt before a transfer", decided("crime_transfer_receipt", "received", reason=None),
+             "not awaited: the sample waits for case_outcome, not crime_transfer_receipt"),
+            ("police decide the outcome", f.decision("case_outcome", "penalty", "public_security"),
+             "role public_security may not decide case_outcome=penalty"),
+        ])
         await client.decide(no, penalty(), workflow_id=handle.id)
         report = await handle.result()
         assert (report.outcome, report.closed, report.stage) == ("penalty", True, "closed")
@@ -149,31 +160,13 @@ async def test_hand_over_filing_and_penalty(ts_env: WorkflowEnvironment, pool: a
     assert (row["filing_outcome"], row["case_no"], row["outcome"], row["closed_outcome"]) == (
         "filed", CASE_NO, "penalty", "penalty")
     assert (row["fine_amount"], row["heavy"], row["outcome_due"]) == (Decimal("50000.00"), True, handling.due_date)
-    assert [(r["kind"], r["outcome"]) for r in await audit_trail(pool, handle.id) if r["accepted"]] == [
+    trail = await audit_trail(pool, handle.id)
+    assert [(r["kind"], r["outcome"]) for r in trail if r["accepted"]] == [
         ("case_filing", "filed"), ("case_outcome", "penalty")]
+    assert sum(not r["accepted"] for r in trail) == 3
 
 
 # --- filing --------------------------------------------------------------------------------------
-
-
-async def test_missed_filing_escalates_and_a_late_filing_is_still_taken(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
-) -> None:
-    async with running_worker(ts_env.client, pool, task_queue) as client:
-        handle = await start(ts_env.client, task_queue)
-        await wait_for(handle, awaiting("case_filing", overdue=False))
-        await ts_env.sleep(timedelta(days=45))  # well past 15 working days, whatever the holidays
-        status = await wait_for(handle, awaiting("case_filing", overdue=True))
-        assert status.stage == "handed_over"
-        assert (await search_attributes(handle))["Overdue"] is True
-        assert await templates(pool, handle.id) == ["case_transfer", "deadline_escalation"]
-        channels = [m["channel"] for m in await outbox_for(pool, handle.id)]
-        assert {"reminder", "escalation", "enforcement"} <= set(channels)
-        await client.decide(sample_no(handle), filed(), workflow_id=handle.id)
-        status = await wait_for(handle, awaiting("case_outcome"))
-        assert status.stage == "filed"
-        assert (await search_attributes(handle))["Overdue"] is False
-        await terminate_when_idle(handle)
 
 
 async def test_not_filed_closes_the_branch(ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str) -> None:
@@ -423,106 +416,3 @@ async def test_following_a_merged_case_closes_at_once(
     assert await notices_for(pool, early.id) == [] and await outbox_for(pool, early.id) == []
     row = await enforcement_case(pool, early.id)
     assert row is not None and (row["followed_case"], row["handed_over_at"]) == ("case-merged-2", None)
-
-
-# --- bad decisions -------------------------------------------------------------------------------
-
-BAD_AT_FILING: list[tuple[str, dict[str, Any], str]] = [
-    ("wrong role", f.decision("case_filing", "filed", "case_officer", data={"case_no": CASE_NO}),
-     "role case_officer may not decide case_filing=filed; allowed: enforcement"),
-    ("wrong stage", penalty(), "not awaited: the sample waits for case_filing, not case_outcome"),
-    ("malformed data", f.decision("case_filing", "filed", "enforcement", data={"case_no": CASE_NO, "court": 1}),
-     "malformed data for case_filing: data.court: Extra inputs are not permitted"),
-    ("no case number", f.decision("case_filing", "filed", "enforcement"), "data.case_no: a filed case must carry"),
-    ("no reason", decided("case_filing", "not_filed", reason=None), "reason: required for case_filing=not_filed"),
-    ("unknown outcome", decided("case_filing", "dismissed"), "unknown outcome 'dismissed' for case_filing"),
-]
-BAD_AT_OUTCOME: list[tuple[str, dict[str, Any], str]] = [
-    ("negative fine", f.decision("case_outcome", "penalty", "enforcement", data={"fine_amount": "-1"}),
-     "malformed data for case_outcome: data.fine_amount"),
-    ("wrong stage", decided("crime_transfer_receipt", "received", reason=None),
-     "not awaited: the sample waits for case_outcome, not crime_transfer_receipt"),
-    ("wrong role", f.decision("case_outcome", "penalty", "public_security"),
-     "role public_security may not decide case_outcome=penalty"),
-]
-
-
-async def test_bad_decisions_by_update_are_rejected_and_the_case_goes_on(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
-) -> None:
-    async with running_worker(ts_env.client, pool, task_queue) as client:
-        handle = await start(ts_env.client, task_queue)
-        no = sample_no(handle)
-        await wait_for(handle, awaiting("case_filing"))
-        for name, bad, reason in BAD_AT_FILING:
-            with pytest.raises(DecisionRejected) as err:
-                await client.decide(no, f.copy_of(bad), workflow_id=handle.id)
-            assert reason in err.value.reason, name
-        await client.decide(no, filed(), workflow_id=handle.id)
-        await wait_for(handle, awaiting("case_outcome"))
-        for name, bad, reason in BAD_AT_OUTCOME:
-            with pytest.raises(DecisionRejected) as err:
-                await client.decide(no, f.copy_of(bad), workflow_id=handle.id)
-            assert reason in err.value.reason, name
-        await client.decide(no, penalty(), workflow_id=handle.id)
-        assert (await handle.result()).outcome == "penalty"
-    trail = await audit_trail(pool, handle.id)
-    assert sum(not r["accepted"] for r in trail) == len(BAD_AT_FILING) + len(BAD_AT_OUTCOME)
-    assert [r["kind"] for r in trail if r["accepted"]] == ["case_filing", "case_outcome"]
-
-
-async def test_bad_decisions_by_signal_are_recorded_and_never_stall(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
-) -> None:
-    async with running_worker(ts_env.client, pool, task_queue) as client:
-        handle = await start(ts_env.client, task_queue)
-        await wait_for(handle, awaiting("case_filing"))
-        for _, bad, _ in BAD_AT_FILING:
-            await handle.signal("decide", f.copy_of(bad))
-        await handle.signal("decide", "not even an object")
-        await handle.signal("decide", filed())
-        await wait_for(handle, awaiting("case_outcome"))
-        for _, bad, _ in BAD_AT_OUTCOME:
-            await handle.signal("decide", f.copy_of(bad))
-        await client.decide(sample_no(handle), penalty(), signal=True, workflow_id=handle.id)
-        report = await handle.result()
-        assert report.outcome == "penalty"
-        status = await status_of(handle)
-    rejected = [e.text for e in status.timeline if e.event == "rejected"]
-    assert len(rejected) == len(BAD_AT_FILING) + 1 + len(BAD_AT_OUTCOME)
-    expected = [r for _, _, r in BAD_AT_FILING] + ["malformed decision"] + [r for _, _, r in BAD_AT_OUTCOME]
-    for reason, text in zip(expected, rejected, strict=True):
-        assert reason in text
-    trail = await audit_trail(pool, handle.id)
-    assert {r["via"] for r in trail if not r["accepted"]} == {"signal"}
-    assert sum(not r["accepted"] for r in trail) == len(rejected)
-
-
-# --- a worker restart mid-branch -----------------------------------------------------------------
-
-
-
-
-async def test_records_and_notices_exist_once_after_a_worker_restart(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
-) -> None:
-    async with running_worker(ts_env.client, pool, task_queue, max_cached_workflows=0) as client:
-        handle = await start(ts_env.client, task_queue)
-        await to_outcome(client, handle)
-        await client.decide(sample_no(handle), decided("case_outcome", "crime_suspected", reason="涉嫌犯罪"),
-                            workflow_id=handle.id)
-        await wait_for(handle, awaiting("crime_transfer_decision"))
-    # Gone mid-branch: the next worker replays the history and carries on; nothing is written twice.
-    async with running_worker(ts_env.client, pool, task_queue, max_cached_workflows=0) as client:
-        await client.decide(sample_no(handle), decided("crime_transfer_decision", "transfer"), workflow_id=handle.id)
-        await wait_for(handle, awaiting("crime_transfer_receipt"))
-    async with running_worker(ts_env.client, pool, task_queue) as client:
-        await client.decide(sample_no(handle), decided("crime_transfer_receipt", "received", reason=None),
-                            workflow_id=handle.id)
-        assert (await handle.result()).outcome == "transferred"
-    assert sorted(await templates(pool, handle.id)) == ["case_transfer", "crime_transfer"]
-    channels = sorted(m["channel"] for m in await outbox_for(pool, handle.id))
-    assert channels == ["enforcement", "public_security"]
-    count = await pool.fetchval("SELECT count(*) FROM enforcement_cases WHERE workflow_id = $1", handle.id)
-    assert count == 1
-    assert len([r for r in await audit_trail(pool, handle.id) if r["accepted"]]) == 4

@@ -1,19 +1,17 @@
 """LeadWorkflow (检监联动) on the time-skipping server, with real records: a lead found while buying is fixed
-with its evidence hashes, referred to its line, and its outcome flows back; late outcomes escalate."""
+with its evidence hashes, referred to its line, and its outcome flows back. Bad decisions, a worker restart
+and a late outcome: tests/test_branch_contracts.py."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import asyncpg
-import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.records import audit_trail, notices_for, outbox_for
+from activities.records import notices_for, outbox_for
 from domain.status import BranchReport
-from starter.client import DecisionRejected
 from tests import factories as f
 from tests.test_branch_platform import events, start_branch, wait_branch, waits_for
 from tests.workflow_env import running_worker, search_attributes
@@ -91,83 +89,6 @@ async def test_an_unfounded_certificate_lead_closes_with_the_reason(
     assert report.outcome == "unfounded" and report.data["outcome_reason"] == "证书经核实有效"
     row = await _lead_row(pool, handle.id)
     assert (row["outcome"], row["outcome_reason"]) == ("unfounded", "证书经核实有效")
-
-
-async def test_a_missed_outcome_escalates_and_shows_overdue(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
-) -> None:
-    inp = _input("unknown_origin")
-    no = inp["order"]["sample_no"]
-    async with running_worker(ts_env.client, pool, task_queue) as client:
-        handle = await _start(ts_env.client, task_queue, inp)
-        status = await wait_branch(handle, waits_for("lead_outcome"))
-        assert status.data["routed_to"] == "执法稽查"
-        await ts_env.sleep(timedelta(days=45))  # past 20 working days, whatever holidays fall in between
-        status = await wait_branch(handle, lambda s: any(a.overdue for a in s.awaiting))
-        assert events(status, "escalated")
-        assert (await search_attributes(handle))["Overdue"] is True
-        await client.decide(no, _outcome(role="case_officer"), workflow_id=handle.id)
-        report = await handle.result()
-    assert report.outcome == "confirmed"
-    assert [n["template"] for n in await notices_for(pool, handle.id)] == ["lead_referral", "deadline_escalation"]
-    assert sorted(m["channel"] for m in await outbox_for(pool, handle.id)) == ["enforcement", "escalation", "reminder"]
-
-
-BAD: list[tuple[str, dict[str, Any], str]] = [
-    ("wrong role", _outcome(role="enterprise"), "role enterprise may not decide lead_outcome=confirmed"),
-    ("wrong stage", f.decision("delist_confirmation", "delisted", "platform"),
-     "not awaited: the sample waits for lead_outcome, not delist_confirmation"),
-    ("unfounded without reason", _outcome("unfounded"), "reason: required for lead_outcome=unfounded"),
-    ("malformed data", _outcome(data={"colour": "red"}),
-     "malformed data for lead_outcome: data.colour: Extra inputs are not permitted"),
-    ("no actor", {"kind": "lead_outcome", "outcome": "confirmed", "request_id": "rq-lead-noactor"},
-     "malformed decision: actor: Field required"),
-]
-
-
-async def test_bad_decisions_via_update_and_signal_never_stall_the_lead(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
-) -> None:
-    inp = _input()
-    no = inp["order"]["sample_no"]
-    async with running_worker(ts_env.client, pool, task_queue) as client:
-        handle = await _start(ts_env.client, task_queue, inp)
-        await wait_branch(handle, waits_for("lead_outcome"))
-        for name, bad, reason in BAD:
-            with pytest.raises(DecisionRejected) as err:
-                await client.decide(no, f.copy_of(bad), workflow_id=handle.id)
-            assert reason in err.value.reason, name
-        for _, bad, _ in BAD:
-            await handle.signal("decide", f.copy_of(bad))
-        status = await wait_branch(handle, lambda s: len(events(s, "rejected")) == 2 * len(BAD))
-        for (name, _, reason), text in zip(BAD, events(status, "rejected")[len(BAD):], strict=True):
-            assert reason in text, name
-        assert status.stage == "referred" and waits_for("lead_outcome")(status)
-        await client.decide(no, _outcome(), workflow_id=handle.id)
-        report = await handle.result()
-    assert report.outcome == "confirmed"
-    trail = await audit_trail(pool, handle.id)
-    assert sum(1 for r in trail if not r["accepted"]) == len(BAD)  # one row per bad request id
-    assert [r["outcome"] for r in trail if r["accepted"]] == ["confirmed"]
-
-
-async def test_records_and_notices_exist_once_after_a_worker_restart(
-    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
-) -> None:
-    # The real dev server: see the platform branch's restart test for why not the time-skipping one.
-    inp = _input("missing_certificate")
-    no = inp["order"]["sample_no"]
-    async with running_worker(dev_env.client, pool, task_queue):
-        handle = await _start(dev_env.client, task_queue, inp)
-        await wait_branch(handle, waits_for("lead_outcome"))
-    async with running_worker(dev_env.client, pool, task_queue) as client:
-        await client.decide(no, _outcome(), workflow_id=handle.id)
-        report = await handle.result()
-    assert report.outcome == "confirmed"
-    assert [n["template"] for n in await notices_for(pool, handle.id)] == ["lead_referral"]
-    assert [m["channel"] for m in await outbox_for(pool, handle.id)] == ["enforcement"]
-    assert await pool.fetchval("SELECT count(*) FROM leads WHERE sample_no = $1", no) == 1
-    assert [r["kind"] for r in await audit_trail(pool, handle.id)] == ["lead_outcome"]
 
 
 async def test_a_malformed_lead_closes_the_branch_instead_of_failing_it(

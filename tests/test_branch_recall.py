@@ -1,6 +1,7 @@
 """RecallWorkflow (`sample-<no>-recall`) on the time-skipping server, started on its own (its sample does
 not exist, which a branch tolerates): defect assessment, voluntary and ordered recalls through plan,
-progress reports and summary, every missed deadline, bad decisions, and a worker restart mid-branch."""
+progress reports and summary, every missed deadline, the recall's own bad decisions at each step. The
+contracts every branch keeps (bad decisions, a worker restart, a late decision): tests/test_branch_contracts.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -18,8 +18,9 @@ from activities.recall_records import recall_rows
 from activities.records import audit_trail, notices_for, outbox_for
 from domain.branches import BranchInput, BranchStatus, branch_workflow_id
 from domain.status import BranchReport
-from starter.client import DecisionRejected, SpotcheckClient
+from starter.client import SpotcheckClient
 from tests import factories as f
+from tests.test_branch_contracts import refused
 from tests.workflow_env import branch_status as status
 from tests.workflow_env import running_worker, search_attributes
 from tests.workflow_env import wait_for_branch as until
@@ -159,15 +160,12 @@ async def test_every_missed_recall_deadline_escalates_and_the_late_decision_is_t
             s = await miss(ts_env, handle, kind)
             assert (s.awaiting[0].kind, s.awaiting[0].rule_id) == (kind, rule)
             if n == 1:
-                attrs = await search_attributes(handle)
-                assert attrs["Overdue"] is True and attrs["AwaitingRole"] == ["case_officer"]
+                assert (await search_attributes(handle))["AwaitingRole"] == ["case_officer"]
             escalations = [x for x in await notices_for(pool, handle.id) if x["template"] == "deadline_escalation"]
             assert len(escalations) == n
             await spot.decide(no, late, workflow_id=handle.id)
             if n < len(steps):
                 await until(handle, awaiting(steps[n][0], n + 1))
-            if n == 1:  # the late decision is in: the next wait is on time again
-                assert (await search_attributes(handle))["Overdue"] is False
         result = await handle.result()
     assert (result.outcome, result.data) == ("recalled", {"type": "ordered", "reports": 2})
     [row] = await recall_rows(pool, no)
@@ -176,7 +174,7 @@ async def test_every_missed_recall_deadline_escalates_and_the_late_decision_is_t
     assert sum(1 for m in outbox if m["channel"] == "escalation") == len(steps)
 
 
-# --- bad decisions ------------------------------------------------------------------------------------
+# --- bad decisions at later waits (the first wait's: tests/test_branch_contracts.py) -----------------------
 
 # The good decision at each wait, in order; one extra `completed` report ends the recall.
 WALK: list[tuple[str, dict[str, Any]]] = [
@@ -188,106 +186,35 @@ WALK: list[tuple[str, dict[str, Any]]] = [
     ("recall_summary", SUMMARY),
 ]
 
-# (step of WALK at which it is sent, bad decision, reason)
-BAD: list[tuple[int, dict[str, Any], str]] = [
-    (0, PLAN, "not awaited: the sample waits for defect_assessment, not recall_plan"),
-    (0, f.decision("defect_assessment", "defect", "enterprise"),
-     "role enterprise may not decide defect_assessment=defect; allowed: case_officer"),
-    (0, f.decision("defect_assessment", "maybe", "case_officer"), "unknown outcome 'maybe' for defect_assessment"),
-    (0, f.decision("defect_assessment", "defect", "case_officer", data={"colour": "red"}),
-     "malformed data for defect_assessment: data.colour: Extra inputs are not permitted"),
-    (1, f.decision("recall_decision", "ordered", "enterprise"),
-     "role enterprise may not decide recall_decision=ordered; allowed: case_officer"),
-    (1, f.decision("recall_decision", "voluntary", "enterprise", data={"units": -5}),
-     "malformed data for recall_decision: data.units: Input should be greater than or equal to 0"),
-    (2, f.decision("recall_summary", "submitted", "enterprise"),
-     "not awaited: the sample waits for recall_plan, not recall_summary"),
-    (4, progress("in_progress", 50), "data.recovered: 50 is fewer than the 100 units already reported recovered"),
-    (4, f.decision("recall_progress", "completed", "lab"), "role lab may not decide recall_progress=completed"),
-    (5, {"kind": "recall_summary", "outcome": "submitted", "request_id": "rq-no-actor"},
-     "malformed decision: actor: Field required"),
-]
+# step of WALK -> (what is wrong, bad decision, reason)
+BAD: dict[int, list[tuple[str, dict[str, Any], str]]] = {
+    1: [("enterprise orders", f.decision("recall_decision", "ordered", "enterprise"),
+         "role enterprise may not decide recall_decision=ordered; allowed: case_officer"),
+        ("negative units", f.decision("recall_decision", "voluntary", "enterprise", data={"units": -5}),
+         "malformed data for recall_decision: data.units: Input should be greater than or equal to 0")],
+    2: [("summary before the plan", f.decision("recall_summary", "submitted", "enterprise"),
+         "not awaited: the sample waits for recall_plan, not recall_summary")],
+    4: [("fewer recovered", progress("in_progress", 50),
+         "data.recovered: 50 is fewer than the 100 units already reported recovered"),
+        ("lab reports progress", f.decision("recall_progress", "completed", "lab"),
+         "role lab may not decide recall_progress=completed")],
+    5: [("no actor", {"kind": "recall_summary", "outcome": "submitted", "request_id": "rq-no-actor"},
+         "malformed decision: actor: Field required")],
+}
 
 
-async def test_bad_recall_decisions_by_update_are_refused_with_the_reason(
+async def test_bad_recall_decisions_at_each_step_are_refused_and_the_recall_goes_on(
     ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
 ) -> None:
     async with running_worker(ts_env.client, pool, task_queue) as spot:
         handle, no = await start_recall(ts_env.client, task_queue)
         for step, (kind, good) in enumerate(WALK):
             await until(handle, awaiting(kind, step + 1))
-            for at, bad, reason in BAD:
-                if at == step:
-                    with pytest.raises(DecisionRejected) as err:
-                        await spot.decide(no, f.copy_of(bad), workflow_id=handle.id)
-                    assert reason in err.value.reason
-            if step == 0:
-                # A raw update gets the same answer as through the client: a rejected receipt.
-                raw = await handle.execute_update("submit_decision", f.copy_of(PLAN))
-                assert raw["accepted"] is False and raw["reason"].startswith("not awaited")
-            await spot.decide(no, f.copy_of(good), workflow_id=handle.id)
+            if step in BAD:
+                await refused(spot, handle, no, BAD[step])
+            await decide(spot, handle, no, f.copy_of(good), None)
         result = await handle.result()
     assert (result.outcome, result.data) == ("recalled", {"type": "voluntary", "reports": 2})
-    history = await handle.fetch_history()
-    updates = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED]
-    assert len(updates) == len(WALK) + len(BAD) + 1  # every attempt is admitted and answered
-    # Each refused request is audited once, by the workflow itself (no second send); the raw update
-    # repeats the plan sent too early (BAD[0]), so it adds no row of its own.
-    rejected = [r for r in await audit_trail(pool, handle.id) if not r["accepted"]]
-    assert len(rejected) == len(BAD)
-    assert PLAN["request_id"] in {r["request_id"] for r in rejected}
-    assert all(r["reason"] for r in rejected)
-    assert {r["via"] for r in rejected} == {"update"}
-
-
-async def test_bad_recall_decisions_by_signal_are_recorded_and_never_stall_the_branch(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
-) -> None:
-    async with running_worker(ts_env.client, pool, task_queue) as spot:
-        handle, no = await start_recall(ts_env.client, task_queue)
-        for step, (kind, good) in enumerate(WALK):
-            await until(handle, awaiting(kind, step + 1))
-            for at, bad, _ in BAD:
-                if at == step:
-                    await handle.signal("decide", f.copy_of(bad))
-            if step == 0:
-                await handle.signal("decide", "not even an object")
-            await spot.decide(no, f.copy_of(good), signal=True, workflow_id=handle.id)
-        result = await handle.result()
-        timeline = (await status(handle)).timeline
-    assert result.outcome == "recalled"
-    rejected = [e.text for e in timeline if e.event == "rejected"]
-    assert len(rejected) == len(BAD) + 1
-    for (_, _, reason), text in zip(BAD, rejected[:4] + rejected[5:], strict=True):
-        assert reason in text
     trail = await audit_trail(pool, handle.id)
-    assert sum(1 for r in trail if not r["accepted"] and r["via"] == "signal") == len(BAD) + 1
+    assert sum(not r["accepted"] for r in trail) == sum(len(b) for b in BAD.values())  # once per request id
     assert [r["kind"] for r in trail if r["accepted"]] == [k for k, _ in WALK]
-
-
-# --- restart ------------------------------------------------------------------------------------------
-
-
-async def test_recall_records_and_notices_exist_once_after_a_worker_restart(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
-) -> None:
-    async with running_worker(ts_env.client, pool, task_queue, max_cached_workflows=0) as spot:
-        handle, no = await start_recall(ts_env.client, task_queue)
-        await until(handle, awaiting("defect_assessment"))
-        await decide(spot, handle, no, assessment(), "recall_decision")
-        await decide(spot, handle, no, f.decision("recall_decision", "ordered", "case_officer"), "recall_plan")
-        await decide(spot, handle, no, f.copy_of(PLAN), "recall_progress")
-        await decide(spot, handle, no, progress("in_progress", 100), "recall_progress")
-    # The first worker is gone mid-branch; a new one on the same task queue replays and carries on.
-    async with running_worker(ts_env.client, pool, task_queue) as spot:
-        await decide(spot, handle, no, progress("completed", 480), "recall_summary")
-        await decide(spot, handle, no, f.copy_of(SUMMARY), None)
-        result = await handle.result()
-    assert (result.outcome, result.data) == ("recalled", {"type": "ordered", "reports": 2})
-    [row] = await recall_rows(pool, no)
-    assert [p["outcome"] for p in row["progress"]] == ["in_progress", "completed"]
-    assert row["closed_outcome"] == "recalled"
-    assert [n["template"] for n in await notices_for(pool, handle.id)] == ["recall_order"]
-    accepted = [r["kind"] for r in await audit_trail(pool, handle.id) if r["accepted"]]
-    assert accepted == ["defect_assessment", "recall_decision", "recall_plan", "recall_progress",
-                        "recall_progress", "recall_summary"]

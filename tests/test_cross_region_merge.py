@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
 from domain.models import SampleOrder
@@ -12,7 +11,7 @@ from domain.product_case import merged_case_id, product_case_id
 from starter.client import SpotcheckClient
 from tests import factories as f
 from tests.scenarios import branch_awaits
-from tests.workflow_env import running_worker, terminate_when_idle, to_testing, wait_for
+from tests.workflow_env import mocked_worker, terminate_when_idle, to_testing, wait_for
 
 
 async def _final_fail(client: SpotcheckClient, order: dict[str, Any]) -> Any:
@@ -36,14 +35,14 @@ def _same_product(region: str, batch: str) -> dict[str, Any]:
 
 
 async def test_two_regions_within_the_window_make_exactly_one_merged_case(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+    ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     a, b = _same_product("330100", "2025-08"), _same_product("330200", "2025-09")
     b["sample_no"] = a["sample_no"] + "-B"
     model = f"XF-{a['sample_no'][-6:]}"
     for o in (a, b):
         o["product"]["model"] = model
-    async with running_worker(ts_env.client, pool, task_queue) as client:
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
         first = await _final_fail(client, a)
         second = await _final_fail(client, b)
         case_id = product_case_id(SampleOrder.model_validate(a))
@@ -58,19 +57,19 @@ async def test_two_regions_within_the_window_make_exactly_one_merged_case(
         for handle in (first, second):
             await terminate_when_idle(handle)
         await terminate_when_idle(merged)
-    row = await pool.fetchrow("SELECT merged_case_workflow_id FROM product_cases WHERE case_workflow_id = $1", case_id)
-    assert row is not None and row[0] == merged_case_id(case_id, 1)
+    row = store.find("product_cases", case_workflow_id=case_id)
+    assert row is not None and row["merged_case_workflow_id"] == merged_case_id(case_id, 1)
 
 
 async def test_the_same_batch_sampled_twice_is_not_merged(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+    ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     a, b = _same_product("330100", "2025-08"), _same_product("330200", "2025-08")
     b["sample_no"] = a["sample_no"] + "-B"
     model = f"XF-{a['sample_no'][-6:]}"
     for o in (a, b):
         o["product"]["model"] = model
-    async with running_worker(ts_env.client, pool, task_queue) as client:
+    async with mocked_worker(ts_env.client, task_queue) as (client, _):
         first = await _final_fail(client, a)
         second = await _final_fail(client, b)
         # Each keeps its own enforcement case, waiting for the filing decision.

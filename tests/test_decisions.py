@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
 from domain.decisions import (
     PAYLOADS,
@@ -16,8 +17,11 @@ from domain.decisions import (
     Decision,
     DecisionKind,
     LabReportData,
+    LeadOutcomeData,
+    RecallDecisionData,
     Role,
     decision_problem,
+    first_error,
     parse_decision,
     parse_payload,
     roles_for,
@@ -359,3 +363,140 @@ def test_a_broken_seal_cannot_be_accepted() -> None:
     )
     problem = decision_problem(d, [DecisionKind.SAMPLE_RECEIPT])
     assert problem is not None and problem.startswith("data.seal_intact:")
+
+
+# --- bounds: every accepted decision can be stored (domain/bounds.py) -------------------------------------
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def parse_error(**changes: Any) -> str:
+    decision, error = parse_decision({**raw_decision("disposal", "disposed", "lab"), **changes})
+    assert decision is None and error is not None
+    return error
+
+
+@pytest.mark.parametrize(("data", "words"), [
+    (nested(9), "data: nested deeper than 8 levels at data.a.a.a.a.a.a.a.a"),
+    ({"x": "\x00"}, "data: must not contain NUL characters at data.x"),
+    ({"x": ["\ud800"]}, "data: must not contain lone surrogates (U+D800–U+DFFF) at data.x.0"),
+    ({"k" * 65: 1}, "data: key longer than 64 characters"),
+    ({"x": {"a\x00": 1}}, "data: key must not contain NUL characters at data.x"),
+    ({"x": list(range(201))}, "data: list longer than 200 items at data.x"),
+    ({"x": "s" * 2001}, "data: string longer than 2000 characters at data.x"),
+    ({"x": ["s" * 2000] * 40}, "data: larger than 64 KiB as JSON"),
+    ({"x": 10**12 + 1}, "data: number beyond ±1e+12 at data.x"),
+    ({"x": -(10**400)}, "data: number beyond ±1e+12 at data.x"),
+    ({"x": float("nan")}, "data: number not finite at data.x"),
+    ({"x": float("-inf")}, "data: number not finite at data.x"),
+    ({"x": {1: 2}}, "data: key not a string at data.x"),
+    ({"x": {1, 2}}, "data: not a JSON value (set) at data.x"),
+], ids=["depth", "nul", "surrogate", "long-key", "nul-key", "long-list", "long-string", "size", "big-int",
+        "huge-int", "nan", "inf", "int-key", "set"])
+def test_data_is_bounded(data: dict[str, Any], words: str) -> None:
+    assert parse_error(data=data) == f"malformed decision: {words}"
+
+
+def test_data_within_bounds_is_taken() -> None:
+    data = {"a": nested(7), "list": list(range(200)), "n": 10**12, "f": -1e12, "s": "字" * 2000, "k" * 64: None}
+    decision, error = parse_decision(raw_decision("disposal", "disposed", "lab", data=data))
+    assert error is None and decision is not None
+    json.dumps(decision.model_dump(mode="json"), ensure_ascii=False).encode()
+
+
+def test_a_huge_shared_structure_is_refused_quickly() -> None:
+    level: Any = "x"
+    for _ in range(7):
+        level = [level] * 200  # 200**7 leaves, all the same object
+    assert parse_error(data={"x": level}) == "malformed decision: data: larger than 64 KiB as JSON"
+
+
+@pytest.mark.parametrize(("changes", "words"), [
+    ({"reason": "因为\x00"}, "reason: must not contain NUL characters"),
+    ({"reason": "r" * 2001}, "reason: String should have at most 2000 characters"),
+    ({"outcome": "o" * 65}, "outcome: String should have at most 64 characters"),
+    ({"request_id": " "}, "request_id: String should have at least 1 character"),
+    ({"actor": {"id": "a", "role": "lab", "name": "n" * 201}}, "actor.name: String should have at most 200"),
+    ({"actor": {"id": "a", "role": "lab", "organisation": "\x00"}}, "actor.organisation: must not contain NUL"),
+    ({"actor": {"id": "\ud800", "role": "lab"}}, "actor.id: Input should be a valid string"),
+    ({"evidence": [{"name": "a.png", "sha256": SHA}] * 51}, "evidence: List should have at most 50 items"),
+    ({"evidence": [{"name": "a.png", "sha256": SHA, "uri": "u" * 2001}]}, "evidence.0.uri: String should have"),
+], ids=["nul-reason", "long-reason", "long-outcome", "blank-request-id", "long-actor-name", "nul-organisation",
+        "surrogate-actor-id", "too-much-evidence", "long-uri"])
+def test_decision_text_and_lists_are_bounded(changes: dict[str, Any], words: str) -> None:
+    assert words in parse_error(**changes)
+
+
+def test_text_is_stripped() -> None:
+    decision = make("disposal", " disposed ", "lab", reason="  理由 ")
+    assert decision.outcome == "disposed" and decision.reason == "理由"
+
+
+@pytest.mark.parametrize(("kind", "outcome", "role", "data", "words"), [
+    ("case_outcome", "penalty", "enforcement", {"fine_amount": "10000000000.01"},
+     "data.fine_amount: Input should be less than or equal to 10000000000"),
+    ("case_outcome", "penalty", "enforcement", {"fine_amount": "1.005"},
+     "data.fine_amount: Decimal input should have no more than 2 decimal places"),
+    ("case_outcome", "penalty", "enforcement", {"fine_amount": "-1"}, "data.fine_amount: Input should be greater"),
+    ("result_delivery", "delivered", "case_officer", {"delivered_on": "9999-12-31"},
+     "data.delivered_on: must lie between 2000-01-01 and 2100-12-31"),
+    ("certificate_action", "suspended", "certification_body", {"effective_on": "1999-01-01"},
+     "data.effective_on: must lie between"),
+    ("sampling_record", "sealed", "sampler", {"sealed_at": "2150-01-01T00:00:00Z"}, "data.sealed_at: must lie"),
+    ("lab_report", "fail", "lab", {"report_no": "R", "failed_items": FAILED_ITEMS * 101},
+     "data.failed_items: List should have at most 100 items"),
+    ("sampling_record", "sealed", "sampler",
+     {"leads": [{"type": "illegal_ad", "description": "广告"}] * 21}, "data.leads: List should have at most 20"),
+    ("objection", "filed", "enterprise", {"contested_items": ["电压"] * 101}, "data.contested_items: List should"),
+], ids=["fine-too-large", "fine-places", "fine-negative", "delivered-9999", "effective-1999", "sealed-2150",
+        "failed-items", "leads", "contested"])
+def test_payloads_are_bounded(kind: str, outcome: str, role: str, data: dict[str, Any], words: str) -> None:
+    message = problem(make(kind, outcome, role, reason="理由", data=data))
+    assert message is not None and message.startswith(f"malformed data for {kind}: ")
+    assert words in message, message
+
+
+@pytest.mark.parametrize(("model", "data", "words"), [
+    (RecallDecisionData, {"units": 10**12 + 1}, "units: Input should be less than or equal to 1000000000000"),
+    (LabReportData, {"report_no": "R", "failed_items": [{**FAILED_ITEMS[0], "result": "\x00"}]},
+     "failed_items.0.result: must not contain NUL characters"),
+    (LeadOutcomeData, {"measures": "m" * 2001}, "measures: String should have at most 2000 characters"),
+], ids=["units", "nul-result", "long-measures"])
+def test_payload_models_are_bounded_on_their_own(model: type[BaseModel], data: dict[str, Any], words: str) -> None:
+    """A payload that reaches its model without the `data` bounds (a branch validating its own) keeps them too."""
+    with pytest.raises(ValidationError) as info:
+        model.model_validate(data)
+    assert words in first_error(info.value)
+
+
+def test_money_and_dates_within_bounds_are_taken() -> None:
+    d = make("case_outcome", "penalty", "enforcement", data={"fine_amount": "10000000000.00"})
+    assert problem(d) is None
+    d = make("result_delivery", "delivered", "case_officer", data={"delivered_on": "2100-12-31"})
+    assert problem(d) is None
+
+
+def test_errors_never_echo_the_input() -> None:
+    secret = "13800138000-" * 1000
+    for changes in ({"reason": secret}, {secret: 1}, {"data": {"x": secret}}, {"outcome": secret},
+                    {"actor": {"id": secret, "role": "lab"}}, {"evidence": [{"name": secret, "sha256": SHA}]}):
+        error = parse_error(**changes)
+        assert "13800138000-13800138000" not in error, error
+        assert len(error) <= 300
+
+
+def test_first_error_is_bounded_and_printable() -> None:
+    _, error = parse_decision({"k\n" * 100: 1, "x" * 300: 2, "\x1b[31m": 3, "y": 4})
+    assert error is not None and len(error) <= 300 and error.isprintable()
+    assert error.count(";") <= 2
+
+
+def test_an_unknown_outcome_is_quoted_short() -> None:
+    message = problem(make("lab_report", "z" * 64, "lab", data={"report_no": "R"}))
+    assert message is not None
+    assert message.startswith("unknown outcome 'zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz…' for lab_report")

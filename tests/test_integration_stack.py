@@ -17,6 +17,8 @@ import asyncpg
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from activities.keys import new_key_file
+from codec import add_key
 from tests import factories as f
 
 pytestmark = pytest.mark.integration
@@ -24,12 +26,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Stack:
+    """A worker process and the CLI as a deployment runs them: decisions signed with the deployment's key
+    (the worker requires it), payloads encrypted, the clock compressed only because it is a test deployment."""
+
     def __init__(self, env: WorkflowEnvironment, dsn: str, task_queue: str, logs: Path) -> None:
+        new_key_file(logs / "signing-keys.json")
+        add_key(logs / "codec-keys.json")
         self.env = {
             **os.environ,
             "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
             "DATABASE_URL": dsn,
             "SPOTCHECK_TASK_QUEUE": task_queue,
+            "SPOTCHECK_SIGNING_KEYS": str(logs / "signing-keys.json"),
+            "SPOTCHECK_REQUIRE_SIGNATURES": "1",
+            "SPOTCHECK_CODEC_KEYS": str(logs / "codec-keys.json"),
+            "SPOTCHECK_DEMO_MODE": "1",
         }
         self.logs = logs
         self.worker: subprocess.Popen[bytes] | None = None
@@ -45,9 +56,10 @@ class Stack:
         self.worker.send_signal(signal.SIGKILL)
         self.worker.wait(timeout=10)
 
-    async def cli(self, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    async def cli(self, *args: str, stdin: str | None = None, unsigned: bool = False) -> tuple[int, str, str]:
+        env = {k: v for k, v in self.env.items() if not (unsigned and k == "SPOTCHECK_SIGNING_KEYS")}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "starter.cli", *args, cwd=ROOT, env=self.env,
+            sys.executable, "-m", "starter.cli", *args, cwd=ROOT, env=env,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin else None), 60)
@@ -101,9 +113,12 @@ async def test_a_sample_through_the_cli_survives_a_worker_crash(
         code, _, err = await stack.decide(no, "sampling_record", "sealed", "sampler", "--data", '{"record_no": "CY-9"}')
         assert code == 0, err
         await stack.wait_awaiting(no, "sample_receipt")
-        # A rejected decision exits non-zero with the reason.
+        # A rejected decision exits non-zero with the reason; so does an unsigned one.
         code, _, err = await stack.decide(no, "lab_report", "pass", "lab", "--data", '{"report_no": "R"}')
         assert code == 1 and "not awaited" in err
+        unsigned = await stack.cli("decide", no, "sample_receipt", "accepted", "--actor", "x", "--role", "lab",
+                                   unsigned=True)
+        assert unsigned[0] == 1 and "signature: missing" in unsigned[2], unsigned
         code, _, err = await stack.decide(no, "sample_receipt", "accepted", "lab")
         assert code == 0, err
         await stack.wait_awaiting(no, "lab_report")
@@ -155,7 +170,7 @@ async def test_a_sample_through_the_cli_survives_a_worker_crash(
         "lab_report": 1, "result_delivery": 1, "sample_receipt": 1, "sampling_record": 1, "producer_confirmation": 1,
     }
     rejected = await pool.fetch("SELECT reason FROM decisions WHERE workflow_id = $1 AND NOT accepted", wf)
-    assert len(rejected) == 1 and "not awaited" in rejected[0]["reason"]
+    assert sorted(r["reason"].split(":")[0] for r in rejected) == ["not awaited", "signature"]
 
 
 async def _wait_listed(stack: Stack, sample_no: str, stage: str) -> None:

@@ -390,3 +390,99 @@ def test_order_with_a_computed_code_validates() -> None:
     raw = load("offline_production")
     raw["sampled_party"]["credit_code"] = with_check_character("91330106MA28XYW12")
     assert parse_order(copy.deepcopy(raw)).sampled_party.credit_code.startswith("91330106MA28XYW12")
+
+
+# --- bounds: every accepted order can be stored (domain/bounds.py) ----------------------------------------
+
+TEXT_FIELDS = ["plan_id", "product.name", "product.brand", "product.batch", "product.ccc_certificate",
+               "sampled_party.name", "labelled_producer.name", "platform.shop_name", "platform.listing_id",
+               "platform.listing_url", "inspection_agency.name", "inspection_agency.code"]
+
+
+@pytest.mark.parametrize("field", TEXT_FIELDS)
+@pytest.mark.parametrize(("bad", "words"), [
+    ("电源\x00", "must not contain NUL characters"),
+    ("电源\ud800", "Input should be a valid string"),
+    ("长" * 5000, "String should have at most"),
+], ids=["nul", "lone-surrogate", "too-long"])
+def test_unstorable_text_is_refused_naming_the_field(field: str, bad: str, words: str) -> None:
+    raw = load("online")
+    _set(field, bad)(raw)
+    problems = problems_of(raw)
+    assert any(p.startswith(f"{field}: ") and words in p for p in problems), problems
+    assert bad not in str(problems) and "长" * 50 not in str(problems)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("sampled_party.address", "浙江省杭州市\x00"),
+    ("sampled_party.contact", "x" * 201),
+    ("follows_sample_no", "a" * 101),
+    ("platform.livestream_room", "\x00"),
+])
+def test_optional_text_is_bounded_too(field: str, value: str) -> None:
+    raw = load("online")
+    _set(field, value)(raw)
+    assert any(p.startswith(f"{field}: ") for p in problems_of(raw))
+
+
+@pytest.mark.parametrize(("price", "ok"), [
+    ("89.90", True), ("0", True), ("10000000000", True), ("89.900", True),
+    ("10000000000.01", False), ("1e11", False), ("89.999", False), ("NaN", False), ("Infinity", False),
+    (1e300, False),
+])
+def test_price_is_money(price: Any, ok: bool) -> None:
+    raw = load("online")
+    raw["product"]["price"] = price
+    if ok:
+        assert parse_order(raw).product.price is not None
+    else:
+        assert any(p.startswith("product.price: ") for p in problems_of(raw))
+
+
+@pytest.mark.parametrize(("day", "ok"), [
+    ("2000-01-01", True), ("2025-10-11", True), ("2100-12-31", True), ("1999-12-31", False),
+    ("2101-01-01", False), ("9999-12-31", False),
+])
+def test_ordered_on_lies_within_the_century(day: str, ok: bool) -> None:
+    raw = load("online")
+    raw["ordered_on"] = day
+    if ok:
+        assert str(parse_order(raw).ordered_on) == day
+    else:
+        assert "ordered_on: must lie between 2000-01-01 and 2100-12-31" in problems_of(raw)
+
+
+def test_many_problems_stay_within_300_characters() -> None:
+    raw = load("online")
+    for i in range(200):
+        raw[f"extra_field_{i}"] = i
+    with pytest.raises(OrderError) as info:
+        parse_order(raw)
+    assert len(str(info.value)) <= 300
+    assert info.value.problems[-1].startswith("and ") and info.value.problems[-1].endswith(" more")
+
+
+def test_a_long_unknown_key_is_named_but_clipped() -> None:
+    raw = load("online")
+    raw["k" * 100_000] = 1
+    raw["product"]["颜色\x00"] = "red"
+    problems = problems_of(raw)
+    assert any(p.startswith("'kkkkkkkkkkkkkkkkkkkk…': Extra inputs") for p in problems), problems
+    assert any(p.startswith("product.'颜色\\x00': Extra inputs") for p in problems), problems
+    assert len(str(problems)) < 400
+
+
+@pytest.mark.parametrize("sample_no", ["x" * 10_000, "ZJ 2025", 42, None, "\ud800abc"])
+def test_order_error_never_carries_a_malformed_sample_no(sample_no: Any) -> None:
+    raw = load("online")
+    raw["sample_no"] = sample_no
+    with pytest.raises(OrderError) as info:
+        parse_order(raw)
+    assert info.value.sample_no is None
+
+
+@pytest.mark.parametrize(("raw", "words"), [
+    (None, "null"), ([], "an array"), ("order", "a string"), (3.5, "a number"), (True, "a boolean"),
+])
+def test_non_object_order_says_what_it_got(raw: Any, words: str) -> None:
+    assert problems_of(raw) == [f"input: an order must be a JSON object, not {words}"]

@@ -1,6 +1,8 @@
 """Cross-region merge (并案) on the time-skipping server: each fail goes to its product case through the
 reporting activity (the worker's code path: signal-with-start by the activity's own client), the samples'
-enforcement branches are real EnforcementWorkflows, and the record is the real PostgreSQL table."""
+enforcement branches are real EnforcementWorkflows. The record is the in-memory store of the mocked
+activities (tests/mock_activities.py), except in the tests of the record itself (a repeated report, a worker
+restart), which keep the real PostgreSQL table."""
 
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ from domain.product_case import (
 )
 from domain.status import BranchReport
 from tests import factories as f
-from tests.workflow_env import _describe, _running, running_worker
+from tests.mock_activities import StoreProductCases
+from tests.workflow_env import _describe, _running, mocked_worker, running_worker
 from workflows.enforcement import EnforcementWorkflow
 from workflows.product_case import ProductCaseWorkflow, product_case_id
 
@@ -76,12 +79,13 @@ def fail_of(inp: BranchInput, failed_on: date) -> FailReport:
     return FailReport.of(inp, failed_on)
 
 
-async def report(env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, fail: FailReport) -> str:
-    """Run the reporting activity as the worker would: its client, its task queue."""
+async def report(env: WorkflowEnvironment, cases: ProductCaseActivities, task_queue: str, fail: FailReport) -> str:
+    """Run the reporting activity as the worker would: its client, its task queue. `cases`: the real
+    activities on the pool, or those of a mocked worker with their record in its store."""
     act = ActivityEnvironment(client=env.client)
     act.info = dataclasses.replace(ActivityEnvironment.default_info(), task_queue=task_queue,
                                    activity_type="product_case_report_fail")
-    return await act.run(ProductCaseActivities(pool).product_case_report_fail, fail)
+    return await act.run(cases.product_case_report_fail, fail)
 
 
 async def case_status(handle: WorkflowHandle[Any, Any]) -> ProductCaseStatus:
@@ -204,16 +208,17 @@ def test_the_merge_rule() -> None:
 
 
 async def test_two_regions_within_the_window_open_one_merged_case_that_the_branches_follow(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+    ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     client = ts_env.client
     prod = product()
-    async with running_worker(client, pool, task_queue):
+    async with mocked_worker(client, task_queue) as (_, store):
+        cases = StoreProductCases(store)
         a = await open_branch(client, task_queue, HANGZHOU, with_batch(prod, "20250701"))
         b = await open_branch(client, task_queue, NINGBO, with_batch(prod, "20250802"))
         on = await today(ts_env)
-        case_id = await report(ts_env, pool, task_queue, fail_of(a, on))
-        assert case_id == await report(ts_env, pool, task_queue, fail_of(b, on + timedelta(days=20)))
+        case_id = await report(ts_env, cases, task_queue, fail_of(a, on))
+        assert case_id == await report(ts_env, cases, task_queue, fail_of(b, on + timedelta(days=20)))
         case = client.get_workflow_handle_for(ProductCaseWorkflow.run, case_id)
         status = await wait_case(case, lambda s: s.merged_case_id is not None)
         merged_id = f"{case_id}-merged-1"
@@ -235,31 +240,30 @@ async def test_two_regions_within_the_window_open_one_merged_case_that_the_branc
         assert attrs["Stage"] == "merged" and attrs["EnterpriseCode"] == "91440300MA5G7HJK8D"
         assert attrs["ProductCode"] == prod["classification_code"]
         # The merged case's file lists both samples with their regions and batches.
-        merged_row = await pool.fetchrow("SELECT merged_samples FROM enforcement_cases WHERE workflow_id = $1",
-                                         merged_id)
+        merged_row = store.find("enforcement_cases", workflow_id=merged_id)
         assert merged_row is not None and [(x["sample_no"], x["region"], x["batch"]) for x in
                                            merged_row["merged_samples"]] == [
             (a.order.sample_no, HANGZHOU, "20250701"), (b.order.sample_no, NINGBO, "20250802")]
-        row = await product_case_row(pool, case_id)
+        row = store.find("product_cases", case_workflow_id=case_id)
         assert row is not None and row["merged_case_workflow_id"] == merged_id and row["merged_at"]
         assert {no: x["merged_case"] for no, x in row["fails"].items()} == {
             a.order.sample_no: merged_id, b.order.sample_no: merged_id}
-        letters = await pool.fetchval(
-            "SELECT count(*) FROM notices WHERE workflow_id = $1 AND template = 'case_transfer'", merged_id)
-        assert letters == 1
+        letters = [n["template"] for n in store.notices_for(merged_id)]
+        assert letters.count("case_transfer") == 1
 
 
 async def test_the_same_batch_sampled_in_two_regions_never_merges_and_the_case_ends_after_the_window(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+    ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     client = ts_env.client
     prod = product(batch="20250901")
-    async with running_worker(client, pool, task_queue):
+    async with mocked_worker(client, task_queue) as (_, store):
+        cases = StoreProductCases(store)
         a = await open_branch(client, task_queue, HANGZHOU, prod)
         b = await open_branch(client, task_queue, NINGBO, with_batch(prod, " 20250901"))
         on = await today(ts_env)
-        case_id = await report(ts_env, pool, task_queue, fail_of(a, on))
-        await report(ts_env, pool, task_queue, fail_of(b, on + timedelta(days=3)))
+        case_id = await report(ts_env, cases, task_queue, fail_of(a, on))
+        await report(ts_env, cases, task_queue, fail_of(b, on + timedelta(days=3)))
         case = client.get_workflow_handle_for(ProductCaseWorkflow.run, case_id)
         status = await wait_case(case, has_fails(2))
         assert status.fails[1].duplicate_of == a.order.sample_no
@@ -274,23 +278,24 @@ async def test_the_same_batch_sampled_in_two_regions_never_merges_and_the_case_e
         result = await case.result()
         assert result.stage == "closed" and result.merged_case_id is None
         assert (await ts_env.get_current_time()).astimezone(CHINA).date() >= on + timedelta(days=93)
-        row = await product_case_row(pool, case_id)
+        row = store.find("product_cases", case_workflow_id=case_id)
         assert row is not None and row["closed_at"] is not None and row["merged_case_workflow_id"] is None
         assert row["fails"][b.order.sample_no]["duplicate_of"] == a.order.sample_no
 
 
 async def test_two_regions_outside_the_window_do_not_merge(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+    ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     client = ts_env.client
     prod = product()
-    async with running_worker(client, pool, task_queue):
+    async with mocked_worker(client, task_queue) as (_, store):
+        cases = StoreProductCases(store)
         a = await open_branch(client, task_queue, HANGZHOU, with_batch(prod, "B-1"))
-        case_id = await report(ts_env, pool, task_queue, fail_of(a, await today(ts_env)))
+        case_id = await report(ts_env, cases, task_queue, fail_of(a, await today(ts_env)))
         first = await client.get_workflow_handle_for(ProductCaseWorkflow.run, case_id).describe()
         await ts_env.sleep(timedelta(days=100))
         b = await open_branch(client, task_queue, NINGBO, with_batch(prod, "B-2"))
-        await report(ts_env, pool, task_queue, fail_of(b, await today(ts_env)))
+        await report(ts_env, cases, task_queue, fail_of(b, await today(ts_env)))
         case = client.get_workflow_handle_for(ProductCaseWorkflow.run, case_id)
         # The first case ended after its quiet window; the later fail opened a new one, alone.
         status = await wait_case(case, lambda s: [x.sample_no for x in s.fails] == [b.order.sample_no])
@@ -298,27 +303,28 @@ async def test_two_regions_outside_the_window_do_not_merge(
         assert status.merged_case_id is None and status.stage == "collecting"
         assert not await exists(client, f"{case_id}-merged-1")
         assert await branch_runs_its_own_case(client, b)
-        row = await product_case_row(pool, case_id)
+        row = store.find("product_cases", case_workflow_id=case_id)
         assert row is not None and set(row["fails"]) == {a.order.sample_no, b.order.sample_no}
         assert row["closed_at"] is None  # reopened
 
 
 async def test_a_third_region_within_the_window_joins_the_merged_case(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+    ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     client = ts_env.client
     prod = product()
-    async with running_worker(client, pool, task_queue):
+    async with mocked_worker(client, task_queue) as (_, store):
+        cases = StoreProductCases(store)
         a = await open_branch(client, task_queue, HANGZHOU, with_batch(prod, "1"))
         b = await open_branch(client, task_queue, NINGBO, with_batch(prod, "2"))
         on = await today(ts_env)
-        case_id = await report(ts_env, pool, task_queue, fail_of(a, on))
-        await report(ts_env, pool, task_queue, fail_of(b, on))
+        case_id = await report(ts_env, cases, task_queue, fail_of(a, on))
+        await report(ts_env, cases, task_queue, fail_of(b, on))
         case = client.get_workflow_handle_for(ProductCaseWorkflow.run, case_id)
         await wait_case(case, lambda s: s.merged_case_id is not None)
         await ts_env.sleep(timedelta(days=40))
         c = await open_branch(client, task_queue, WENZHOU, with_batch(prod, "3"))
-        await report(ts_env, pool, task_queue, fail_of(c, await today(ts_env)))
+        await report(ts_env, cases, task_queue, fail_of(c, await today(ts_env)))
         status = await wait_case(case, lambda s: len(s.fails) == 3 and s.fails[2].followed is not None)
         merged_id = f"{case_id}-merged-1"
         assert status.fails[2].merged_case == merged_id and status.fails[2].followed
@@ -328,7 +334,7 @@ async def test_a_third_region_within_the_window_joins_the_merged_case(
         assert result.outcome == "merged" and result.data == {"merged_case": merged_id}
         assert not await exists(client, f"{case_id}-merged-2")
         assert await _running(client.get_workflow_handle(merged_id))
-        row = await product_case_row(pool, case_id)
+        row = store.find("product_cases", case_workflow_id=case_id)
         assert row is not None and row["fails"][c.order.sample_no]["merged_case"] == merged_id
 
 
@@ -337,13 +343,14 @@ async def test_reporting_twice_records_one_fail(
 ) -> None:
     client = ts_env.client
     async with running_worker(client, pool, task_queue):
+        cases = ProductCaseActivities(pool)
         a = await open_branch(client, task_queue, HANGZHOU, product(batch="X1"))
         fail = fail_of(a, await today(ts_env))
-        case_id = await report(ts_env, pool, task_queue, fail)
-        await report(ts_env, pool, task_queue, fail)  # a retried activity
+        case_id = await report(ts_env, cases, task_queue, fail)
+        await report(ts_env, cases, task_queue, fail)  # a retried activity
         case = client.get_workflow_handle_for(ProductCaseWorkflow.run, case_id)
         await wait_case(case, has_fails(1))
-        await report(ts_env, pool, task_queue, fail)  # again, after the case has handled it
+        await report(ts_env, cases, task_queue, fail)  # again, after the case has handled it
         await asyncio.sleep(0.5)
         status = await case_status(case)
         assert [x.sample_no for x in status.fails] == [a.order.sample_no]
@@ -352,13 +359,14 @@ async def test_reporting_twice_records_one_fail(
 
 
 async def test_bad_reports_are_rejected_and_never_stall_the_case(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+    ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     client = ts_env.client
     prod = product()
-    async with running_worker(client, pool, task_queue):
+    async with mocked_worker(client, task_queue) as (_, store):
+        cases = StoreProductCases(store)
         a = await open_branch(client, task_queue, HANGZHOU, with_batch(prod, "1"))
-        case_id = await report(ts_env, pool, task_queue, fail_of(a, await today(ts_env)))
+        case_id = await report(ts_env, cases, task_queue, fail_of(a, await today(ts_env)))
         case = client.get_workflow_handle_for(ProductCaseWorkflow.run, case_id)
         await wait_case(case, has_fails(1))
         other = await open_branch(client, task_queue, NINGBO, product())  # another product
@@ -367,7 +375,7 @@ async def test_bad_reports_are_rejected_and_never_stall_the_case(
         status = await wait_case(case, lambda s: len(s.rejected) == 2)
         assert "not a fail report" in status.rejected[0] and "not of this case" in status.rejected[1]
         b = await open_branch(client, task_queue, NINGBO, with_batch(prod, "2"))
-        await report(ts_env, pool, task_queue, fail_of(b, await today(ts_env)))
+        await report(ts_env, cases, task_queue, fail_of(b, await today(ts_env)))
         status = await wait_case(case, lambda s: s.merged_case_id is not None)
         assert [x.sample_no for x in status.fails] == [a.order.sample_no, b.order.sample_no]
 
@@ -382,13 +390,14 @@ async def test_bad_reports_are_rejected_and_never_stall_the_case(
 
 
 async def test_a_long_case_continues_as_new_and_still_merges(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+    ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     client = ts_env.client
     prod = product()
     # No workflow cache: across continue-as-new the test server can leave a run's task on a cached
     # worker's sticky queue, and a query then waits out its deadline on a loaded machine.
-    async with running_worker(client, pool, task_queue, max_cached_workflows=0):
+    async with mocked_worker(client, task_queue, max_cached_workflows=0) as (_, store):
+        cases = StoreProductCases(store)
         on = await today(ts_env)
         # No branches opened here: the follow signals find nothing, which the case takes in its stride.
         fails = [fail_of(BranchInput.model_validate(f.branch_input(
@@ -399,27 +408,28 @@ async def test_a_long_case_continues_as_new_and_still_merges(
             start_signal="report_fail", start_signal_args=[fails[0]],
         )
         for x in fails[1:]:
-            await report(ts_env, pool, task_queue, x)
+            await report(ts_env, cases, task_queue, x)
         await wait_case(case, has_fails(8), within=90)
         assert (await case.describe()).run_id != case.first_execution_run_id
         late = fail_of(BranchInput.model_validate(f.branch_input(
             "enforcement", region=NINGBO, product=with_batch(prod, "L9"))), on + timedelta(days=1))
-        await report(ts_env, pool, task_queue, late)
+        await report(ts_env, cases, task_queue, late)
         status = await wait_case(case, lambda s: s.merged_case_id is not None, within=90)
         assert status.merged_case_id == f"{state.key.case_id}-merged-1"
         assert len(status.merged[0].members) == 9 and not any(x.followed for x in status.fails)
 
 
 async def test_monitors_see_the_product_and_the_stage(
-    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+    dev_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     """On the dev server (the time-skipping server keeps no static summary): the one-line summary the
     reporting activity starts the case with, and the search attributes a monitor filters on."""
     client = dev_env.client
     prod = product()
-    async with running_worker(client, pool, task_queue):
+    async with mocked_worker(client, task_queue) as (_, store):
+        cases = StoreProductCases(store)
         inp = BranchInput.model_validate(f.branch_input("enforcement", region=HANGZHOU, product=prod))
-        case_id = await report(dev_env, pool, task_queue, fail_of(inp, date.today()))
+        case_id = await report(dev_env, cases, task_queue, fail_of(inp, date.today()))
         case = client.get_workflow_handle_for(ProductCaseWorkflow.run, case_id)
         await wait_case(case, has_fails(1))
         description = await case.describe()
@@ -444,13 +454,14 @@ async def test_after_a_worker_restart_the_case_and_its_merge_are_recorded_once(
     prod = product()
     # The worker that stops first keeps no cache (see running_worker: no sticky queue left behind).
     async with running_worker(client, pool, task_queue, max_cached_workflows=0):
+        cases = ProductCaseActivities(pool)
         a = await open_branch(client, task_queue, HANGZHOU, with_batch(prod, "1"))
         b = await open_branch(client, task_queue, NINGBO, with_batch(prod, "2"))
         on = await today(ts_env)
-        case_id = await report(ts_env, pool, task_queue, fail_of(a, on))
+        case_id = await report(ts_env, cases, task_queue, fail_of(a, on))
         await wait_case(client.get_workflow_handle_for(ProductCaseWorkflow.run, case_id), has_fails(1))
     async with running_worker(client, pool, task_queue):
-        await report(ts_env, pool, task_queue, fail_of(b, on))
+        await report(ts_env, cases, task_queue, fail_of(b, on))
         case = client.get_workflow_handle_for(ProductCaseWorkflow.run, case_id)
         await wait_case(case, lambda s: s.merged_case_id is not None and all(x.followed for x in s.fails))
         for inp in (a, b):

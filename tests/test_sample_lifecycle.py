@@ -1,19 +1,18 @@
-"""SampleWorkflow on the time-skipping server: every path of the core lifecycle, with real records."""
+"""SampleWorkflow on the time-skipping server: every path of the core lifecycle. The activities are the
+in-memory ones (tests/mock_activities.py): what the workflow recorded is read from their store."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-import asyncpg
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.records import audit_trail, notices_for, outbox_for
 from starter.client import DecisionRejected
 from tests import factories as f
 from tests.workflow_env import (
     awaiting,
-    running_worker,
+    mocked_worker,
     search_attributes,
     settle_in_post_handling,
     terminate_when_idle,
@@ -22,8 +21,8 @@ from tests.workflow_env import (
 )
 
 
-async def test_pass_path_reaches_closed(ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str) -> None:
-    async with running_worker(ts_env.client, pool, task_queue) as client:
+async def test_pass_path_reaches_closed(ts_env: WorkflowEnvironment, task_queue: str) -> None:
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
         order = f.order("offline_production")
         handle = await to_testing(client, order)
         await client.decide(order["sample_no"], f.report("pass"))
@@ -40,16 +39,16 @@ async def test_pass_path_reaches_closed(ts_env: WorkflowEnvironment, pool: async
     stages = [e.text.split(":")[0] for e in result.timeline if e.event == "stage"]
     assert stages == [f"stage {s}" for s in
                       ("sampling", "in_transit", "received", "testing", "retention", "closed")]
-    row = await pool.fetchrow("SELECT stage, verdict FROM samples WHERE sample_no = $1", order["sample_no"])
-    assert (row["stage"], row["verdict"]) == ("closed", "pass")
-    notices = await notices_for(pool, handle.id)
+    row = store.find("samples", sample_no=order["sample_no"])
+    assert row is not None and (row["stage"], row["verdict"]) == ("closed", "pass")
+    notices = store.notices_for(handle.id)
     assert [n["template"] for n in notices] == ["inspection_result"]
 
 
 async def test_purchased_sample_is_never_returned(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+    ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    async with running_worker(ts_env.client, pool, task_queue) as client:
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
         order = f.order("online")
         handle = await to_testing(client, order)
         await client.decide(order["sample_no"], f.report("pass"))
@@ -63,9 +62,9 @@ async def test_purchased_sample_is_never_returned(
 
 
 async def test_fail_without_objection_is_final_after_the_window(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+    ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    async with running_worker(ts_env.client, pool, task_queue) as client:
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
         order = f.order("offline_circulation")
         no = order["sample_no"]
         handle = await to_testing(client, order)
@@ -84,16 +83,16 @@ async def test_fail_without_objection_is_final_after_the_window(
         with pytest.raises(DecisionRejected, match="objection no longer accepted: the .* ended on"):
             await client.decide(no, f.objection())
         await terminate_when_idle(handle)
-    notices = await notices_for(pool, handle.id)
+    notices = store.notices_for(handle.id)
     assert [n["template"] for n in notices] == ["inspection_result"]
     assert "GB 4943.1-2022" in notices[0]["body"] and "十五日" in notices[0]["body"]
 
 
 @pytest.mark.parametrize("retest_outcome", ["pass", "fail"])
 async def test_objection_accepted_then_retest(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, retest_outcome: str
+    ts_env: WorkflowEnvironment, task_queue: str, retest_outcome: str
 ) -> None:
-    async with running_worker(ts_env.client, pool, task_queue) as client:
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
         order = f.order("online")
         no = order["sample_no"]
         handle = await to_testing(client, order)
@@ -118,14 +117,14 @@ async def test_objection_accepted_then_retest(
             result = await settle_in_post_handling(handle)
     expected = ("closed", "pass") if retest_outcome == "pass" else ("post_handling", "fail")
     assert (result.stage, result.verdict) == expected
-    templates = sorted(n["template"] for n in await notices_for(pool, handle.id))
+    templates = sorted(n["template"] for n in store.notices_for(handle.id))
     assert templates == ["inspection_result", "objection_decision"]
 
 
 async def test_objection_rejected_makes_the_fail_final(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+    ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    async with running_worker(ts_env.client, pool, task_queue) as client:
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
         order = f.order("offline_production")
         no = order["sample_no"]
         handle = await to_testing(client, order)
@@ -143,9 +142,9 @@ async def test_objection_rejected_makes_the_fail_final(
 
 
 async def test_overdue_lab_report_escalates_and_sets_overdue(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+    ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    async with running_worker(ts_env.client, pool, task_queue) as client:
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
         order = f.order("offline_production")
         no = order["sample_no"]
         handle = await to_testing(client, order)
@@ -157,25 +156,25 @@ async def test_overdue_lab_report_escalates_and_sets_overdue(
         assert any(e.event == "escalated" for e in status.timeline)
         attrs = await search_attributes(handle)
         assert attrs["Overdue"] is True and attrs["Stage"] == "testing"
-        row = await pool.fetchrow("SELECT overdue, awaiting_kind FROM samples WHERE sample_no = $1", no)
-        assert row["overdue"] is True and row["awaiting_kind"] == "lab_report"
+        row = store.find("samples", sample_no=no)
+        assert row is not None and row["overdue"] is True and row["awaiting_kind"] == "lab_report"
         # Late, but still taken: escalation keeps waiting.
         await client.decide(no, f.report("fail"))
         status = await wait_for(handle, awaiting("result_delivery"))
         assert not any(a.overdue for a in status.awaiting)
         assert (await search_attributes(handle))["Overdue"] is False
         await terminate_when_idle(handle)
-    channels = sorted(m["channel"] for m in await outbox_for(pool, handle.id))
+    channels = sorted(m["channel"] for m in store.outbox_for(handle.id))
     assert channels == ["escalation", "reminder"]
-    templates = [n["template"] for n in await notices_for(pool, handle.id)]
+    templates = [n["template"] for n in store.notices_for(handle.id)]
     assert templates.count("deadline_escalation") == 1
 
 
 @pytest.mark.parametrize("outcome", ["pass", "fail"])
 async def test_evaluative_sample_has_no_objection_path(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, outcome: str
+    ts_env: WorkflowEnvironment, task_queue: str, outcome: str
 ) -> None:
-    async with running_worker(ts_env.client, pool, task_queue) as client:
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
         order = f.order("evaluative")
         no = order["sample_no"]
         handle = await to_testing(client, order)
@@ -189,14 +188,14 @@ async def test_evaluative_sample_has_no_objection_path(
     if outcome == "fail":
         assert (result.stage, result.verdict) == ("closed", "fail")
         assert {"post_handling", "disposal"} <= stages
-        notice = (await notices_for(pool, handle.id))[0]
+        notice = (store.notices_for(handle.id))[0]
         assert "风险" in notice["body"]
     else:
         assert (result.stage, result.verdict) == ("closed", "pass")
 
 
-async def test_refusal_to_be_sampled(ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str) -> None:
-    async with running_worker(ts_env.client, pool, task_queue) as client:
+async def test_refusal_to_be_sampled(ts_env: WorkflowEnvironment, task_queue: str) -> None:
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
         order = f.order("offline_production")
         handle = await client.start_sample(order)
         await wait_for(handle, awaiting("sampling_record"))
@@ -204,14 +203,14 @@ async def test_refusal_to_be_sampled(ts_env: WorkflowEnvironment, pool: asyncpg.
         result = await settle_in_post_handling(handle)
     assert (result.stage, result.verdict) == ("post_handling", "refused")
     assert [b.branch for b in result.branches] == ["enforcement"]
-    trail = await audit_trail(pool, handle.id)
+    trail = store.audit_trail(handle.id)
     assert [(r["kind"], r["outcome"], r["accepted"]) for r in trail] == [("sampling_record", "refused", True)]
 
 
 async def test_lab_rejects_the_sample_and_it_is_sampled_again(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+    ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    async with running_worker(ts_env.client, pool, task_queue) as client:
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
         order = f.order("offline_circulation")
         no = order["sample_no"]
         handle = await client.start_sample(order)
@@ -226,10 +225,10 @@ async def test_lab_rejects_the_sample_and_it_is_sampled_again(
 
 
 async def test_receipt_wait_takes_its_default_when_the_lab_is_silent(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+    ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     """sample_transit escalates; once the lab is silent past the deadline the wait stays open, overdue."""
-    async with running_worker(ts_env.client, pool, task_queue) as client:
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
         order = f.order("offline_production")
         handle = await client.start_sample(order)
         await wait_for(handle, awaiting("sampling_record"))
@@ -242,9 +241,9 @@ async def test_receipt_wait_takes_its_default_when_the_lab_is_silent(
 
 
 async def test_labelled_producer_may_deny_the_product_while_the_seller_may_object(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+    ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    async with running_worker(ts_env.client, pool, task_queue) as client:
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
         order = f.order("online")  # bought from a shop; the labelled producer is another firm
         no = order["sample_no"]
         handle = await to_testing(client, order)
@@ -261,14 +260,14 @@ async def test_labelled_producer_may_deny_the_product_while_the_seller_may_objec
         await client.decide(no, f.objection("waived"))
         result = await settle_in_post_handling(handle)
     assert (result.stage, result.verdict, result.producer_answer) == ("post_handling", "fail", "denied")
-    notice = (await notices_for(pool, handle.id))[0]
+    notice = (store.notices_for(handle.id))[0]
     assert "标称生产者" in notice["body"] and "五个工作日" in notice["body"]
 
 
 async def test_a_silent_labelled_producer_is_taken_to_confirm(
-    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+    ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    async with running_worker(ts_env.client, pool, task_queue) as client:
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
         order = f.order("offline_circulation")
         no = order["sample_no"]
         handle = await to_testing(client, order)
@@ -279,6 +278,6 @@ async def test_a_silent_labelled_producer_is_taken_to_confirm(
         await ts_env.sleep(timedelta(days=20))  # past both the 5 working days and the 15-day window
         result = await settle_in_post_handling(handle)
     assert result.producer_answer == "confirmed"
-    trail = await audit_trail(pool, handle.id)
+    trail = store.audit_trail(handle.id)
     defaults = [r for r in trail if r["via"] == "default"]
     assert [(r["kind"], r["outcome"]) for r in defaults] == [("producer_confirmation", "confirmed")]

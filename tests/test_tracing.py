@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -15,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from telemetry import configure_tracing, tracing_interceptors
 from tests import factories as f
-from tests.workflow_env import awaiting, running_worker, terminate_when_idle, time_skipping_env, wait_for
+from tests.workflow_env import awaiting, mocked_worker, terminate_when_idle, time_skipping_env, wait_for
 
 
 @pytest.fixture
@@ -47,11 +46,11 @@ def _named(finished: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
 
 
 async def test_one_trace_from_client_through_workflow_and_activities(
-    traced_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str,
+    traced_env: WorkflowEnvironment, task_queue: str,
     provider: TracerProvider, spans: InMemorySpanExporter,
 ) -> None:
     tracer = provider.get_tracer("spotcheck-test")
-    async with running_worker(traced_env.client, pool, task_queue) as client:
+    async with mocked_worker(traced_env.client, task_queue) as (client, _):
         order = f.order()
         # One user action (a CLI command, an integrator's request) wraps the start and the decision.
         with tracer.start_as_current_span("spotcheck sample"):

@@ -26,6 +26,7 @@ from domain.status import SampleStatus
 from starter.binaries import temporal_test_server
 from starter.client import SpotcheckClient
 from tests import factories as f
+from tests.mock_activities import RecordCalls, Store, mock_activities
 from worker import build_worker
 from workflows.sample import SampleWorkflow
 
@@ -79,11 +80,12 @@ class RecordingClient(SpotcheckClient):
 
 @asynccontextmanager
 async def running_worker(
-    client: Client, pool: asyncpg.Pool, task_queue: str, **options: Any
+    client: Client, pool: asyncpg.Pool | None, task_queue: str, **options: Any
 ) -> AsyncIterator[SpotcheckClient]:
-    """A worker for the test's task queue. For a restart test, give the worker that stops first
-    `max_cached_workflows=0`: the time-skipping server would otherwise keep the next task on the stopped
-    worker's sticky queue, with its clock standing still, and never hand it to the new worker."""
+    """A worker for the test's task queue, with the real activities on `pool` (or the `activities=` given).
+    For a restart test, give the worker that stops first `max_cached_workflows=0`: the time-skipping server
+    would otherwise keep the next task on the stopped worker's sticky queue, with its clock standing still,
+    and never hand it to the new worker."""
     # Any exception fails the workflow instead of retrying the task forever: a bug shows as a failure.
     options.setdefault("workflow_failure_exception_types", [Exception])
     async with build_worker(client, pool, task_queue, **options):
@@ -91,6 +93,18 @@ async def running_worker(
         yield spot
         if os.environ.get("SPOTCHECK_RECORD_HISTORIES"):
             await save_histories(spot.started)
+
+
+@asynccontextmanager
+async def mocked_worker(
+    client: Client, task_queue: str, store: Store | None = None, **options: Any
+) -> AsyncIterator[tuple[SpotcheckClient, Store]]:
+    """running_worker with the in-memory activities of tests/mock_activities.py: no database. Yields the
+    client and the store the activities write to (give the same `store` to a second worker to restart)."""
+    store = store if store is not None else Store()
+    options["interceptors"] = [*options.get("interceptors", ()), RecordCalls(store)]
+    async with running_worker(client, None, task_queue, activities=mock_activities(store), **options) as spot:
+        yield spot, store
 
 
 async def save_histories(handles: list[WorkflowHandle[Any, Any]]) -> None:

@@ -15,6 +15,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from domain.branches import BranchInput, BranchReport, BranchSpec, BranchStatus
     from domain.decisions import Decision
+    from domain.status import TimelinePage
     from workflows.process import DecisionProcess
     from workflows.visibility import branch_details, publish
 
@@ -27,6 +28,8 @@ class BranchProcess(DecisionProcess):
     ) -> None:
         self._setup(inp.order, inp.clock_origin, extra_check=extra_check, notice_context=self._sample_facts)
         self.input = inp
+        if inp.policy is not None:  # the sample's, as recorded in its history
+            self._adopt_policy(inp.policy)
         self.stage = "opened"
         self.outcome: str | None = None
         self.enforcement_lead: str | None = None
@@ -47,10 +50,12 @@ class BranchProcess(DecisionProcess):
         )
 
     @workflow.query(name="status")
-    def status(self) -> BranchStatus:
+    def status(self, *args: Any) -> BranchStatus:
+        """The branch's report, deadlines, notices and a page of its timeline (the newest by default)."""
+        start, page = TimelinePage.of(args).cut(self.timeline)
         return BranchStatus(
-            **self._report().model_dump(), timeline=list(self.timeline), deadlines=list(self.deadlines),
-            notices=list(self.notices),
+            **self._report().model_dump(), timeline=page, timeline_from=start, timeline_total=len(self.timeline),
+            deadlines=list(self.deadlines), notices=list(self.notices), needs_operator=self.needs_operator,
         )
 
     def _sample_facts(self) -> dict[str, Any]:
@@ -64,17 +69,23 @@ class BranchProcess(DecisionProcess):
         self._event("stage", f"{self.SPEC.branch.value}: {stage}")
         await self._publish()
 
-    async def _publish(self) -> None:
+    def _show(self) -> None:
         awaiting = self.desk.awaiting()
         publish(f"{self.SPEC.branch.value}:{self.stage}",
-                branch_details(self.order, self.SPEC.title, str(self.stage), self.outcome, awaiting),
-                awaiting=awaiting)
+                branch_details(self.order, self.SPEC.title, str(self.stage), self.outcome, awaiting,
+                               self.needs_operator),
+                awaiting=awaiting, needs_operator=self._operator_attribute())
+
+    async def _publish(self) -> None:
+        self._show()
         await self._tell_sample()
 
     async def _tell_sample(self) -> None:
         sample = workflow.get_external_workflow_handle(self.input.sample_workflow_id)
         try:
-            await sample.signal("branch_update", self._report())
+            report = self._report()
+            await sample.signal("branch_update", self._seal(report.model_dump(mode="json"), sample.id)
+                                if self._hardened() else report)
         except Exception:  # noqa: BLE001 - the sample may have closed (a credit listing outlives it)
             workflow.logger.info("sample %s no longer takes branch updates", self.input.sample_workflow_id)
 
@@ -83,5 +94,5 @@ class BranchProcess(DecisionProcess):
         self.enforcement_lead = enforcement_lead
         self.desk.waits.clear()
         await self._enter("closed")
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._settle()
         return self._report()

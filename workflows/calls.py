@@ -1,6 +1,6 @@
 """One way for a workflow to call an activity: the options every Spotcheck activity shares.
 
-- a bounded start-to-close timeout and the shared retry policy;
+- a bounded start-to-close timeout and the shared, bounded retry policy;
 - ABANDON on cancellation: a process that stops waiting (a merged case took over, a listing ended) must not
   send a cancel request that races the activity's completion (the time-skipping server then refuses the
   workflow task for good); every write is idempotent, so an abandoned one that completes is harmless;
@@ -19,7 +19,9 @@ from temporalio.workflow import ActivityCancellationType
 T = TypeVar("T")
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
-RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+# Bounded: about a quarter of an hour of retries rides out a database or network outage; after that, or at
+# once for data that can never be written (activities/errors.py), the process asks an operator.
+RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=40)
 
 
 @overload

@@ -22,7 +22,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.records import CertificateActionRow
     from domain.status import BranchReport
     from workflows.branch import BranchProcess
-    from workflows.calls import call
 
 # Addressee when the sample does not name the body (context "certification_body"): the notice still reads.
 DEFAULT_BODY = "发证认证机构"
@@ -81,7 +80,7 @@ class CertificationWorkflow(BranchProcess):
             certificate_no=self.order.product.ccc_certificate or "",
         )
         self.row = base.model_copy(update=changes)
-        await call(CertificationRecords.save, self.row,
+        await self._do(CertificationRecords.save, self.row,
                    summary=f"Record the certificate action for sample {self.order.sample_no} at stage {self.stage}")
 
     def _certificate_problem(self, decision: Decision) -> str | None:

@@ -30,7 +30,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.records import CreditFailCount, CreditListing, CreditListingChange
     from domain.rules import Deadline
     from workflows.branch import BranchProcess
-    from workflows.calls import call
 
 APPLICATION = DecisionKind.CREDIT_REPAIR_APPLICATION
 ACCEPTANCE = DecisionKind.CREDIT_REPAIR_ACCEPTANCE
@@ -102,7 +101,7 @@ class CreditWorkflow(BranchProcess):
             "publicity_due": str(publicity.due_date), "listing_months": listing.length,
             "repair_months": self.repair_from.length, "basis": publicity.basis,
         })
-        await call(CreditRecordActivities.credit_record_listing, CreditListing(
+        await self._do(CreditRecordActivities.credit_record_listing, CreditListing(
             workflow_id=workflow.info().workflow_id, sample_no=self.order.sample_no, credit_code=self.credit_code,
             enterprise_name=self.enterprise_name, published_at=published, publicity_due=publicity.due,
             listed_until=listing.due,
@@ -215,11 +214,15 @@ class CreditWorkflow(BranchProcess):
     # --- serious-dishonesty list ------------------------------------------------------------------
 
     @workflow.signal(name="enforcement_result")
-    def enforcement_result(self, result: Any) -> None:
+    def enforcement_result(self, *args: Any) -> None:
         """The enforcement branch's outcome, forwarded by the sample: {"heavy": bool, "fine_amount": ...}.
-        Typed Any so that a malformed one shows in the timeline instead of being dropped unseen."""
+        Internal (sealed by the sample); a malformed one shows in the timeline instead of being dropped unseen."""
+        result = self._internal("enforcement_result", args)
+        if result is None:
+            return
         if not isinstance(result, dict) or not isinstance(result.get("heavy", False), bool):
-            self._event("rejected", f"enforcement_result ignored: expected {{heavy: bool, fine_amount}}, got {result!r}")
+            self._event("rejected", "enforcement_result ignored: expected {heavy: bool, fine_amount}, got "
+                        + type(result).__name__)
             return
         heavy, fine = result.get("heavy", False), result.get("fine_amount")
         self.data["enforcement"] = {"heavy": heavy, "fine_amount": None if fine is None else str(fine)}
@@ -254,7 +257,7 @@ class CreditWorkflow(BranchProcess):
     # --- records ------------------------------------------------------------------------------
 
     async def _count_fails(self) -> int:
-        fails = await call(CreditRecordActivities.credit_count_fails, CreditFailCount(
+        fails = await self._do(CreditRecordActivities.credit_count_fails, CreditFailCount(
             credit_code=self.credit_code, sample_no=self.order.sample_no, as_of=self.clock.now(),
             months=SERIOUS_LOOKBACK_MONTHS,
         ), summary=f"Count the fails of {self.credit_code} within three years")
@@ -262,7 +265,7 @@ class CreditWorkflow(BranchProcess):
         return fails
 
     async def _change(self, **fields: Any) -> None:
-        await call(
+        await self._do(
             CreditRecordActivities.credit_update_listing,
             CreditListingChange(workflow_id=workflow.info().workflow_id, at=workflow.now(), **fields),
             summary="Update the credit listing: " + ", ".join(f"{k}={v}" for k, v in fields.items()),

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         parse_decision,
         roles_for,
     )
+    from domain.intake import InputSummary, clean_text, summarise, token
     from domain.rules import Deadline
     from domain.status import Awaiting
 
@@ -46,11 +47,13 @@ class Wait:
 @dataclass
 class Intake:
     """The desk's answer to one arriving decision: the parsed decision (None when malformed), the receipt
-    the sender gets, and whether it repeats a request id already accepted."""
+    the sender gets, whether it repeats a request id already accepted, and for an input that is not a
+    decision the summary kept of it instead of its content."""
 
     decision: Decision | None
     receipt: Receipt
     duplicate: bool = False
+    summary: InputSummary | None = None
 
 
 def _workflow_uuid() -> str:
@@ -67,6 +70,8 @@ class DecisionDesk:
     closed: dict[DecisionKind, str] = field(default_factory=dict)
     # A process's own rules on top of the common ones (e.g. an extension asked too late); None when fine.
     extra_check: Callable[[Decision], str | None] | None = None
+    # Proof of the sender (signature, organisation): checked first, before anything about the sample is said.
+    sender_check: Callable[[Decision], str | None] | None = None
     # Request id for a decision too malformed to carry one (deterministic inside a workflow).
     new_id: Callable[[], str] = _workflow_uuid
 
@@ -102,6 +107,9 @@ class DecisionDesk:
         decision, malformed = parse_decision(raw)
         if decision is None:
             return None, None, malformed
+        sender = self.sender_check(decision) if self.sender_check is not None else None
+        if sender:
+            return decision, None, sender
         first = self.receipts.get(decision.request_id)
         if first is not None:
             return decision, first, None
@@ -115,20 +123,27 @@ class DecisionDesk:
         decision, first, reason = self.problem(raw)
         if first is not None:
             return Intake(decision, first, duplicate=True)
-        request_id = decision.request_id if decision else _raw_request_id(raw) or self.new_id()
+        if decision is None:
+            return self.refuse((raw,), reason or "malformed decision", stage=stage, now=now)
+        receipt = Receipt(request_id=decision.request_id, kind=decision.kind.value, outcome=decision.outcome,
+                          accepted=reason is None, reason=clean_text(reason) if reason else None, stage=stage,
+                          recorded_at=now)
+        if reason is None:
+            self.inbox[decision.kind] = decision
+            self.receipts[decision.request_id] = receipt
+        return Intake(decision, receipt)
+
+    def refuse(
+        self, args: tuple[Any, ...], reason: str, *, stage: str, now: datetime, kind: str | None = None
+    ) -> Intake:
+        """An input that is not a decision at all: a receipt naming why, and a summary instead of it."""
+        raw = args[0] if len(args) == 1 else None
         receipt = Receipt(
-            request_id=request_id,
-            kind=decision.kind.value if decision else _raw_text(raw, "kind"),
-            outcome=decision.outcome if decision else _raw_text(raw, "outcome"),
-            accepted=reason is None,
-            reason=reason,
-            stage=stage,
+            request_id=_raw_request_id(raw) or self.new_id(), kind=kind or token(_raw_get(raw, "kind")),
+            outcome=token(_raw_get(raw, "outcome")), accepted=False, reason=clean_text(reason), stage=stage,
             recorded_at=now,
         )
-        if decision is not None and reason is None:
-            self.inbox[decision.kind] = decision
-            self.receipts[request_id] = receipt
-        return Intake(decision, receipt)
+        return Intake(None, receipt, summary=summarise(args))
 
     def pop(self, kind: DecisionKind) -> Decision:
         """The decision the process waited for; its wait ends."""
@@ -140,11 +155,7 @@ def _raw_get(raw: Any, key: str) -> Any:
     return raw.get(key) if isinstance(raw, dict) else None
 
 
-def _raw_text(raw: Any, key: str) -> str:
-    value = _raw_get(raw, key)
-    return str(value)[:64] if value else "?"
-
-
 def _raw_request_id(raw: Any) -> str | None:
+    """A malformed decision's request id, when it is a clean one (it keys the audit row)."""
     value = _raw_get(raw, "request_id")
-    return str(value)[:128] if value else None
+    return value if isinstance(value, str) and 0 < len(value) <= 128 and clean_text(value) == value else None

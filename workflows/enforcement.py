@@ -25,7 +25,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.records import EnforcementCaseChange
     from domain.rules import Deadline
     from workflows.branch import BranchProcess
-    from workflows.calls import call
     from workflows.process import WaitInterrupted
 
 # Reasons the case transfer letter words itself; any other text is quoted as given.
@@ -64,8 +63,10 @@ class EnforcementWorkflow(BranchProcess):
     # --- signals -------------------------------------------------------------------------------
 
     @workflow.signal(name="follow_merged_case")
-    def follow_merged_case(self, case_workflow_id: str) -> None:
-        """A cross-region merged case took over (issue 3 item 11): close in its favour, unless closed."""
+    def follow_merged_case(self, *args: Any) -> None:
+        """A cross-region merged case took over (issue 3 item 11): close in its favour, unless closed.
+        Internal: sealed by the product case; anything else is refused and audited."""
+        case_workflow_id = self._internal("follow_merged_case", args)
         if (
             self.stage == "closed" or self.followed_case is not None or not isinstance(case_workflow_id, str)
             or not case_workflow_id.strip() or case_workflow_id == workflow.info().workflow_id
@@ -275,7 +276,7 @@ class EnforcementWorkflow(BranchProcess):
         return deadline
 
     async def _record_case(self, **changes: Any) -> None:
-        await call(
+        await self._do(
             EnforcementRecordActivities.enforcement_record_case,
             EnforcementCaseChange(
                 workflow_id=workflow.info().workflow_id,

@@ -15,7 +15,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.decisions import DecisionKind, Lead, LeadOutcomeData, LeadType
     from domain.records import LeadClosing, LeadEntry, LeadReferral
     from workflows.branch import BranchProcess
-    from workflows.calls import call
 
 # Who takes a lead, by its type (the opinion, task 12: "反馈对应条线"). Ads and advertising claims go to the
 # advertising line (广告监管, 广告法); a missing or forged market-access certificate to the certification line
@@ -51,7 +50,7 @@ class LeadWorkflow(BranchProcess):
         routed_to = "、".join(ROUTES[lead.type])
         self.data.update({"lead_no": lead_no, "type": lead.type.value, "description": lead.description,
                           "routed_to": routed_to, "evidence": [e.sha256 for e in lead.evidence]})
-        await call(
+        await self._do(
             LeadRecords.lead_record,
             LeadEntry(workflow_id=wf_id, sample_no=self.order.sample_no, lead_no=lead_no, type=lead.type.value,
                       description=lead.description, evidence=lead.evidence, routed_to=routed_to,
@@ -73,13 +72,13 @@ class LeadWorkflow(BranchProcess):
              "due": str(due.due_date), "notice_sha256": self.notices[-1].get("sha256")},
         )
         self.data["handover"] = receipt.reference
-        await call(LeadRecords.lead_record_referral,
+        await self._do(LeadRecords.lead_record_referral,
                    LeadReferral(workflow_id=wf_id, handover_reference=receipt.reference),
                    summary=f"Record the referral of lead {lead_no} ({receipt.reference})")
         answer = await self._await(DecisionKind.LEAD_OUTCOME, "lead_outcome", deadline=due)
         self.data.update({"outcome": answer.outcome, "outcome_reason": answer.reason, "answered_by": answer.actor.id,
                           **LeadOutcomeData.model_validate(answer.data).model_dump(exclude_none=True)})
-        await call(
+        await self._do(
             LeadRecords.lead_record_outcome,
             LeadClosing(workflow_id=wf_id, outcome=answer.outcome, reason=answer.reason, closed_at=self.clock.now()),
             summary=f"Record the outcome of lead {lead_no}: {answer.outcome}",

@@ -18,7 +18,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.decisions import DecisionKind, DelistConfirmationData
     from domain.records import PlatformClosing, PlatformRequest, RegisterRequest
     from workflows.branch import BranchProcess
-    from workflows.calls import call
 
 # China has no daylight saving: a fixed offset gives the calendar date without a tz database in the sandbox.
 CHINA = timezone(timedelta(hours=8))
@@ -65,7 +64,7 @@ class PlatformWorkflow(BranchProcess):
         confirmed = DelistConfirmationData.model_validate(answer.data)
         outcome = answer.outcome  # delisted | refused
         self.data.update({"confirmation": outcome, "platform_ticket": confirmed.platform_ticket})
-        await call(
+        await self._do(
             PlatformRecords.platform_record_closing,
             PlatformClosing(workflow_id=workflow.info().workflow_id, confirmation=outcome, reason=answer.reason,
                             confirmed_at=confirmed.delisted_at or self.clock.now(), closed_outcome=outcome),
@@ -80,7 +79,7 @@ class PlatformWorkflow(BranchProcess):
         """The shop's fail on the verdict's date (given by the sample, else today on its clock)."""
         failed_on = self.input.context.get("failed_on")
         on = date.fromisoformat(str(failed_on)) if failed_on else self.clock.now().astimezone(CHINA).date()
-        key_listed: bool = await call(
+        key_listed: bool = await self._do(
             Registers.register_shop_fail,
             RegisterRequest(workflow_id=self.input.sample_workflow_id, order=self.order, verdict=self.input.verdict,
                             failed_items=self.input.failed_items, on=on, report_no=self.input.report_no,
@@ -93,7 +92,7 @@ class PlatformWorkflow(BranchProcess):
         return key_listed
 
     async def _record_request(self, request: PlatformRequest) -> None:
-        await call(
+        await self._do(
             PlatformRecords.platform_record_request, request,
             summary=f"Record the delisting request for listing {request.listing_id}",
         )

@@ -29,9 +29,10 @@ class Branches:
     """The sample's branches: starts them, follows their reports, and forwards what one branch's end
     means for another (an enforcement lead, a heavy penalty for the credit check)."""
 
-    def __init__(self, sample: DecisionProcess, input_for: BranchInputFor) -> None:
+    def __init__(self, sample: DecisionProcess, input_for: BranchInputFor, seal: Callable[[Any, str], Any]) -> None:
         self.sample = sample
         self.input_for = input_for
+        self.seal = seal  # internal signals to a branch are sealed
         self.reports: dict[str, BranchReport] = {}
         self._awaited: dict[str, ChildWorkflowHandle[Any, BranchReport]] = {}
         self._credit: ChildWorkflowHandle[Any, BranchReport] | None = None
@@ -47,6 +48,10 @@ class Branches:
     def open_waits(self) -> list[Awaiting]:
         """Every open wait of every branch still running, for the sample's own visibility."""
         return [a for b in self.reports.values() if not b.closed for a in b.awaiting]
+
+    def running(self) -> bool:
+        """Whether an awaited branch of this run has not closed yet."""
+        return any(not h.done() for h in self._awaited.values())
 
     def has(self, branch: Branch) -> bool:
         return any(b.branch == branch.value for b in self.reports.values())
@@ -116,6 +121,6 @@ class Branches:
 
     async def _tell(self, handle: ChildWorkflowHandle[Any, Any], signal: str, arg: Any) -> None:
         try:
-            await handle.signal(signal, arg)
+            await handle.signal(signal, self.seal(arg, handle.id))
         except Exception:  # noqa: BLE001 - the branch may have closed meanwhile; nothing to tell then
             workflow.logger.info("branch %s no longer takes %s", handle.id, signal)

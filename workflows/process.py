@@ -9,19 +9,33 @@ raises WaitInterrupted for the caller to handle. Decisions and deadlines: docs/d
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.adapters import OutboundActivities
     from activities.calendar import compute_deadline
     from activities.notices import NoticeActivities
     from activities.records import RecordActivities
-    from domain.decisions import AWAITED_TEXT, Actor, Decision, DecisionKind, EvidenceRef, Receipt, Role
+    from domain import signing
+    from domain.decisions import (
+        AWAITED_TEXT,
+        Actor,
+        Decision,
+        DecisionKind,
+        EvidenceRef,
+        Receipt,
+        Role,
+        organisation_problem,
+    )
+    from domain.intake import Throttle, clean_text, single_input
     from domain.models import SampleOrder
+    from domain.policy import DeploymentPolicy
     from domain.records import DecisionRecord, Handover, HandoverReceipt, NoticeRequest, OutboxMessage
     from domain.rules import Deadline, DeadlineRequest
     from domain.status import TimelineEvent
@@ -30,8 +44,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.desk import DecisionDesk, Intake, Wait
 
 SYSTEM = Actor(id="spotcheck", role=Role.CASE_OFFICER, name="Spotcheck (rule pack default)")
+# Runs recorded before the hardened intake (one input of any shape, answer before the audit row, sealed
+# internal signals, the deployment policy, operator hand-off) replay as they ran (docs/design.md §8).
+HARDENED = "hardened-intake"
+# Histories recorded before the policy existed: no signatures, and the order's time_scale as given.
+LEGACY_POLICY = DeploymentPolicy(require_signatures=False, max_time_scale=864000.0, signing_key_ids=[])
 
 Interrupt = Callable[[], bool]
+T = TypeVar("T")
 
 
 class WaitInterrupted(Exception):
@@ -59,8 +79,15 @@ class DecisionProcess:
         """`extra_check`: the process's own decision rules beyond the role matrix (pure: it decides what a
         caller is answered); `notice_context`: what every notice of this process can use."""
         self.order = order
-        self.desk = DecisionDesk(purchased=order.purchased, extra_check=extra_check)
+        self.desk = DecisionDesk(purchased=order.purchased, extra_check=extra_check, sender_check=self._sender_problem)
         self._notice_context = notice_context or dict
+        self.policy = LEGACY_POLICY
+        self.throttle = Throttle()
+        self.needs_operator: str | None = None  # the step an operator must look at (a write that failed)
+        self._needed_operator = False  # once set, the NeedsOperator search attribute is kept up to date
+        self._retries = 0
+        self._audits: list[asyncio.Task[None]] = []
+        self._hardened_run: bool | None = None
         self.timeline: list[TimelineEvent] = []
         self.deadlines: list[Deadline] = []
         self.notices: list[dict[str, Any]] = []
@@ -69,8 +96,17 @@ class DecisionProcess:
         self.clock = SampleClock(clock_origin or workflow.now(), order.time_scale)
         self._seq = 0
 
-    async def _publish(self) -> None:
+    def _show(self) -> None:
+        """What monitors see: search attributes and the current details (no activity: it cannot fail)."""
         raise NotImplementedError
+
+    async def _publish(self) -> None:
+        """`_show`, and whatever else follows every change (the sample's record, a branch's report)."""
+        raise NotImplementedError
+
+    def _operator_attribute(self) -> bool | None:
+        """NeedsOperator for `publish`: None (left alone) in runs that never needed an operator."""
+        return self.needs_operator is not None if self._needed_operator else None
 
     # --- waiting for a decision: signal or timer -----------------------------------------------
 
@@ -166,7 +202,7 @@ class DecisionProcess:
         self._event("default", f"{deadline.title} passed: default outcome {deadline.default_outcome}")
         receipt = Receipt(request_id=decision.request_id, kind=wait.kind.value, outcome=decision.outcome,
                           accepted=True, stage=str(self.stage), recorded_at=workflow.now())
-        await self._audit(Intake(decision, receipt), decision.model_dump(mode="json"), "default")
+        await self._audit(Intake(decision, receipt), "default")
         return decision
 
     async def _escalate(self, wait: Wait) -> None:
@@ -190,29 +226,112 @@ class DecisionProcess:
                     f"{decision.actor.id}" + (f": {decision.reason}" if decision.reason else ""))
         return decision
 
+    # --- the run's version and the deployment policy ---------------------------------------------
+
+    def _hardened(self) -> bool:
+        """Whether this run has the hardened intake (asked once, at the first place it matters)."""
+        if self._hardened_run is None:
+            self._hardened_run = workflow.patched(HARDENED)
+        return self._hardened_run
+
+    def _adopt_policy(self, policy: DeploymentPolicy) -> None:
+        """The deployment's policy, as recorded for this run: signatures, and how far the clock may be
+        compressed (only a demo or test deployment compresses it)."""
+        self.policy = policy
+        if self.order.time_scale > policy.max_time_scale:
+            self._event("time_scale", f"time_scale {self.order.time_scale:g} not allowed by this deployment: "
+                        f"the legal clock runs at ×{policy.max_time_scale:g}")
+            self.clock = SampleClock(self.clock.origin, policy.max_time_scale)
+
+    def _sender_problem(self, decision: Decision) -> str | None:
+        """Proven senders: a valid signature where the deployment requires one, and an enterprise acting
+        only for itself."""
+        if self.policy.require_signatures:
+            problem = signing.signature_problem(
+                decision, workflow.info().workflow_id, signing.keyring(), workflow.now(), signing.DEFAULT_MAX_AGE
+            )
+            if problem:
+                return problem
+        # A claimed organisation is always checked; a signed enterprise decision must claim one (unsigned,
+        # a claim proves nothing, so none is asked for where the deployment takes unsigned decisions).
+        if not self._hardened() or not (decision.actor.organisation or self.policy.require_signatures):
+            return None
+        parties = [self.order.sampled_party.credit_code]
+        if self.order.labelled_producer is not None:
+            parties.append(self.order.labelled_producer.credit_code)
+        return organisation_problem(decision, parties)
+
     # --- decisions in: signal and update share one validation -----------------------------------
 
     @workflow.signal(name="decide")
-    async def decide(self, raw: Any) -> None:
+    async def decide(self, *args: Any) -> None:
         """Fire-and-forget decision: a bad one is recorded as rejected and never fails the workflow.
-        Typed `Any` so that even a payload that is not an object reaches the audit trail."""
-        await self._accept(raw, "signal")
+        Any arguments at all are accepted, so that even no input or a non-object reaches the audit trail."""
+        await self._accept(args, "signal")
 
     @workflow.update(name="submit_decision")
-    async def submit_decision(self, raw: Any) -> dict[str, Any]:
+    async def submit_decision(self, *args: Any) -> dict[str, Any]:
         """The caller's answer is the receipt: accepted, or rejected with the reason. Every attempt is
-        admitted into history and audited, so a refused update needs no second send to be on record."""
-        return (await self._accept(raw, "update")).model_dump(mode="json")
+        admitted into history (durable at that moment) and audited by the workflow, so a refused update needs
+        no second send to be on record; the audit row follows without holding the caller."""
+        return (await self._accept(args, "update")).model_dump(mode="json")
 
-    async def _accept(self, raw: Any, via: str) -> Receipt:
-        intake = self.desk.take(raw, stage=str(self.stage), now=workflow.now())
+    async def _accept(self, args: tuple[Any, ...], via: str) -> Receipt:
+        now = workflow.now()
+        if not self._hardened():
+            intake = self.desk.take(args[0] if args else None, stage=str(self.stage), now=now)
+        else:
+            raw, refused = single_input(args)
+            if not self.throttle.admit(now):
+                refused = (f"input: more than the allowed decisions ({self.throttle.taken} this run); "
+                           "dropped unrecorded but counted")
+                intake = self.desk.refuse(args, refused, stage=str(self.stage), now=now)
+                if self.throttle.dropped == 1 or self.throttle.dropped % 100 == 0:
+                    self._event("dropped", f"{self.throttle.dropped} decisions dropped over the limit")
+                return intake.receipt
+            if refused:
+                intake = self.desk.refuse(args, refused, stage=str(self.stage), now=now)
+            else:
+                intake = self.desk.take(raw, stage=str(self.stage), now=now)
         if intake.duplicate:
             return intake.receipt
         receipt = intake.receipt
         if not receipt.accepted:
             self._event("rejected", f"rejected {receipt.kind}={receipt.outcome} via {via}: {receipt.reason}")
-        await self._audit(intake, raw, via)
+        if self._hardened():
+            # Durable in history already; the audit row follows exactly once (an idempotent write).
+            self._audits.append(asyncio.create_task(self._audit(intake, via)))
+        else:
+            await self._audit(intake, via)
         return receipt
+
+    # --- internal signals: only from Spotcheck's own workflows ----------------------------------------
+
+    def _seal(self, payload: Any, target_workflow_id: str) -> Any:
+        """An internal signal's argument: sealed by the worker-held key in hardened runs."""
+        return signing.seal(payload, target_workflow_id) if self._hardened() else payload
+
+    def _internal(self, name: str, args: tuple[Any, ...]) -> Any | None:
+        """The payload of an internal signal, or None: junk and forgeries are refused, timelined and audited
+        (as `name`, with a summary of what came), and change nothing."""
+        if not self._hardened():  # a run from before the seals: takes the payload, sealed (upgrade) or bare
+            return signing.envelope_payload(args[0]) if len(args) == 1 else None
+        raw, problem = single_input(args)
+        payload = None
+        if problem is None:
+            payload, problem = signing.unseal(raw, workflow.info().workflow_id)
+        if problem is None:
+            return payload
+        intake = self.desk.refuse(args, f"{name}: {problem}", stage=str(self.stage), now=workflow.now(), kind=name)
+        self._event("forged", f"internal signal {name} refused: {intake.receipt.reason}")
+        self._audits.append(asyncio.create_task(self._audit(intake, "internal")))
+        return None
+
+    async def _settle(self) -> None:
+        """Every audit row under way is written before the run ends or continues as new."""
+        while self._audits:
+            await self._audits.pop(0)
+        await workflow.wait_condition(workflow.all_handlers_finished)
 
     def _event(self, event: str, text: str) -> None:
         self.timeline.append(TimelineEvent(at=self.clock.now(), stage=str(self.stage), event=event, text=text))
@@ -223,7 +342,7 @@ class DecisionProcess:
         self, rule_id: str, *, start: datetime | None = None, length: int | None = None, keep: bool = True,
         extended: bool = False,
     ) -> Deadline:
-        deadline = await call(
+        deadline = await self._do(
             compute_deadline,
             DeadlineRequest(rule_id=rule_id, start=start or self.clock.now(), length=length, extended=extended),
             summary=f"Compute the {'extended ' if extended else ''}deadline of rule {rule_id} for sample "
@@ -233,13 +352,15 @@ class DecisionProcess:
             self.deadlines.append(deadline)
         return deadline
 
-    async def _audit(self, intake: Intake, raw: Any, via: str) -> None:
-        """The audit row of one attempt, from what the desk made of it (the decision is not parsed again)."""
+    async def _audit(self, intake: Intake, via: str) -> None:
+        """The audit row of one attempt, from what the desk made of it (the decision is not parsed again):
+        the decision as validated, or for an input that is no decision only its summary."""
         receipt, decision = intake.receipt, intake.decision
-        actor = decision.actor.model_dump(mode="json") if decision else (
-            raw.get("actor") if isinstance(raw, dict) and isinstance(raw.get("actor"), dict) else {}
-        )
-        await call(
+        if decision is not None:
+            actor, content = decision.actor.model_dump(mode="json"), decision.model_dump(mode="json")
+        else:
+            actor, content = {}, {"not_a_decision": intake.summary.model_dump() if intake.summary else None}
+        await self._do(
             RecordActivities.record_decision,
             DecisionRecord(
                 workflow_id=workflow.info().workflow_id,
@@ -249,13 +370,44 @@ class DecisionProcess:
                 accepted=receipt.accepted,
                 reason=receipt.reason,
                 actor=actor,
-                decision=raw if isinstance(raw, dict) else {"raw": repr(raw)},
+                decision=content,
                 stage=str(self.stage),
-                received_at=workflow.now(),
+                received_at=receipt.recorded_at,
                 via=via,
             ),
             summary=f"Record the {'accepted' if receipt.accepted else 'rejected'} decision in the audit trail",
         )
+
+    async def _do(self, activity: Callable[..., Awaitable[T]] | str, arg: Any, *, summary: str) -> T:
+        """Run a step's activity. One that fails for good (its retries spent, or data that can never be
+        written) puts the process in `needs_operator`, visible to monitors and alerted, until an operator
+        signals `operator_retry`: it never retries forever on its own, and the process never fails."""
+        while True:
+            try:
+                return await call(activity, arg, summary=summary)
+            except ActivityError as err:
+                if not self._hardened():
+                    raise
+                await self._wait_for_operator(summary, err)
+
+    async def _wait_for_operator(self, step: str, err: ActivityError) -> None:
+        """Every step that failed waits for the same `operator_retry`; monitors see the first one."""
+        generation = self._retries
+        if self.needs_operator is None:
+            cause = str(err.cause or err)
+            self.needs_operator = clean_text(f"{step}: {cause}")
+            self._needed_operator = True
+            self._event("needs_operator", f"a step failed for good and waits for an operator: {self.needs_operator}")
+            self._show()  # search attributes and details only: the write that failed may fail again
+        await workflow.wait_condition(lambda: self._retries > generation)
+
+    @workflow.signal(name="operator_retry")
+    def operator_retry(self, *args: Any) -> None:
+        """An operator has mended what made a write fail (see `needs_operator`): try the steps again."""
+        if self.needs_operator is not None:
+            self._event("operator_retry", f"an operator asked to try again: {self.needs_operator}")
+            self.needs_operator = None
+            self._retries += 1
 
     async def _notice(self, template: str, step_id: str, extra: dict[str, Any]) -> None:
         issued = self.clock.now()
@@ -267,7 +419,7 @@ class DecisionProcess:
             "notice_no": f"{self.order.sample_no}-{len(self.notices) + 1:02d}",
             **extra,
         }
-        record = await call(
+        record = await self._do(
             NoticeActivities.render_notice,
             NoticeRequest(workflow_id=workflow.info().workflow_id, step_id=step_id, template=template,
                           context=context, issued_at=issued),
@@ -277,7 +429,7 @@ class DecisionProcess:
         self._event("notice", f"notice issued: {record.title} (sha256 {record.sha256[:12]}…)")
 
     async def _outbox(self, channel: str, step_id: str, wait: Wait, subject: str) -> None:
-        await call(
+        await self._do(
             RecordActivities.queue_outbox,
             OutboxMessage(
                 workflow_id=workflow.info().workflow_id, step_id=step_id, channel=channel,
@@ -293,7 +445,7 @@ class DecisionProcess:
     async def _hand_over(
         self, system: str, action: str, step_id: str, recipient: str, subject: str, payload: dict[str, Any]
     ) -> HandoverReceipt:
-        receipt = await call(
+        receipt = await self._do(
             OutboundActivities.hand_over,
             Handover(workflow_id=workflow.info().workflow_id, step_id=step_id, system=system, action=action,
                      recipient=recipient, subject=subject, payload=payload, created_at=workflow.now()),

@@ -26,8 +26,10 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.calendar import compute_deadline
     from activities.product_case import ProductCaseActivities
+    from domain import signing
     from domain import visibility as sa
     from domain.branches import Branch, BranchInput
+    from domain.intake import single_input, summarise
     from domain.product_case import (
         MERGE_WINDOW_RULE,
         Assessment,
@@ -46,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.status import BranchReport
     from workflows.calls import call
     from workflows.enforcement import EnforcementWorkflow
+    from workflows.process import HARDENED
     from workflows.visibility import publish
 
 # A fail date becomes a moment for the deadline activity: noon, China time (no DST, a fixed offset).
@@ -68,20 +71,23 @@ class ProductCaseWorkflow:
         self.s.pending = []
         self.rejected: list[str] = []
         self.closed = False
+        self._hardened: bool | None = None
 
     # --- signals and the query -----------------------------------------------------------------
 
     @workflow.signal(name="report_fail")
-    def report_fail(self, raw: Any) -> None:
-        """A final fail (FailReport). Typed `Any`: a malformed report is kept as rejected in the status
-        instead of being dropped by the converter unseen; the main loop handles reports in order."""
-        self.pending.append(raw)
+    def report_fail(self, *args: Any) -> None:
+        """A final fail (FailReport), sealed by the reporting activity. Any arguments are taken: a malformed
+        or forged report is kept as rejected in the status; the main loop handles reports in order."""
+        raw = self._internal("report_fail", args)
+        if raw is not None:
+            self.pending.append(raw)
 
     @workflow.signal(name="branch_update")
-    def branch_update(self, raw: Any) -> None:
+    def branch_update(self, *args: Any) -> None:
         """The merged enforcement cases report here (this case is their `sample_workflow_id`)."""
         try:
-            report = BranchReport.model_validate(raw)
+            report = BranchReport.model_validate(self._internal("branch_update", args))
         except ValidationError:
             return
         for m in self.s.merged:
@@ -109,6 +115,8 @@ class ProductCaseWorkflow:
 
     @workflow.run
     async def run(self, state: ProductCaseState) -> ProductCaseStatus:
+        if self._hardened is None:
+            self._hardened = workflow.patched(HARDENED)
         await self._publish()
         while True:
             while self.pending:
@@ -172,6 +180,20 @@ class ProductCaseWorkflow:
             merged = await self._join(verdict.join, fail)
         await self._record(changed, merged)
         await self._publish()
+
+    def _internal(self, name: str, args: tuple[Any, ...]) -> Any | None:
+        """An internal signal's payload; junk and forgeries are refused (kept as rejected, summarised)."""
+        if self._hardened is None:
+            self._hardened = workflow.patched(HARDENED)
+        if not self._hardened:
+            return signing.envelope_payload(args[0]) if len(args) == 1 else None
+        raw, problem = single_input(args)
+        payload = None
+        if problem is None:
+            payload, problem = signing.unseal(raw, workflow.info().workflow_id)
+        if problem is not None:
+            self._reject(f"{name}: {problem} ({summarise(args).sha256})")
+        return payload
 
     def _reject(self, why: str) -> None:
         workflow.logger.warning("product case %s: %s", self.key.case_id, why)
@@ -243,7 +265,8 @@ class ProductCaseWorkflow:
         async def tell(f: CaseFail) -> None:
             try:
                 await workflow.get_external_workflow_handle(f.enforcement_workflow_id).signal(
-                    EnforcementWorkflow.follow_merged_case, wid
+                    EnforcementWorkflow.follow_merged_case,
+                    signing.seal(wid, f.enforcement_workflow_id) if self._hardened else wid,
                 )
                 f.followed = True
             except Exception:  # noqa: BLE001 - the branch already closed (or never opened): nothing to stop

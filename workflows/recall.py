@@ -23,7 +23,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.rules import Deadline
     from domain.status import BranchReport
     from workflows.branch import BranchProcess
-    from workflows.calls import call
 
 
 @workflow.defn
@@ -126,7 +125,7 @@ class RecallWorkflow(BranchProcess):
             workflow_id=workflow.info().workflow_id, sample_no=self.order.sample_no, updated_at=workflow.now()
         )
         self.row = base.model_copy(update={**changes, "updated_at": workflow.now()})
-        await call(RecallRecords.save, self.row,
+        await self._do(RecallRecords.save, self.row,
                    summary=f"Record the recall of sample {self.order.sample_no} at stage {self.stage}")
 
     async def _finish(self, outcome: str) -> BranchReport:

@@ -29,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.visibility import sample_attributes
     from domain.windows import CHINA, extension_refusal, extension_window, too_late
     from workflows.branch import BranchProcess
-    from workflows.calls import call
     from workflows.desk import Wait
     from workflows.sample import SampleWorkflow
 
@@ -54,7 +53,7 @@ class RectificationWorkflow(BranchProcess):
 
     @workflow.run
     async def run(self, inp: BranchInput) -> BranchReport:
-        self.terms = await call(rectification_terms, TermsRequest(start=self.clock.now()),
+        self.terms = await self._do(rectification_terms, TermsRequest(start=self.clock.now()),
                                 summary="Read the extension terms of the rectification rule")
         deadline = self._ordered = await self._deadline(RULE)
         self.data["due"] = str(deadline.due_date)
@@ -265,5 +264,5 @@ class RectificationWorkflow(BranchProcess):
     async def _save(self) -> None:
         assert self.row is not None
         self.row.updated_at = workflow.now()
-        await call(RectificationRecords.save, self.row,
+        await self._do(RectificationRecords.save, self.row,
                    summary=f"Record the rectification of sample {self.order.sample_no} at stage {self.stage}")

@@ -5,14 +5,17 @@ the facts of the sample's result, the same its branches start from (SampleResult
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain.branches import SampleResult
-    from workflows.calls import call
     from workflows.clock import SampleClock
+
+# How the sample runs a step's activity (DecisionProcess._do: an operator takes over a write that fails).
+Do = Callable[..., Awaitable[Any]]
 
 
 def _facts(inp: SampleResult) -> dict[str, Any]:
@@ -38,13 +41,13 @@ REGISTERS = {
 }
 
 
-async def register(which: str, inp: SampleResult) -> None:
+async def register(which: str, inp: SampleResult, do: Do) -> None:
     """Enter the sample's result in one register (a key of REGISTERS)."""
     activity, summary = REGISTERS[which]
-    await call(activity, _facts(inp), summary=summary.format(no=inp.order.sample_no))
+    await do(activity, _facts(inp), summary=summary.format(no=inp.order.sample_no))
 
 
-async def report_to_product_case(inp: SampleResult) -> None:
+async def report_to_product_case(inp: SampleResult, do: Do) -> None:
     """并案 check: the product's case learns of this fail (signal-with-start, by the activity)."""
     sample_id = inp.sample_workflow_id
     report = {
@@ -63,4 +66,4 @@ async def report_to_product_case(inp: SampleResult) -> None:
         "evidence": [e.model_dump(mode="json") for e in inp.evidence],
         "notices": inp.notices,
     }
-    await call("product_case_report_fail", report, summary="Report the fail to the product's cross-region case (并案 check)")
+    await do("product_case_report_fail", report, summary="Report the fail to the product's cross-region case (并案 check)")

@@ -9,27 +9,41 @@ The lifecycle as a diagram, refusal, re-sampling, the evaluative path and post-h
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.policy import deployment_policy
     from activities.records import RecordActivities
     from domain.branches import Branch, BranchInput, SampleResult
-    from domain.decisions import Decision, DecisionKind, LabReportData, ResultDeliveryData, SamplingRecordData
+    from domain.decisions import (
+        Decision,
+        DecisionKind,
+        EvidenceRef,
+        LabReportData,
+        Receipt,
+        ResultDeliveryData,
+        SamplingRecordData,
+        delivery_date_problem,
+    )
     from domain.models import SampleOrder, TaskType
+    from domain.policy import DeploymentPolicy
     from domain.records import SampleProjection
     from domain.rules import Deadline
     from domain.stages import STAGE_TITLES, Stage, Verdict
-    from domain.status import BranchReport, SampleStatus
-    from workflows.calls import call
+    from domain.status import Awaiting, BranchReport, SampleCarry, SampleStatus, TimelinePage
+    from domain.windows import CHINA
+    from workflows.clock import SampleClock
     from workflows.post_handling import Branches
     from workflows.process import DecisionProcess
     from workflows.registers import register, report_to_product_case
     from workflows.visibility import publish, sample_details
 
 CHINA_NOON = time(12, 0)
+POLICY_TIMEOUT = timedelta(seconds=10)
+RESAMPLE_ROUNDS_PER_RUN = 3  # local policy: a lab rejecting a sample again and again (≈60 events a round)
 
 
 
@@ -40,21 +54,36 @@ POST_HANDLING_PATCH = "post-handling-branches"
 @workflow.defn
 class SampleWorkflow(DecisionProcess):
     @workflow.init
-    def __init__(self, order: SampleOrder) -> None:
-        self._setup(order)
-        self.branches = Branches(self, self._branch_input)
+    def __init__(self, order: Any, carried: Any = None) -> None:
+        # Untyped for the SDK (with an optional second argument it passes plain JSON): validated here.
+        order, carried = _inputs(order, carried)
+        self._setup(order, carried.clock_origin if carried else None, extra_check=self._delivery_problem)
+        self.sampled_on: date | None = None  # the China date the sampling record was taken
+        self.branches = Branches(self, self._branch_input, self._seal)
         self.report_no: str | None = None
         self.stage = Stage.SAMPLING
         self.verdict = Verdict.PENDING
         self.failed_items: list[dict[str, Any]] = []
         self.producer_answer: str | None = None
         self._producer_answer: asyncio.Task[None] | None = None
+        self.runs = 1
+        if carried is not None:
+            self._restore(carried)
 
     # --- the lifecycle -------------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, order: SampleOrder) -> SampleStatus:
-        self._event("started", f"sample {order.sample_no} started: {order.summary}")
+    async def run(self, order: Any, carried: Any = None) -> SampleStatus:
+        """`order`: a SampleOrder; `carried`: the state a previous run of this sample continued with."""
+        order = self.order
+        if carried is None:
+            if self._hardened():
+                # Recorded in this run's history: replay never depends on the settings of today's workers.
+                self._adopt_policy(await workflow.execute_local_activity(
+                    deployment_policy, start_to_close_timeout=POLICY_TIMEOUT,
+                    summary="Read the deployment's policy (signatures, clock compression)",
+                ))
+            self._event("started", f"sample {order.sample_no} started: {order.summary}")
         await self._enter(Stage.SAMPLING)
         if not await self._sample_until_received():
             return await self._finish()
@@ -92,6 +121,7 @@ class SampleWorkflow(DecisionProcess):
                 await self._set_verdict(Verdict.REFUSED, f"the party refused to be sampled: {record.reason}")
                 await self._post_handling("refusal", refusal_reason=record.reason)
                 return False
+            self.sampled_on = self.clock.now().astimezone(CHINA).date()
             leads = SamplingRecordData.model_validate(record.data).leads
             if leads and workflow.patched(POST_HANDLING_PATCH):
                 await self.branches.start_leads(leads)
@@ -102,6 +132,7 @@ class SampleWorkflow(DecisionProcess):
                 await self._enter(Stage.TESTING)
                 return True
             self._event("resample", f"the lab rejected the sample ({receipt.reason}); it is sampled again")
+            await self._continue_as_new_if_due()
             await self._enter(Stage.SAMPLING)
 
     async def _objection_path(self) -> str:
@@ -151,26 +182,26 @@ class SampleWorkflow(DecisionProcess):
             # 拒检: an enforcement lead with the sampling record's evidence; there is no sample to dispose of.
             await branches.start(Branch.ENFORCEMENT, {"reason": "refusal", "detail": refusal_reason})
         else:
-            await register("bulletin", self._result_facts())
+            await register("bulletin", self._result_facts(), self._do)
         if reason == "evaluative_risk":
-            await register("linked_sampling", self._result_facts())
+            await register("linked_sampling", self._result_facts(), self._do)
             await self._hand_over(
                 "notification", "risk_notice", "risk-notice-regulator", f"{order.sampled_party.region} 市场监督管理局",
                 f"风险提示: {order.product.name} {order.product.brand} {order.product.model}",
                 {"sample_no": order.sample_no, "failed_items": self.failed_items},
             )
         if reason == "final_fail":
-            await register("enterprise_fail", self._result_facts())
+            await register("enterprise_fail", self._result_facts(), self._do)
             await branches.start(Branch.RECTIFICATION)
             await branches.start(Branch.CREDIT)
             await branches.start(Branch.ENFORCEMENT, {"reason": "final_fail"})
             # After the enforcement branch exists: a merge tells it to follow the merged case.
-            await report_to_product_case(self._result_facts())
+            await report_to_product_case(self._result_facts(), self._do)
             await branches.start(Branch.RECALL)
             if order.product.ccc_certificate:
                 await branches.start(Branch.CERTIFICATION)
             if order.product.production_licence:
-                await register("post_licence", self._result_facts())
+                await register("post_licence", self._result_facts(), self._do)
             if order.purchased:
                 await branches.start(Branch.PLATFORM)
         await branches.follow()
@@ -196,6 +227,52 @@ class SampleWorkflow(DecisionProcess):
         await self.branches.follow()  # leads found while buying close before the sample does
         await self._enter(Stage.CLOSED)
 
+    # --- continuing as new: a sample sampled again and again keeps a bounded history ---------------
+
+    async def _continue_as_new_if_due(self) -> None:
+        """Between two rounds of sampling nothing is under way: continue as new (same workflow id, state
+        carried) when Temporal suggests it or after a few rounds, unless a lead branch is still running
+        (its parent-close policy binds it to this run)."""
+        if not self._hardened() or self.branches.running():
+            return
+        rounds = sum(1 for e in self.timeline if e.event == "resample")
+        if not (workflow.info().is_continue_as_new_suggested() or rounds >= RESAMPLE_ROUNDS_PER_RUN * self.runs):
+            return
+        self._event("continued", f"continued as new after {rounds} rounds of sampling (run {self.runs + 1})")
+        await self._settle()
+        workflow.continue_as_new(args=[self.order, self._carry()])
+
+    def _carry(self) -> SampleCarry:
+        return SampleCarry(
+            clock_origin=self.clock.origin, time_scale=self.clock.scale, policy=self.policy.model_dump(mode="json"),
+            stage=self.stage.value, timeline=self.timeline, deadlines=self.deadlines, notices=self.notices,
+            evidence=[e.model_dump(mode="json") for e in self.evidence],
+            receipts={k: r.model_dump(mode="json") for k, r in self.desk.receipts.items()},
+            closed_waits={k.value: why for k, why in self.desk.closed.items()},
+            branches=list(self.branches.reports.values()), seq=self._seq, runs=self.runs + 1,
+            decisions_dropped=self.throttle.dropped,
+        )
+
+    def _restore(self, c: SampleCarry) -> None:
+        self._hardened_run = True  # only hardened runs continue as new
+        self.policy = DeploymentPolicy.model_validate(c.policy)
+        self.clock = SampleClock(c.clock_origin, c.time_scale)
+        self.timeline, self.deadlines, self.notices = list(c.timeline), list(c.deadlines), list(c.notices)
+        self.evidence = [EvidenceRef.model_validate(e) for e in c.evidence]
+        self.desk.receipts = {k: Receipt.model_validate(r) for k, r in c.receipts.items()}
+        self.desk.closed = {DecisionKind(k): why for k, why in c.closed_waits.items()}
+        self.branches.reports = {b.workflow_id: b for b in c.branches}
+        self._seq, self.runs = c.seq, c.runs
+        self.throttle.dropped = c.decisions_dropped
+
+    def _delivery_problem(self, decision: Decision) -> str | None:
+        """The result notice cannot have reached the party before the sample was taken, nor after today."""
+        if decision.kind is not DecisionKind.RESULT_DELIVERY or self.sampled_on is None or not self._hardened():
+            return None
+        delivered = ResultDeliveryData.model_validate(decision.data).delivered_on
+        today = self.clock.now().astimezone(CHINA).date()
+        return delivery_date_problem(delivered, self.sampled_on, today) if delivered else None
+
     def _producer_may_deny(self) -> bool:
         producer = self.order.labelled_producer
         return producer is not None and producer.credit_code != self.order.sampled_party.credit_code
@@ -212,22 +289,32 @@ class SampleWorkflow(DecisionProcess):
     async def _finish(self) -> SampleStatus:
         if self._producer_answer is not None:
             await self._producer_answer
-        # Signal and update handlers may still be recording: let them finish before completing.
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        # Handlers and audit rows may still be under way: let them finish before completing.
+        await self._settle()
         return self._status()
 
     # --- signals and queries ------------------------------------------------------------------
 
     @workflow.signal(name="branch_update")
-    def branch_update(self, report: BranchReport) -> None:
-        """A branch's stage, awaited decisions and deadlines changed (see workflows/post_handling.py)."""
-        self.branches.update(report)
+    def branch_update(self, *args: Any) -> None:
+        """A branch's stage, awaited decisions and deadlines changed (see workflows/post_handling.py).
+        Internal: sealed by the branch; anything else is refused and audited."""
+        payload = self._internal("branch_update", args)
+        try:
+            report = BranchReport.model_validate(payload) if payload is not None else None
+        except ValueError:
+            report = None
+        if report is not None:
+            self.branches.update(report)
 
     @workflow.query(name="status")
-    def status(self) -> SampleStatus:
-        return self._status()
+    def status(self, *args: Any) -> SampleStatus:
+        """Stage, verdict, waits, branches, deadlines, notices and a page of the timeline (the newest by
+        default; `{"timeline_from": n, "timeline_limit": m}` for another)."""
+        return self._status(TimelinePage.of(args))
 
-    def _status(self) -> SampleStatus:
+    def _status(self, page: TimelinePage | None = None) -> SampleStatus:
+        start, events = (page or TimelinePage()).cut(self.timeline)
         return SampleStatus(
             sample_no=self.order.sample_no,
             workflow_id=workflow.info().workflow_id,
@@ -238,17 +325,22 @@ class SampleWorkflow(DecisionProcess):
             awaiting=self.desk.awaiting(),
             branches=list(self.branches.reports.values()),
             deadlines=list(self.deadlines),
-            timeline=list(self.timeline),
+            timeline=events,
+            timeline_from=start,
+            timeline_total=len(self.timeline),
             failed_items=list(self.failed_items),
             notices=list(self.notices),
             closed_waits={k.value: why for k, why in self.desk.closed.items()},
             producer_answer=self.producer_answer,
+            needs_operator=self.needs_operator,
+            decisions_dropped=self.throttle.dropped,
         )
 
     # --- what branches and registers are told --------------------------------------------------
 
     def _result_facts(self) -> SampleResult:
         return SampleResult(
+            policy=self.policy if self._hardened() else None,
             order=self.order, sample_workflow_id=workflow.info().workflow_id, clock_origin=self.clock.origin,
             verdict=self.verdict.value, failed_items=self.failed_items, report_no=self.report_no,
             evidence=self.evidence,
@@ -270,18 +362,26 @@ class SampleWorkflow(DecisionProcess):
         self._event("verdict", f"verdict {verdict.value}: {why}")
         await self._publish()
 
-    async def _publish(self) -> None:
-        """Search attributes, current details and the `samples` record follow every change."""
-        own = self.desk.awaiting()
+    def _awaiting(self) -> list[Awaiting]:
         # The sample shows what its open branches wait for too: one filter finds every overdue step.
         # …except once closed: the credit listing outlives the sample and answers for itself.
-        awaiting = own + (self.branches.open_waits() if self.stage is not Stage.CLOSED else [])
+        own = self.desk.awaiting()
+        return own + (self.branches.open_waits() if self.stage is not Stage.CLOSED else [])
+
+    def _show(self) -> None:
         branches = list(self.branches.reports.values())
-        publish(self.stage.value, sample_details(self.order, self.stage, self.verdict, own, branches),
-                awaiting=awaiting, verdict=self.verdict.value)
+        details = sample_details(self.order, self.stage, self.verdict, self.desk.awaiting(), branches,
+                                 self.needs_operator)
+        publish(self.stage.value, details, awaiting=self._awaiting(), verdict=self.verdict.value,
+                needs_operator=self._operator_attribute())
+
+    async def _publish(self) -> None:
+        """Search attributes, current details and the `samples` record follow every change."""
+        self._show()
+        awaiting = self._awaiting()
         self._seq += 1
         first = min(awaiting, key=lambda a: a.due_at) if awaiting else None
-        await call(
+        await self._do(
             RecordActivities.project_sample,
             SampleProjection(
                 sample_no=self.order.sample_no,
@@ -289,7 +389,8 @@ class SampleWorkflow(DecisionProcess):
                 seq=self._seq,
                 stage=self.stage.value,
                 verdict=self.verdict.value,
-                order=self.order.model_dump(mode="json"),
+                # Personal data travels once: later projections name what changed, not the whole order.
+                order=self.order.model_dump(mode="json") if self._seq == 1 or not self._hardened() else None,
                 awaiting_kind=first.kind if first else None,
                 awaiting_role=",".join(first.roles) if first else None,
                 next_deadline=min((a.due_at for a in awaiting), default=None),
@@ -319,3 +420,10 @@ class SampleWorkflow(DecisionProcess):
         data = LabReportData.model_validate(report.data)
         self.report_no = data.report_no
         self.failed_items = [i.model_dump(mode="json") for i in data.failed_items]
+
+
+def _inputs(order: Any, carried: Any) -> tuple[SampleOrder, SampleCarry | None]:
+    return (
+        order if isinstance(order, SampleOrder) else SampleOrder.model_validate(order),
+        None if carried is None else SampleCarry.model_validate(carried),
+    )

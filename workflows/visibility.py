@@ -24,10 +24,12 @@ def publish(
     *,
     awaiting: Sequence[Awaiting] | None = None,
     verdict: str | None = None,
+    needs_operator: bool | None = None,
     extra: Sequence[SearchAttributeUpdate[Any]] = (),
 ) -> None:
     """Stage (and verdict), who is awaited by when and whether anything is overdue, then the details.
-    `awaiting=None` leaves the wait attributes alone (a process that never waits for people)."""
+    `awaiting=None` leaves the wait attributes alone (a process that never waits for people), and
+    `needs_operator=None` the NeedsOperator attribute."""
     updates: list[SearchAttributeUpdate[Any]] = [*extra, sa.STAGE.value_set(stage)]
     if verdict is not None:
         updates.append(sa.VERDICT.value_set(verdict))
@@ -39,6 +41,8 @@ def publish(
             sa.NEXT_DEADLINE.value_set(next_due) if next_due else sa.NEXT_DEADLINE.value_unset(),
             sa.OVERDUE.value_set(any(a.overdue for a in awaiting)),
         ]
+    if needs_operator is not None:
+        updates.append(sa.NEEDS_OPERATOR.value_set(needs_operator))
     workflow.upsert_search_attributes(updates)
     workflow.set_current_details(details)
 
@@ -49,14 +53,19 @@ def _wait_line(a: Awaiting, indent: str = "") -> str:
     return f"{indent}- waiting for {what} (`{a.kind}`) from **{'/'.join(a.roles)}** by **{a.due.date()}**{flag} — {a.basis}"
 
 
+def operator_line(needs_operator: str | None) -> list[str]:
+    return [f"- 🛑 **needs an operator**: {needs_operator} (fix it, then signal `operator_retry`)"] if needs_operator else []
+
+
 def sample_details(
     order: SampleOrder, stage: Stage, verdict: Verdict, awaiting: Sequence[Awaiting],
-    branches: Sequence[BranchReport] = (),
+    branches: Sequence[BranchReport] = (), needs_operator: str | None = None,
 ) -> str:
     """Stage, verdict, and for each open wait: what, from whom, by when, on what legal basis; each branch."""
     lines = [
         f"**{order.sample_no}** · {order.product.name} · stage **{stage.value}** "
         f"({STAGE_TITLES[stage]}) · verdict **{verdict.value}**",
+        *operator_line(needs_operator),
     ]
     lines += [_wait_line(a) for a in awaiting]
     open_branches = [b for b in branches if not b.closed]
@@ -72,8 +81,10 @@ def sample_details(
 
 
 def branch_details(
-    order: SampleOrder, title: str, stage: str, outcome: str | None, awaiting: Sequence[Awaiting]
+    order: SampleOrder, title: str, stage: str, outcome: str | None, awaiting: Sequence[Awaiting],
+    needs_operator: str | None = None,
 ) -> str:
-    lines = [f"**{order.sample_no}** · {title} · stage **{stage}**" + (f" · outcome **{outcome}**" if outcome else "")]
+    lines = [f"**{order.sample_no}** · {title} · stage **{stage}**" + (f" · outcome **{outcome}**" if outcome else ""),
+             *operator_line(needs_operator)]
     lines += [_wait_line(a) for a in awaiting]
     return "\n".join(lines)

@@ -1,0 +1,179 @@
+"""Nothing that comes in can jam a sample (issue 7): any signal or update of any shape and size is taken
+without a workflow task failure, refused with its reason and recorded as a summary; internal signals from
+outside are refused and audited; the answer a caller gets always matches what the sample did.
+
+The payloads are drawn by hypothesis (bounded here; HYPOTHESIS_PROFILE=long draws more, see
+tests/test_fuzz_inputs.py) and thrown at one running sample each round."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from activities.records import audit_trail
+from domain import signing
+from domain.intake import MAX_INPUT_BYTES
+from tests import factories as f
+from tests.workflow_env import awaiting, running_worker, status_of, terminate_when_idle, to_testing, wait_for
+
+# JSON of every shape, with the characters PostgreSQL and JSON encoders choke on.
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(alphabet=st.characters(codec="utf-8", include_characters="\x00"), max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+# Junk that looks like a decision: a valid one with a field replaced.
+FIELDS = ["kind", "outcome", "actor", "request_id", "reason", "data", "evidence", "signature"]
+# …based on one that is refused anyway (not awaited, wrong role), so that no mutation can be accepted.
+MUTATED = st.builds(lambda field, value: {**f.decision("disposal", "disposed", "sampler"), field: value},
+                    st.sampled_from(FIELDS), JSON)
+PAYLOADS = st.lists(JSON | MUTATED, min_size=12, max_size=12)
+
+
+async def _workflow_task_failures(handle: WorkflowHandle[Any, Any]) -> int:
+    history = await handle.fetch_history()
+    return sum(1 for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)
+
+
+@pytest.fixture
+def internal_key() -> Iterator[None]:
+    """The worker's keyring as a deployment has it: internal signals must be sealed by Spotcheck itself."""
+    before = (signing.keyring(), signing.required())
+    signing.configure({"internal-test": b"k" * 32, "dev-1": b"d" * 32}, require=False,
+                      internal_key_id="internal-test")
+    yield
+    signing.configure(before[0], require=before[1])
+
+
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
+@given(payloads=PAYLOADS)
+async def test_junk_by_signal_and_update_never_jams_a_sample(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, internal_key: None, payloads: list[Any]
+) -> None:
+    task_queue = f"tq-fuzz-{uuid.uuid4()}"
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        order = f.order("offline_production")
+        handle = await to_testing(client, order)
+        for payload in payloads:
+            await handle.signal("decide", payload)
+            receipt = await handle.execute_update("submit_decision", payload)
+            assert receipt["accepted"] is False and receipt["reason"], payload
+            assert len(receipt["reason"]) <= 300
+        # Raw signals of every arity, and the internal ones a client may not send.
+        await handle.signal("decide", args=[])
+        await handle.signal("decide", args=[1, 2])
+        await handle.signal("decide", "x" * (MAX_INPUT_BYTES + 1))
+        await handle.signal("branch_update", None)
+        await handle.signal("branch_update", {"branch": "credit", "workflow_id": "sample-x-credit", "stage": "x"})
+        await handle.signal("operator_retry", {"anything": True})
+        # The sample still answers and moves on with the right decision.
+        await client.decide(order["sample_no"], f.report("pass"))
+        status = await wait_for(handle, lambda s: s.stage == "retention")
+        assert status.verdict == "pass"
+        assert await _workflow_task_failures(handle) == 0
+        await terminate_when_idle(handle)
+    trail = await audit_trail(pool, handle.id)
+    rejected = [r for r in trail if not r["accepted"]]
+    assert rejected and all(r["reason"] for r in rejected)
+    # A refused input is kept as a summary, never in full.
+    assert all(len(str(r["decision"])) < 4000 for r in rejected)
+    forged = [r for r in rejected if r["kind"] == "branch_update"]
+    assert len(forged) == 2 and all("branch_update" in r["reason"] for r in forged)
+
+
+async def test_a_caller_is_answered_what_the_sample_did(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    """A lab report sent right after the receipt (the old race: refused to the caller, then applied): the
+    receipt it gets is always what the sample did with it."""
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        for _ in range(10):
+            order = f.order("offline_production")
+            no = order["sample_no"]
+            handle = await client.start_sample(order)
+            await wait_for(handle, awaiting("sampling_record"))
+            await client.decide(no, f.sealed())
+            await wait_for(handle, awaiting("sample_receipt"))
+            report = f.report("fail")
+            answers = await asyncio.gather(
+                client.client.get_workflow_handle(handle.id).execute_update("submit_decision", f.received()),
+                client.client.get_workflow_handle(handle.id).execute_update("submit_decision", report),
+                return_exceptions=True,
+            )
+            assert not [a for a in answers if isinstance(a, BaseException)]
+            taken = answers[1]["accepted"]
+            if taken:
+                status = await wait_for(handle, awaiting("result_delivery"))
+            else:
+                await asyncio.sleep(0.3)
+                status = await status_of(handle)
+                assert not any(e.event == "decision" and "lab_report" in e.text for e in status.timeline)
+            applied = any(e.event == "decision" and e.text.startswith("lab_report") for e in status.timeline)
+            assert applied == taken, answers[1]
+            await terminate_when_idle(handle)
+
+
+async def test_a_workflow_task_never_fails_on_a_forged_internal_signal(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, internal_key: None
+) -> None:
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        order = f.order("offline_production")
+        handle = await to_testing(client, order)
+        for name in ("branch_update", "follow_merged_case", "enforcement_result"):
+            for args in ([], [None], ["x"], [{"payload": {}, "seal": {"key_id": "internal-1", "mac": "00"}}], [1, 2]):
+                await handle.signal(name, args=args)
+        await client.decide(order["sample_no"], f.report("pass"))
+        await wait_for(handle, lambda s: s.stage == "retention")
+        assert await _workflow_task_failures(handle) == 0
+        await terminate_when_idle(handle)
+
+
+@pytest.mark.parametrize("delivered_on", ["2001-01-01", "9999-12-31"])
+async def test_a_delivery_date_outside_the_sample_is_refused_naming_the_dates(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, delivered_on: str
+) -> None:
+    """A plausible typo in the delivery date used to kill the sample; it is refused and the sample waits."""
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        order = f.order("offline_production")
+        no = order["sample_no"]
+        handle = await to_testing(client, order)
+        await client.decide(no, f.report("fail"))
+        await wait_for(handle, awaiting("result_delivery"))
+        bad = f.decision("result_delivery", "delivered", "case_officer", data={"delivered_on": delivered_on})
+        receipt = await handle.execute_update("submit_decision", bad)
+        assert receipt["accepted"] is False
+        assert "data.delivered_on" in receipt["reason"]
+        assert delivered_on not in receipt["reason"]
+        await client.decide(no, f.delivered())
+        await wait_for(handle, awaiting("objection"))
+        assert await _workflow_task_failures(handle) == 0
+        await terminate_when_idle(handle)
+
+
+@pytest.mark.parametrize("demo", [False, True])
+async def test_the_legal_clock_is_compressed_only_in_demo_or_test_mode(
+    ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, monkeypatch: pytest.MonkeyPatch, demo: bool
+) -> None:
+    """Any caller could compress the legal clock with `time_scale` (an objection window of 1.5 s): only a
+    deployment in demo or test mode honours it, as recorded in the sample's own history."""
+    monkeypatch.setenv("SPOTCHECK_DEMO_MODE", "1" if demo else "0")
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        order = f.order("offline_production", time_scale=86400.0)
+        handle = await client.start_sample(order)
+        status = await wait_for(handle, awaiting("sampling_record"))
+        wait = status.awaiting[0]
+        compressed = (wait.due - wait.due_at).total_seconds() > 86400
+        assert compressed is demo
+        assert any(e.event == "time_scale" for e in status.timeline) is not demo
+        await terminate_when_idle(handle)
