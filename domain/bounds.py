@@ -90,9 +90,12 @@ Choice = BeforeValidator(_choice)
 
 Name = Annotated[str, text(MAX_NAME, min_length=1)]
 Code = Annotated[str, text(MAX_CODE, min_length=1)]
-Text = Annotated[str, text(MAX_TEXT)]
 RequiredText = Annotated[str, text(MAX_TEXT, min_length=1)]
-Url = Annotated[str, text(MAX_URL, min_length=1)]
+# For optional fields, which took an empty string before they were bounded and still do:
+MaybeName = Annotated[str, text(MAX_NAME)]
+MaybeCode = Annotated[str, text(MAX_CODE)]
+Text = Annotated[str, text(MAX_TEXT)]
+Url = Annotated[str, text(MAX_URL)]
 
 
 # --- numbers, money, dates ---------------------------------------------------------------------------
@@ -144,7 +147,7 @@ def data_problem(value: Any) -> str | None:
     stack: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
     while stack:
         path, node = stack.pop()
-        where = f" at {field_path(('data', *path))}" if path else ""
+        where = _Where(path)
         if isinstance(node, dict | list | tuple):
             if len(path) >= MAX_DATA_DEPTH:
                 return f"nested deeper than {MAX_DATA_DEPTH} levels{where}"
@@ -169,13 +172,23 @@ def data_problem(value: Any) -> str | None:
         else:
             problem, weight = _scalar_problem(node)
             if problem:
-                return problem + where
+                return f"{problem}{where}"
             size += weight + 1
         if size > MAX_DATA_BYTES:
             break
     if size > MAX_DATA_BYTES or len(json.dumps(value, ensure_ascii=False, default=str).encode()) > MAX_DATA_BYTES:
         return f"larger than {MAX_DATA_BYTES // 1024} KiB as JSON"
     return None
+
+
+@dataclass(frozen=True)
+class _Where:
+    """` at data.a.b` (nothing for `data` itself), worded only when a message needs it."""
+
+    path: tuple[str | int, ...]
+
+    def __str__(self) -> str:
+        return f" at {field_path(('data', *self.path))}" if self.path else ""
 
 
 def _data(value: dict[str, Any]) -> dict[str, Any]:
@@ -234,13 +247,12 @@ def error_lines(err: ValidationError, prefix: str = "") -> list[str]:
 def within(lines: list[str], limit: int = MAX_MESSAGE, *, more: bool = True) -> list[str]:
     """The leading lines that fit in `limit` characters joined by "; " (at least the first, clipped), and
     with `more` a last line saying how many were left out."""
+    room = limit - (20 if more else 0)
     kept: list[str] = []
-    used = 0
     for line in lines:
-        if used + len(line) + 2 > limit - (20 if more else 0) and kept:
+        if kept and len("; ".join([*kept, line])) > room:
             break
-        kept.append(line[: limit - 20])
-        used += len(line) + 2
+        kept.append(line if len(line) <= room else line[: room - 1] + "…")
     if more and len(kept) < len(lines):
         kept.append(f"and {len(lines) - len(kept)} more")
     return kept

@@ -24,6 +24,8 @@ from domain.bounds import (
     Count,
     Data,
     Day,
+    MaybeCode,
+    MaybeName,
     Moment,
     Money,
     Name,
@@ -248,8 +250,8 @@ class Actor(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: Id
     role: Annotated[Role, Choice]
-    name: Name | None = None
-    organisation: Name | None = None
+    name: MaybeName | None = None
+    organisation: MaybeName | None = None
     region: str | None = Field(default=None, pattern=r"^[0-9]{6}$")
 
 
@@ -323,10 +325,10 @@ class Lead(_Payload):
 
 
 class SamplingRecordData(_Payload):
-    record_no: Code | None = Field(default=None, description="抽样单 / order number")
+    record_no: MaybeCode | None = Field(default=None, description="抽样单 / order number")
     sealed_at: Moment | None = None
-    order_no: Code | None = Field(default=None, description="platform order number when bought online")
-    tracking_no: Code | None = None
+    order_no: MaybeCode | None = Field(default=None, description="platform order number when bought online")
+    tracking_no: MaybeCode | None = None
     leads: Annotated[list[Lead], Field(max_length=MAX_LEADS)] = Field(
         default_factory=list, description="problems found while buying (检监联动)"
     )
@@ -353,7 +355,7 @@ class LabReportData(_Payload):
 
 class ResultDeliveryData(_Payload):
     delivered_on: Day | None = Field(default=None, description="送达日; the objection window runs from it")
-    method: Name | None = None
+    method: MaybeName | None = None
 
 
 class ObjectionData(_Payload):
@@ -366,32 +368,32 @@ class RectificationExtensionData(_Payload):
 
 
 class CaseFilingData(_Payload):
-    case_no: Code | None = None
+    case_no: MaybeCode | None = None
 
 
 class CaseOutcomeData(_Payload):
-    decision_no: Code | None = None
+    decision_no: MaybeCode | None = None
     fine_amount: Money | None = Field(default=None, description="罚没款 in CNY")
     heavy: bool = Field(default=False, description="a heavy penalty: counts for the serious-dishonesty check")
 
 
 class DelistConfirmationData(_Payload):
     delisted_at: Moment | None = None
-    platform_ticket: Code | None = None
+    platform_ticket: MaybeCode | None = None
 
 
 class CertificateActionData(_Payload):
     """What the certification body may report with its action."""
 
-    certificate_no: Code | None = Field(default=None, description="must be this product's certificate")
-    reference: Code | None = Field(default=None, description="the body's decision document number")
+    certificate_no: MaybeCode | None = Field(default=None, description="must be this product's certificate")
+    reference: MaybeCode | None = Field(default=None, description="the body's decision document number")
     effective_on: Day | None = Field(default=None, description="when the suspension or revocation takes effect")
 
 
 class LeadOutcomeData(_Payload):
     """What the responsible line may report with a lead's outcome."""
 
-    case_no: Code | None = None
+    case_no: MaybeCode | None = None
     measures: Text | None = None
 
 
@@ -406,7 +408,7 @@ class RecallDecisionData(_Payload):
 
 
 class RecallPlanData(_Payload):
-    plan_no: Code | None = None
+    plan_no: MaybeCode | None = None
     units: Count | None = Field(default=None, description="units to recall")
     measures: Text | None = Field(default=None, description="repair, replacement, refund, …")
 
@@ -417,7 +419,7 @@ class RecallProgressData(_Payload):
 
 
 class RecallSummaryData(_Payload):
-    report_no: Code | None = None
+    report_no: MaybeCode | None = None
     recovered: Count | None = Field(default=None, description="units recovered in all")
 
 

@@ -21,6 +21,10 @@ MAX_DECISIONS_PER_RUN = 2000
 RATE_WINDOW = timedelta(minutes=1)
 MAX_DECISIONS_PER_WINDOW = 60
 
+# A run continues as new when Temporal suggests it, or past this many events (local policy, well under
+# Temporal's own limits): a flood of signals or a long lifecycle never reaches the event limit.
+MAX_EVENTS_PER_RUN = 5000
+
 _TOKEN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 

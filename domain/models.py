@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from domain.bounds import MAX_CODE, Choice, Code, Day, Money, Name, Text, Url, text
+from domain.bounds import MAX_CODE, Choice, Code, Day, MaybeCode, MaybeName, Money, Name, Text, Url, text
 from domain.credit_code import credit_code_problem
 
 SAMPLE_NO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$"
@@ -55,7 +55,7 @@ class Party(_Strict):
     credit_code: CreditCode = Field(description="统一社会信用代码 (18 characters, check character verified)")
     region: RegionCode
     address: Text | None = None
-    contact: Name | None = None
+    contact: MaybeName | None = None
 
 
 class Product(_Strict):
@@ -65,19 +65,19 @@ class Product(_Strict):
     )
     brand: Annotated[str, text(MAX_CODE, min_length=1)]
     model: Annotated[str, text(MAX_CODE, min_length=1)]
-    batch: Code | None = Field(default=None, description="batch number or production date (批号/生产日期)")
+    batch: MaybeCode | None = Field(default=None, description="batch number or production date (批号/生产日期)")
     price: Money | None = Field(default=None, description="unit price in CNY")
-    ccc_certificate: Code | None = Field(default=None, description="CCC certificate number when certified")
-    production_licence: Code | None = Field(default=None, description="生产许可证 number when licensed")
+    ccc_certificate: MaybeCode | None = Field(default=None, description="CCC certificate number when certified")
+    production_licence: MaybeCode | None = Field(default=None, description="生产许可证 number when licensed")
 
 
 class PlatformListing(_Strict):
     platform: Name
     shop_name: Name
-    shop_id: Code | None = None
+    shop_id: MaybeCode | None = None
     listing_id: Code
     listing_url: Url | None = None
-    livestream_room: Name | None = None
+    livestream_room: MaybeName | None = None
 
 
 class InspectionAgency(_Strict):
@@ -104,7 +104,7 @@ class SampleOrder(_Strict):
         default=1.0, ge=1.0, le=864000.0,
         description="compresses every deadline for demos: 86400 runs a day per second; recorded with the order",
     )
-    follows_sample_no: Code | None = Field(default=None, description="for follow-up sampling: the earlier sample")
+    follows_sample_no: MaybeCode | None = Field(default=None, description="for follow-up sampling: the earlier sample")
 
     @property
     def workflow_id(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -108,3 +108,11 @@ class SampleCarry(BaseModel):
     seq: int = 0
     runs: int = Field(default=1, description="runs of this sample so far")
     decisions_dropped: int = 0
+    verdict: str = "pending"
+    report_no: str | None = None
+    failed_items: list[dict[str, Any]] = Field(default_factory=list)
+    producer_answer: str | None = None
+    sampled_on: date | None = None
+    window_start: datetime | None = None
+    waits: dict[str, dict[str, Any]] = Field(default_factory=dict, description="open waits: deadline, overdue")
+    inbox: dict[str, dict[str, Any]] = Field(default_factory=dict, description="decisions taken, not yet acted on")

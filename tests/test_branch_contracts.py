@@ -4,8 +4,8 @@
     `SpotcheckClient.decide` raises DecisionRejected) and by signal, shows as rejected in the timeline, is
     audited once per request id, and the branch waits on at its stage for the right decision, which it takes;
 (b) records, notices and outbox messages exist exactly once after worker restarts mid-branch;
-(c) a missed deadline escalates (Overdue, an escalation notice and outbox message), once, also when the
-    history is replayed, and the late decision is still taken.
+(c) a missed deadline escalates (Overdue, an escalation notice and outbox message) once, a replay of the
+    history does not escalate again, and the late decision is still taken.
 
 Each branch runs on the time-skipping server, started on its own (its sample does not exist, which a branch
 tolerates). What differs per branch is the table CONTRACTS; what is particular to one branch stays in its
@@ -25,6 +25,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from activities.records import audit_trail, notices_for, outbox_for
 from domain.branches import BRANCHES, Branch, BranchInput, BranchSpec, BranchStatus, branch_workflow_id
@@ -40,6 +41,7 @@ from tests.workflow_env import (
     terminate_when_idle,
 )
 from tests.workflow_env import wait_for_branch as until
+from workflows.registry import all_workflows
 
 d = f.decision
 Bad = tuple[str, dict[str, Any], str]  # (what is wrong, the decision, a part of the reason it is refused for)
@@ -367,8 +369,7 @@ async def test_a_missed_deadline_escalates_and_the_late_decision_is_still_taken(
 ) -> None:
     contract = CONTRACTS[spec.branch]
     kind = contract.steps[contract.late]["kind"]
-    # No workflow cache: every task replays the history, the escalation included, which must not repeat it.
-    async with running_worker(ts_env.client, pool, task_queue, max_cached_workflows=0) as spot:
+    async with running_worker(ts_env.client, pool, task_queue) as spot:
         handle, no = await start(ts_env.client, task_queue, spec)
         for step in range(contract.late):
             await take(spot, handle, no, contract, step)
@@ -386,3 +387,6 @@ async def test_a_missed_deadline_escalates_and_the_late_decision_is_still_taken(
     chasers = [(m["channel"], m["payload"]["kind"]) for m in await outbox_for(pool, handle.id)
                if m["channel"] in ("reminder", "escalation")]
     assert chasers == [("reminder", kind), ("escalation", kind)]
+    # A worker that takes the branch over replays the escalation from the history, without running it again.
+    replayer = Replayer(workflows=all_workflows(), data_converter=ts_env.client.data_converter)
+    assert (await replayer.replay_workflow(await handle.fetch_history())).replay_failure is None

@@ -226,6 +226,8 @@ async def test_missed_handling_period_escalates_and_is_extended_once(
         second = deadlines(status, "case_handling")[1]
         assert (second.length, second.start) == (120, first.start)
         assert (second.due_date - first.due_date).days >= 28  # 30 days on, bar roll-over to a working day
+        # The receipt came at once; the branch waits again once the extension is recorded.
+        await wait_for(handle, lambda s: any(a.kind == "case_outcome" and a.due == second.due for a in s.awaiting))
         with pytest.raises(DecisionRejected, match="already extended once"):
             await client.decide(no, decided("case_outcome", "extended"), workflow_id=handle.id)
         await ts_env.sleep(timedelta(days=130))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -18,13 +19,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from activities.records import audit_trail
-from domain import signing
+from domain import intake, signing
 from domain.intake import MAX_INPUT_BYTES
 from tests import factories as f
-from tests.workflow_env import awaiting, running_worker, status_of, terminate_when_idle, to_testing, wait_for
+from tests.workflow_env import (
+    awaiting,
+    closed_result,
+    running_worker,
+    status_of,
+    terminate_when_idle,
+    to_testing,
+    wait_for,
+)
+from workflows.registry import all_workflows
 
 # JSON of every shape, with the characters PostgreSQL and JSON encoders choke on.
 JSON = st.recursive(
@@ -177,3 +189,50 @@ async def test_the_legal_clock_is_compressed_only_in_demo_or_test_mode(
         assert compressed is demo
         assert any(e.event == "time_scale" for e in status.timeline) is not demo
         await terminate_when_idle(handle)
+
+
+async def test_a_long_history_continues_as_new_mid_lifecycle_and_loses_nothing(
+    ts_env: WorkflowEnvironment, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood of signals (or a long life) makes Temporal suggest continuing as new: the sample continues in
+    a new run of the same workflow id at the wait it was in, with the deadlines, answers and parallel
+    producer wait it had, and every decision, notice and message is recorded once."""
+    from tests.workflow_env import mocked_worker
+
+    monkeypatch.setattr(intake, "MAX_EVENTS_PER_RUN", 60)  # passed through the sandbox: the workflows see it
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
+        order = f.order("online")  # the labelled producer is another firm: its wait runs in parallel
+        no = order["sample_no"]
+        handle = await to_testing(client, order)
+        await client.decide(no, f.report("fail"))
+        before = await wait_for(handle, lambda s: {a.kind for a in s.awaiting} == {
+            "result_delivery", "producer_confirmation"})
+        for n in range(30):  # junk: it grows the history and nothing else
+            await handle.signal("decide", {"junk": n})
+        status = await wait_for(handle, lambda s: any(e.event == "continued" for e in s.timeline))
+        assert {a.kind for a in status.awaiting} == {"result_delivery", "producer_confirmation"}
+        # The same deadlines: the continued run waits on what the first one computed.
+        assert {a.kind: a.due for a in status.awaiting} == {a.kind: a.due for a in before.awaiting}
+        steps = [f.delivered(), f.objection(), f.review("accepted"), f.report("pass", kind="retest_report")]
+        for decision, next_kind in zip(steps, ["objection", "objection_review", "retest_report", None], strict=True):
+            await client.decide(no, decision)
+            if next_kind:
+                await wait_for(handle, awaiting(next_kind))
+        await wait_for(handle, lambda s: s.stage == "retention")
+        await ts_env.sleep(timedelta(days=100))
+        await wait_for(handle, awaiting("disposal"))
+        await client.decide(no, f.disposal())
+        result = await closed_result(handle)
+    assert (result.stage, result.verdict, result.producer_answer) == ("closed", "pass", "confirmed")
+    continued = [e for e in result.timeline if e.event == "continued"]
+    assert continued, "the sample continued as new"
+    trail = store.audit_trail(handle.id)
+    accepted = [r["kind"] for r in trail if r["accepted"]]
+    assert sorted(accepted) == sorted({*accepted}), "each decision audited once"
+    assert {"lab_report", "result_delivery", "objection", "objection_review", "retest_report", "disposal",
+            "producer_confirmation"} <= set(accepted)
+    steps_issued = [n["step_id"] for n in store.notices_for(handle.id)]
+    assert len(steps_issued) == len(set(steps_issued)), "each notice issued once"
+    # The last run's history replays.
+    history = await handle.fetch_history()
+    await Replayer(workflows=all_workflows(), data_converter=pydantic_data_converter).replay_workflow(history)

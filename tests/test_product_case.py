@@ -89,7 +89,9 @@ async def report(env: WorkflowEnvironment, cases: ProductCaseActivities, task_qu
 
 
 async def case_status(handle: WorkflowHandle[Any, Any]) -> ProductCaseStatus:
-    return await handle.query(ProductCaseWorkflow.status)
+    # A query answers in well under a second; one the test server leaves hanging (seen around a
+    # continue-as-new) would otherwise hold wait_case for the default 30 s before it asks again.
+    return await handle.query(ProductCaseWorkflow.status, rpc_timeout=timedelta(seconds=5))
 
 
 async def wait_case(

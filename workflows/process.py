@@ -88,6 +88,7 @@ class DecisionProcess:
         self._retries = 0
         self._audits: list[asyncio.Task[None]] = []
         self._hardened_run: bool | None = None
+        self._resumed_waits: dict[DecisionKind, Deadline] = {}  # a continued run's open waits, as they were
         self.timeline: list[TimelineEvent] = []
         self.deadlines: list[Deadline] = []
         self.notices: list[dict[str, Any]] = []
@@ -137,7 +138,9 @@ class DecisionProcess:
     ) -> Decision | None:
         """Signal-or-timer: the decision, a reminder before the deadline, then the rule's expiry action.
         None when the rule lets the wait expire (a window that closed without the decision)."""
-        deadline = deadline or await self._deadline(rule_id, start=start, length=length)
+        deadline = deadline or self._resumed_waits.pop(kind, None) or await self._deadline(
+            rule_id, start=start, length=length
+        )
         wait = self._open(kind, deadline)
         self._event("awaiting", f"awaiting {AWAITED_TEXT[kind]} from {'/'.join(wait.roles)} by {deadline.due_date}")
         await self._publish()
@@ -410,6 +413,8 @@ class DecisionProcess:
             self._retries += 1
 
     async def _notice(self, template: str, step_id: str, extra: dict[str, Any]) -> None:
+        if any(n.get("step_id") == step_id for n in self.notices):
+            return  # issued already (a continued run resuming a wait that escalated)
         issued = self.clock.now()
         context = {
             **self._notice_context(),

@@ -17,6 +17,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.policy import deployment_policy
     from activities.records import RecordActivities
+    from domain import intake
     from domain.branches import Branch, BranchInput, SampleResult
     from domain.decisions import (
         Decision,
@@ -37,13 +38,18 @@ with workflow.unsafe.imports_passed_through():
     from domain.windows import CHINA
     from workflows.clock import SampleClock
     from workflows.post_handling import Branches
-    from workflows.process import DecisionProcess
+    from workflows.process import DecisionProcess, WaitInterrupted
     from workflows.registers import register, report_to_product_case
     from workflows.visibility import publish, sample_details
 
 CHINA_NOON = time(12, 0)
 POLICY_TIMEOUT = timedelta(seconds=10)
-RESAMPLE_ROUNDS_PER_RUN = 3  # local policy: a lab rejecting a sample again and again (≈60 events a round)
+RESAMPLE_ROUNDS_PER_RUN = 3
+# The order of the stages along any path (a continued run skips the steps before the one it resumes at).
+LIFECYCLE = [Stage.SAMPLING, Stage.IN_TRANSIT, Stage.RECEIVED, Stage.TESTING, Stage.RESULT_NOTIFIED,
+             Stage.OBJECTION_WINDOW, Stage.OBJECTION_REVIEW, Stage.RETEST, Stage.RETENTION, Stage.POST_HANDLING,
+             Stage.DISPOSAL, Stage.CLOSED]
+PRODUCER = DecisionKind.PRODUCER_CONFIRMATION  # local policy: a lab rejecting a sample again and again (≈60 events a round)
 
 
 
@@ -67,6 +73,8 @@ class SampleWorkflow(DecisionProcess):
         self.producer_answer: str | None = None
         self._producer_answer: asyncio.Task[None] | None = None
         self.runs = 1
+        self._resume_at: Stage | None = None  # in a continued run: the stage it resumes at
+        self._window_start: datetime | None = None  # the objection window runs from the delivery
         if carried is not None:
             self._restore(carried)
 
@@ -75,7 +83,6 @@ class SampleWorkflow(DecisionProcess):
     @workflow.run
     async def run(self, order: Any, carried: Any = None) -> SampleStatus:
         """`order`: a SampleOrder; `carried`: the state a previous run of this sample continued with."""
-        order = self.order
         if carried is None:
             if self._hardened():
                 # Recorded in this run's history: replay never depends on the settings of today's workers.
@@ -83,29 +90,47 @@ class SampleWorkflow(DecisionProcess):
                     deployment_policy, start_to_close_timeout=POLICY_TIMEOUT,
                     summary="Read the deployment's policy (signatures, clock compression)",
                 ))
-            self._event("started", f"sample {order.sample_no} started: {order.summary}")
-        await self._enter(Stage.SAMPLING)
-        if not await self._sample_until_received():
+            self._event("started", f"sample {self.order.sample_no} started: {self.order.summary}")
+            await self._enter(Stage.SAMPLING)
+        try:
+            return await self._lifecycle()
+        except WaitInterrupted:
+            # A wait was cut short because the history grew long (`_continue_due`): go on in a new run.
+            return await self._continue_as_new("the history grew long")
+
+    async def _lifecycle(self) -> SampleStatus:
+        """The sample from sampling to closed. A continued run starts where the previous one stopped: each
+        step runs unless the run resumes at a later stage (`_runs`)."""
+        order = self.order
+        if self._resume_at in (Stage.RETENTION, Stage.DISPOSAL):  # continued while retained, or at disposal
+            return await self._resume_at_disposal()
+        if not self._resuming_after(Stage.IN_TRANSIT) and not await self._sample_until_received():
             return await self._finish()
-        report = await self._await(DecisionKind.LAB_REPORT, "lab_testing", length=order.testing_working_days)
-        if report.outcome == "pass":
-            await self._set_verdict(Verdict.PASS, "the lab reports a pass")
-            await self._notify_result(report, "pass")
-            await self._retain_and_dispose()
-            return await self._finish()
-        await self._record_failed_items(report)
-        if order.task_type is TaskType.EVALUATIVE:
-            # 风险速筛 keeps no backup sample: no objection or re-test; a risk notice instead.
-            await self._set_verdict(Verdict.FAIL, "evaluative sampling: risk verdict is final (no re-test path)")
-            await self._notify_result(report, "fail")
-            await self._post_handling("evaluative_risk")
-            return await self._finish()
-        await self._set_verdict(Verdict.FAIL_PROVISIONAL, "the lab reports a fail; open to objection")
-        producer_deadline = await self._deadline("producer_confirmation") if self._producer_may_deny() else None
-        await self._notify_result(report, "fail", producer_days=producer_deadline.length if producer_deadline else None)
-        if producer_deadline:
-            # The labelled producer answers in parallel with the seller's objection window.
-            self._producer_answer = asyncio.create_task(self._producer_confirmation(producer_deadline))
+        if self._runs(Stage.TESTING):
+            report = await self._await(DecisionKind.LAB_REPORT, "lab_testing", length=order.testing_working_days,
+                                       interrupt=self._continue_due)
+            if report.outcome == "pass":
+                await self._set_verdict(Verdict.PASS, "the lab reports a pass")
+                await self._notify_result(report, "pass")
+                await self._retain_and_dispose()
+                return await self._finish()
+            await self._record_failed_items(report)
+            if order.task_type is TaskType.EVALUATIVE:
+                # 风险速筛 keeps no backup sample: no objection or re-test; a risk notice instead.
+                await self._set_verdict(Verdict.FAIL, "evaluative sampling: risk verdict is final (no re-test path)")
+                await self._notify_result(report, "fail")
+                await self._post_handling("evaluative_risk")
+                return await self._finish()
+            await self._set_verdict(Verdict.FAIL_PROVISIONAL, "the lab reports a fail; open to objection")
+            producer_deadline = await self._deadline("producer_confirmation") if self._producer_may_deny() else None
+            await self._notify_result(report, "fail",
+                                      producer_days=producer_deadline.length if producer_deadline else None)
+            if producer_deadline:
+                # The labelled producer answers in parallel with the seller's objection window.
+                self._producer_answer = asyncio.create_task(self._producer_confirmation(producer_deadline))
+        elif PRODUCER in self._resumed_waits:  # continued while the labelled producer had not answered
+            deadline = self._resumed_waits.pop(PRODUCER)
+            self._producer_answer = asyncio.create_task(self._producer_confirmation(deadline))
         final = await self._objection_path()
         if final == "pass":
             await self._retain_and_dispose()
@@ -116,52 +141,62 @@ class SampleWorkflow(DecisionProcess):
     async def _sample_until_received(self) -> bool:
         """Sampling and transport; a sample the lab rejects is sampled again. False when refused."""
         while True:
-            record = await self._await(DecisionKind.SAMPLING_RECORD, "sampling_record")
-            if record.outcome == "refused":
-                await self._set_verdict(Verdict.REFUSED, f"the party refused to be sampled: {record.reason}")
-                await self._post_handling("refusal", refusal_reason=record.reason)
-                return False
-            self.sampled_on = self.clock.now().astimezone(CHINA).date()
-            leads = SamplingRecordData.model_validate(record.data).leads
-            if leads and workflow.patched(POST_HANDLING_PATCH):
-                await self.branches.start_leads(leads)
-            await self._enter(Stage.IN_TRANSIT)
-            receipt = await self._await(DecisionKind.SAMPLE_RECEIPT, "sample_transit")
+            if self._runs(Stage.SAMPLING):
+                record = await self._await(DecisionKind.SAMPLING_RECORD, "sampling_record", interrupt=self._continue_due)
+                if record.outcome == "refused":
+                    await self._set_verdict(Verdict.REFUSED, f"the party refused to be sampled: {record.reason}")
+                    await self._post_handling("refusal", refusal_reason=record.reason)
+                    return False
+                self.sampled_on = self.clock.now().astimezone(CHINA).date()
+                leads = SamplingRecordData.model_validate(record.data).leads
+                if leads and workflow.patched(POST_HANDLING_PATCH):
+                    await self.branches.start_leads(leads)
+                await self._enter(Stage.IN_TRANSIT)
+            self._runs(Stage.IN_TRANSIT)
+            receipt = await self._await(DecisionKind.SAMPLE_RECEIPT, "sample_transit", interrupt=self._continue_due)
             if receipt.outcome == "accepted":
                 await self._enter(Stage.RECEIVED)
                 await self._enter(Stage.TESTING)
                 return True
             self._event("resample", f"the lab rejected the sample ({receipt.reason}); it is sampled again")
-            await self._continue_as_new_if_due()
             await self._enter(Stage.SAMPLING)
+            rounds = sum(1 for e in self.timeline if e.event == "resample")
+            if self._hardened() and not self.branches.running() and rounds >= RESAMPLE_ROUNDS_PER_RUN * self.runs:
+                await self._continue_as_new(f"{rounds} rounds of sampling")
 
     async def _objection_path(self) -> str:
         """result_notified → objection_window → objection_review → retest. Returns the final verdict."""
-        await self._enter(Stage.RESULT_NOTIFIED)
-        delivery = await self._await(DecisionKind.RESULT_DELIVERY, "result_notice")
-        delivered = ResultDeliveryData.model_validate(delivery.data).delivered_on
-        window_start = (
-            datetime.combine(delivered, CHINA_NOON, tzinfo=self.clock.now().tzinfo) if delivered else None
-        )
-        await self._enter(Stage.OBJECTION_WINDOW)
-        objection = await self._await_or_expire(DecisionKind.OBJECTION, "objection_window", start=window_start)
-        if objection is None or objection.outcome == "waived":
-            why = "no objection within the window" if objection is None else "the party waived its objection"
-            await self._set_verdict(Verdict.FAIL, f"{why}: the fail is final")
-            return "fail"
-        await self._enter(Stage.OBJECTION_REVIEW)
-        review = await self._await(DecisionKind.OBJECTION_REVIEW, "objection_acceptance")
-        await self._notice(
-            "objection_decision",
-            f"objection-decision-{review.request_id}",
-            {"decision": review.outcome, "reason": review.reason or "", "retest_agency": None},
-        )
-        if review.outcome == "rejected":
-            await self._set_verdict(Verdict.FAIL, f"objection rejected ({review.reason}): the fail is final")
-            return "fail"
-        await self._enter(Stage.RETEST)
+        if self._runs(Stage.RESULT_NOTIFIED):
+            await self._enter(Stage.RESULT_NOTIFIED)
+            delivery = await self._await(DecisionKind.RESULT_DELIVERY, "result_notice", interrupt=self._continue_due)
+            delivered = ResultDeliveryData.model_validate(delivery.data).delivered_on
+            self._window_start = (
+                datetime.combine(delivered, CHINA_NOON, tzinfo=self.clock.now().tzinfo) if delivered else None
+            )
+            await self._enter(Stage.OBJECTION_WINDOW)
+        if self._runs(Stage.OBJECTION_WINDOW):
+            objection = await self._await_or_expire(DecisionKind.OBJECTION, "objection_window",
+                                                    start=self._window_start, interrupt=self._continue_due)
+            if objection is None or objection.outcome == "waived":
+                why = "no objection within the window" if objection is None else "the party waived its objection"
+                await self._set_verdict(Verdict.FAIL, f"{why}: the fail is final")
+                return "fail"
+            await self._enter(Stage.OBJECTION_REVIEW)
+        if self._runs(Stage.OBJECTION_REVIEW):
+            review = await self._await(DecisionKind.OBJECTION_REVIEW, "objection_acceptance",
+                                       interrupt=self._continue_due)
+            await self._notice(
+                "objection_decision",
+                f"objection-decision-{review.request_id}",
+                {"decision": review.outcome, "reason": review.reason or "", "retest_agency": None},
+            )
+            if review.outcome == "rejected":
+                await self._set_verdict(Verdict.FAIL, f"objection rejected ({review.reason}): the fail is final")
+                return "fail"
+            await self._enter(Stage.RETEST)
+        self._runs(Stage.RETEST)
         retest = await self._await(
-            DecisionKind.RETEST_REPORT, "retest", length=self.order.testing_working_days
+            DecisionKind.RETEST_REPORT, "retest", length=self.order.testing_working_days, interrupt=self._continue_due
         )
         if retest.outcome == "pass":
             self.failed_items = []
@@ -207,38 +242,74 @@ class SampleWorkflow(DecisionProcess):
         await branches.follow()
         if reason != "refusal":
             await self._enter(Stage.DISPOSAL)
-            disposal = await self._await(DecisionKind.DISPOSAL, "failed_sample_disposal")
-            self._event("disposal", f"failed sample {disposal.outcome}")
+            await self._dispose_of_failed_sample()
         await self._enter(Stage.CLOSED)
+
+    async def _dispose_of_failed_sample(self) -> None:
+        disposal = await self._await(DecisionKind.DISPOSAL, "failed_sample_disposal", interrupt=self._continue_due)
+        self._event("disposal", f"failed sample {disposal.outcome}")
 
     async def _retain_and_dispose(self) -> None:
         """Keep the passed sample for the retention period, then return or dispose of it by decision.
         Evaluative samples keep no backup, so they go straight to the disposal decision."""
-        await self._enter(Stage.RETENTION)
-        if self.order.task_type is not TaskType.EVALUATIVE:
-            retention = await self._deadline("sample_retention")
-            self._event("retention", f"the sample is kept until {retention.due_date} ({retention.basis})")
-            await workflow.sleep(
-                self.clock.real_delay_until(retention.due),
-                summary=f"Retention period of sample {self.order.sample_no} ends {retention.due_date}",
-            )
-        disposal = await self._await(DecisionKind.DISPOSAL, "disposal_decision")
+        retained = next((d for d in self.deadlines if d.rule_id == "sample_retention"), None)  # when continued
+        if retained is None:
+            await self._enter(Stage.RETENTION)
+        if self.order.task_type is not TaskType.EVALUATIVE and DecisionKind.DISPOSAL not in self._resumed_waits:
+            retention = retained or await self._deadline("sample_retention")
+            if retained is None:
+                self._event("retention", f"the sample is kept until {retention.due_date} ({retention.basis})")
+            if self._hardened():
+                await self._until(lambda: False, retention.due,
+                                  f"Retention period of sample {self.order.sample_no} ends {retention.due_date}",
+                                  interrupt=self._continue_due)
+            else:
+                await workflow.sleep(
+                    self.clock.real_delay_until(retention.due),
+                    summary=f"Retention period of sample {self.order.sample_no} ends {retention.due_date}",
+                )
+        disposal = await self._await(DecisionKind.DISPOSAL, "disposal_decision", interrupt=self._continue_due)
         self._event("disposal", f"sample {disposal.outcome}")
         await self.branches.follow()  # leads found while buying close before the sample does
         await self._enter(Stage.CLOSED)
 
-    # --- continuing as new: a sample sampled again and again keeps a bounded history ---------------
+    # --- continuing as new: a bounded history however long the sample runs or however much is sent ---
 
-    async def _continue_as_new_if_due(self) -> None:
-        """Between two rounds of sampling nothing is under way: continue as new (same workflow id, state
-        carried) when Temporal suggests it or after a few rounds, unless a lead branch is still running
-        (its parent-close policy binds it to this run)."""
-        if not self._hardened() or self.branches.running():
-            return
-        rounds = sum(1 for e in self.timeline if e.event == "resample")
-        if not (workflow.info().is_continue_as_new_suggested() or rounds >= RESAMPLE_ROUNDS_PER_RUN * self.runs):
-            return
-        self._event("continued", f"continued as new after {rounds} rounds of sampling (run {self.runs + 1})")
+    def _continue_due(self) -> bool:
+        """A wait's interrupt: Temporal suggests continuing as new (the history is long, e.g. a flood of
+        signals) and nothing binds the sample to this run (no awaited branch running: their parent-close
+        policy is tied to the run)."""
+        info = workflow.info()
+        long = info.is_continue_as_new_suggested() or info.get_current_history_length() > intake.MAX_EVENTS_PER_RUN
+        return bool(self._hardened_run) and long and not self.branches.running()
+
+    def _resuming_after(self, stage: Stage) -> bool:
+        """In a continued run: whether it resumes at a stage after `stage` (whose step is then skipped)."""
+        return self._resume_at is not None and LIFECYCLE.index(stage) < LIFECYCLE.index(self._resume_at)
+
+    def _runs(self, stage: Stage) -> bool:
+        """Whether the step that waits in `stage` runs: always, but in a continued run not the steps before
+        the stage it resumes at (that step then waits again on the deadline it had)."""
+        if self._resuming_after(stage):
+            return False
+        self._resume_at = None
+        return True
+
+    async def _resume_at_disposal(self) -> SampleStatus:
+        """A run continued while the passed sample was retained, or at the failed sample's disposal."""
+        stage, self._resume_at = self._resume_at, None
+        if stage is Stage.RETENTION:
+            await self._retain_and_dispose()
+        else:
+            await self._dispose_of_failed_sample()
+            await self._enter(Stage.CLOSED)
+        return await self._finish()
+
+    async def _continue_as_new(self, why: str) -> SampleStatus:
+        """Go on in a new run of the same workflow id with everything the sample knows (SampleCarry)."""
+        if self._producer_answer is not None and not self._producer_answer.done() and PRODUCER not in self.desk.waits:
+            await self._producer_answer  # past its wait, recording the answer: let it finish and carry it
+        self._event("continued", f"continued as new (run {self.runs + 1}): {why}")
         await self._settle()
         workflow.continue_as_new(args=[self.order, self._carry()])
 
@@ -250,7 +321,12 @@ class SampleWorkflow(DecisionProcess):
             receipts={k: r.model_dump(mode="json") for k, r in self.desk.receipts.items()},
             closed_waits={k.value: why for k, why in self.desk.closed.items()},
             branches=list(self.branches.reports.values()), seq=self._seq, runs=self.runs + 1,
-            decisions_dropped=self.throttle.dropped,
+            decisions_dropped=self.throttle.dropped, verdict=self.verdict.value, report_no=self.report_no,
+            failed_items=self.failed_items, producer_answer=self.producer_answer, sampled_on=self.sampled_on,
+            window_start=self._window_start,
+            waits={k.value: {"deadline": w.deadline.model_dump(mode="json"), "overdue": w.overdue}
+                   for k, w in self.desk.waits.items()},
+            inbox={k.value: d.model_dump(mode="json") for k, d in self.desk.inbox.items()},
         )
 
     def _restore(self, c: SampleCarry) -> None:
@@ -264,6 +340,13 @@ class SampleWorkflow(DecisionProcess):
         self.branches.reports = {b.workflow_id: b for b in c.branches}
         self._seq, self.runs = c.seq, c.runs
         self.throttle.dropped = c.decisions_dropped
+        self.stage, self._resume_at, self.verdict = Stage(c.stage), Stage(c.stage), Verdict(c.verdict)
+        self.report_no, self.failed_items, self.producer_answer = c.report_no, c.failed_items, c.producer_answer
+        self.sampled_on, self._window_start = c.sampled_on, c.window_start
+        # The resumed steps wait again on the deadlines they had (reminders and escalations already sent are
+        # not sent twice: their outbox rows and notices are keyed by step).
+        self._resumed_waits = {DecisionKind(k): Deadline.model_validate(w["deadline"]) for k, w in c.waits.items()}
+        self.desk.inbox = {DecisionKind(k): Decision.model_validate(d) for k, d in c.inbox.items()}
 
     def _delivery_problem(self, decision: Decision) -> str | None:
         """The result notice cannot have reached the party before the sample was taken, nor after today."""
