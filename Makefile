@@ -20,8 +20,9 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy domain/ workflows/ activities/ starter/ telemetry.py codec.py
 
+# Two processes: most tests wait on a server, and each process has its own servers (tests/conftest.py).
 test: lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2
 
 # Save the histories of real runs for the replay tests (tests/histories/); commit them.
 histories: venv

@@ -62,6 +62,7 @@ async def test_the_body_is_told_and_its_action_closes_the_branch(
         handle, no = await start(ts_env.client, task_queue)
         s = await until(handle, awaiting_action)
         assert (s.stage, s.awaiting[0].roles) == ("awaiting_action", ["case_officer", "certification_body"])
+        assert s.awaiting[0].rule_id == "certificate_action"
         receipt = await spot.decide(no, action(outcome, reason=reason, data={
             "certificate_no": CERTIFICATE, "reference": "CQC-2025-001", "effective_on": "2025-12-01"}),
             workflow_id=handle.id)

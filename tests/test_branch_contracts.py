@@ -335,9 +335,10 @@ async def test_records_and_notices_exactly_once_after_a_worker_restart(
     # and each costs a workflow task timeout (10 s); here no time needs to pass.
     contract, client = CONTRACTS[spec.branch], dev_env.client
     last = len(contract.steps) - 1
-    # The first worker keeps no workflow cache, so each of its tasks replays the whole history; it stops
-    # before the last step, which a new worker takes from the history.
-    async with running_worker(client, pool, task_queue, max_cached_workflows=0) as spot:
+    # The first worker stops before the last step; a new one replays the whole history and takes it. What the
+    # server left on the stopped worker's sticky queue goes to the new one after a second.
+    async with running_worker(client, pool, task_queue, sticky_queue_schedule_to_start_timeout=timedelta(seconds=1)
+                              ) as spot:
         handle, no = await start(client, task_queue, spec)
         for step in range(last):
             await take(spot, handle, no, contract, step)

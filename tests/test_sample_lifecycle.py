@@ -272,7 +272,7 @@ async def test_a_silent_labelled_producer_is_taken_to_confirm(
         no = order["sample_no"]
         handle = await to_testing(client, order)
         await client.decide(no, f.report("fail"))
-        await wait_for(handle, awaiting("producer_confirmation"))
+        await wait_for(handle, lambda s: {a.kind for a in s.awaiting} == {"producer_confirmation", "result_delivery"})
         await client.decide(no, f.delivered())
         await wait_for(handle, awaiting("objection"))
         await ts_env.sleep(timedelta(days=20))  # past both the 5 working days and the 15-day window
