@@ -16,11 +16,13 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor, Replayer
 
 from activities.records import audit_trail
 from domain import intake, signing
@@ -29,6 +31,7 @@ from tests import factories as f
 from tests.workflow_env import (
     awaiting,
     running_worker,
+    search_attributes,
     status_of,
     terminate_when_idle,
     to_testing,
@@ -233,3 +236,48 @@ async def test_a_long_history_continues_as_new_mid_lifecycle_and_loses_nothing(
     # The last run's history replays.
     history = await handle.fetch_history()
     await Replayer(workflows=all_workflows(), data_converter=pydantic_data_converter).replay_workflow(history)
+
+
+class _FailProjections(Interceptor):
+    """Makes `project_sample` fail for good while `failing` is set, as data PostgreSQL refuses would."""
+
+    def __init__(self) -> None:
+        self.failing = True
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        outer = self
+
+        class Inbound(ActivityInboundInterceptor):
+            async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+                if outer.failing and activity.info().activity_type == "project_sample":
+                    raise ApplicationError("DataError: the data of this step cannot be written",
+                                           type="UnstorableDataError", non_retryable=True)
+                return await self.next.execute_activity(input)
+
+        return Inbound(next)
+
+
+async def test_a_write_that_cannot_succeed_waits_visibly_for_an_operator(
+    ts_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    """No activity retries forever on data that can never be written, and the sample never fails: it shows
+    `needs_operator` (status, search attribute, an alert in the outbox) until an operator retries."""
+    from tests.workflow_env import mocked_worker
+
+    fail = _FailProjections()
+    async with mocked_worker(ts_env.client, task_queue, interceptors=[fail]) as (client, store):
+        order = f.order("offline_production")
+        handle = await client.start_sample(order)
+        status = await wait_for(handle, lambda s: s.needs_operator is not None)
+        assert "Record sample" in status.needs_operator and "cannot be written" in status.needs_operator
+        assert (await search_attributes(handle))["NeedsOperator"] is True
+        assert [m["channel"] for m in store.outbox_for(handle.id)] == ["operator"]
+        await handle.signal("operator_retry")  # not mended yet: it fails again and waits again
+        await wait_for(handle, lambda s: sum(e.event == "needs_operator" for e in s.timeline) == 2)
+        fail.failing = False
+        await handle.signal("operator_retry")
+        status = await wait_for(handle, awaiting("sampling_record"))
+        assert status.needs_operator is None
+        assert (await search_attributes(handle))["NeedsOperator"] is False
+        assert await _workflow_task_failures(handle) == 0
+        await terminate_when_idle(handle)

@@ -402,7 +402,25 @@ class DecisionProcess:
             self._needed_operator = True
             self._event("needs_operator", f"a step failed for good and waits for an operator: {self.needs_operator}")
             self._show()  # search attributes and details only: the write that failed may fail again
+            # An alert for the operators, beside the wait (the outbox may be what fails: then only the
+            # search attribute and details tell).
+            self._audits.append(asyncio.create_task(self._alert_operator(step)))
         await workflow.wait_condition(lambda: self._retries > generation)
+
+    async def _alert_operator(self, step: str) -> None:
+        try:
+            await call(
+                RecordActivities.queue_outbox,
+                OutboxMessage(
+                    workflow_id=workflow.info().workflow_id, step_id=f"needs-operator-{self._retries}",
+                    channel="operator", recipient="operator", subject=f"需人工处理: {self.order.sample_no} {step}",
+                    payload={"step": step, "stage": str(self.stage), "retry_signal": "operator_retry"},
+                    created_at=workflow.now(),
+                ),
+                summary=f"Alert the operators: {step} needs them",
+            )
+        except ActivityError:
+            workflow.logger.warning("operator alert for %s not queued", step)
 
     @workflow.signal(name="operator_retry")
     def operator_retry(self, *args: Any) -> None:
