@@ -20,9 +20,10 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy domain/ workflows/ activities/ starter/ telemetry.py codec.py
 
-# Two processes: most tests wait on a server, and each process has its own servers (tests/conftest.py).
+# Four processes (on two cores): most tests wait on a server or a timer, and each process has its own
+# servers (tests/conftest.py); work stealing keeps the long end-to-end tests from queueing behind each other.
 test: lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 4 --dist worksteal
 
 # Save the histories of real runs for the replay tests (tests/histories/); commit them.
 histories: venv
