@@ -18,7 +18,7 @@ from domain.decisions import PAYLOADS, DecisionKind, EvidenceRef, roles_for
 from domain.models import SampleOrder
 from domain.policy import DeploymentPolicy
 from domain.rules import Deadline
-from domain.status import BranchReport, TimelineEvent
+from domain.status import BranchReport, ProcessCarry, TimelineEvent
 
 
 class Branch(StrEnum):
@@ -114,9 +114,19 @@ class SampleResult(BaseModel):
     policy: DeploymentPolicy | None = Field(default=None, description="the deployment policy the sample recorded")
 
 
+class BranchCarry(ProcessCarry):
+    """A branch's carry when it continues as new: also its outcome so far, its data, and its own state."""
+
+    outcome: str | None = None
+    enforcement_lead: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    state: dict[str, Any] = Field(default_factory=dict, description="what this branch's own steps need")
+
+
 class BranchInput(SampleResult):
     branch: Branch
     context: dict[str, Any] = Field(default_factory=dict, description="branch-specific input")
+    carried: BranchCarry | None = Field(default=None, description="set when the branch continues as new")
 
 
 class BranchStatus(BranchReport):
@@ -134,4 +144,4 @@ def branch_workflow_id(sample_workflow_id: str, branch: str, n: int | None = Non
     return f"{sample_workflow_id}-{branch}" + (f"-{n}" if n is not None else "")
 
 
-__all__ = ["BRANCHES", "BRANCH_OF_KIND", "Branch", "BranchSpec", "BranchInput", "BranchReport", "BranchStatus", "SampleResult", "branch_workflow_id"]
+__all__ = ["BRANCHES", "BRANCH_OF_KIND", "Branch", "BranchSpec", "BranchInput", "BranchReport", "BranchCarry", "BranchStatus", "SampleResult", "branch_workflow_id"]

@@ -89,10 +89,10 @@ class SampleStatus(BaseModel):
     )
 
 
-class SampleCarry(BaseModel):
-    """What a sample carries into its next run when it continues as new (same workflow id): everything it
-    knows, so the new run goes on where the old one stopped (docs/design.md §2). Only taken at points where
-    nothing is under way: no open activity, no awaited branch running."""
+class ProcessCarry(BaseModel):
+    """What a decision process carries into its next run when it continues as new (same workflow id):
+    everything it knows, so the new run goes on where the old one stopped (docs/design.md §8). Taken only
+    at a wait, when nothing else is under way."""
 
     clock_origin: datetime
     time_scale: float
@@ -104,15 +104,21 @@ class SampleCarry(BaseModel):
     evidence: list[dict[str, Any]] = Field(default_factory=list)
     receipts: dict[str, dict[str, Any]] = Field(default_factory=dict, description="accepted request ids")
     closed_waits: dict[str, str] = Field(default_factory=dict)
+    waits: dict[str, dict[str, Any]] = Field(default_factory=dict, description="open waits: deadline, overdue")
+    inbox: dict[str, dict[str, Any]] = Field(default_factory=dict, description="decisions taken, not yet acted on")
+    runs: int = Field(default=1, description="runs so far")
+    decisions_dropped: int = 0
+
+
+class SampleCarry(ProcessCarry):
+    """A sample's: also its branches as last reported, its verdict and result. Not while an awaited branch
+    runs (its parent-close policy binds it to the run)."""
+
     branches: list[BranchReport] = Field(default_factory=list)
     seq: int = 0
-    runs: int = Field(default=1, description="runs of this sample so far")
-    decisions_dropped: int = 0
     verdict: str = "pending"
     report_no: str | None = None
     failed_items: list[dict[str, Any]] = Field(default_factory=list)
     producer_answer: str | None = None
     sampled_on: date | None = None
     window_start: datetime | None = None
-    waits: dict[str, dict[str, Any]] = Field(default_factory=dict, description="open waits: deadline, overdue")
-    inbox: dict[str, dict[str, Any]] = Field(default_factory=dict, description="decisions taken, not yet acted on")

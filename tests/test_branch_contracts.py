@@ -5,7 +5,9 @@
     audited once per request id, and the branch waits on at its stage for the right decision, which it takes;
 (b) records, notices and outbox messages exist exactly once after worker restarts mid-branch;
 (c) a missed deadline escalates (Overdue, an escalation notice and outbox message) once, a replay of the
-    history does not escalate again, and the late decision is still taken.
+    history does not escalate again, and the late decision is still taken;
+(d) a long history continues as new at every wait, which the new run resumes with its deadline, and the
+    branch ends as it would have, nothing lost or doubled.
 
 Each branch runs on the time-skipping server, started on its own (its sample does not exist, which a branch
 tolerates). What differs per branch is the table CONTRACTS; what is particular to one branch stays in its
@@ -28,6 +30,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from activities.records import audit_trail, notices_for, outbox_for
+from domain import intake
 from domain.branches import BRANCHES, Branch, BranchInput, BranchSpec, BranchStatus, branch_workflow_id
 from domain.decisions import ROLE_MATRIX, DecisionKind, Role
 from domain.status import BranchReport
@@ -389,5 +392,43 @@ async def test_a_missed_deadline_escalates_and_the_late_decision_is_still_taken(
                if m["channel"] in ("reminder", "escalation")]
     assert chasers == [("reminder", kind), ("escalation", kind)]
     # A worker that takes the branch over replays the escalation from the history, without running it again.
+    replayer = Replayer(workflows=all_workflows(), data_converter=ts_env.client.data_converter)
+    assert (await replayer.replay_workflow(await handle.fetch_history())).replay_failure is None
+
+
+# --- (d) a long history continues as new --------------------------------------------------------------------
+
+
+@each_branch
+async def test_a_long_history_continues_as_new_at_every_wait_and_loses_nothing(
+    spec: BranchSpec, ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A flood of signals (or a long life) makes the history long: at every wait the branch continues as new
+    under the same workflow id, resumes that wait with the deadline it had, and ends as it would have, each
+    record, notice and audit row once."""
+    monkeypatch.setattr(intake, "MAX_EVENTS_PER_RUN", 40)  # passed through the sandbox: the workflows see it
+    contract = CONTRACTS[spec.branch]
+    async with running_worker(ts_env.client, pool, task_queue) as spot:
+        handle, no = await start(ts_env.client, task_queue, spec)
+        for step, decision in enumerate(contract.steps):
+            kind = decision["kind"]
+            s = await until(handle, awaits(kind))
+            due, runs = wait_of(s, kind).due, len(events(s, "continued"))
+            for n in range(20):  # junk: it only grows the history
+                await handle.signal("decide", {"junk": n})
+            s = await until(handle, lambda s, k=kind, r=runs: len(events(s, "continued")) > r and awaits(k)(s))
+            assert wait_of(s, kind).due == due, "the continued run waits on the same deadline"
+            await take(spot, handle, no, contract, step)
+        report = await handle.result()
+    assert report.closed
+    rows = {t: await pool.fetch(f"SELECT * FROM {t} WHERE workflow_id = $1", handle.id) for t in spec.records}
+    assert {t: len(r) for t, r in rows.items()} == dict.fromkeys(spec.records, 1)
+    row = rows[spec.records[0]][0]
+    assert {k: row[k] for k in contract.row} == contract.row
+    steps = [n["step_id"] for n in await notices_for(pool, handle.id)]
+    assert len(steps) == len(set(steps))
+    trail = await audit_trail(pool, handle.id)
+    assert [r["request_id"] for r in trail if r["accepted"]] == [s["request_id"] for s in contract.steps]
     replayer = Replayer(workflows=all_workflows(), data_converter=ts_env.client.data_converter)
     assert (await replayer.replay_workflow(await handle.fetch_history())).replay_failure is None

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain.branches import BranchInput, BranchReport, BranchSpec, BranchStatus
+    from domain.branches import BranchCarry, BranchInput, BranchReport, BranchSpec, BranchStatus
     from domain.decisions import Decision
     from domain.status import TimelinePage
     from workflows.process import DecisionProcess
@@ -34,6 +34,10 @@ class BranchProcess(DecisionProcess):
         self.outcome: str | None = None
         self.enforcement_lead: str | None = None
         self.data: dict[str, Any] = {}
+        if inp.carried is not None:  # a continued run: `_resume_state` holds the branch's own part
+            self._restore_process(inp.carried)
+            self.stage, self.outcome = inp.carried.stage, inp.carried.outcome
+            self.enforcement_lead, self.data = inp.carried.enforcement_lead, dict(inp.carried.data)
 
     # --- what the sample and monitors see -------------------------------------------------------
 
@@ -88,6 +92,24 @@ class BranchProcess(DecisionProcess):
                                 if self._hardened() else report)
         except Exception:  # noqa: BLE001 - the sample may have closed (a credit listing outlives it)
             workflow.logger.info("sample %s no longer takes branch updates", self.input.sample_workflow_id)
+
+    @property
+    def _resume_state(self) -> dict[str, Any]:
+        """In a continued run, what `_continue_as_new` was given; else empty."""
+        return self.input.carried.state if self.input.carried is not None else {}
+
+    def _continue_due(self) -> bool:
+        """Every branch wait's interrupt: the history is long; go on in a new run (`_continue_as_new`)."""
+        return self._history_long()
+
+    async def _continue_as_new(self, state: dict[str, Any]) -> BranchReport:
+        """Go on in a new run of the same workflow id, at the wait it was in, with everything the branch
+        knows; `state` is what its own steps need (JSON)."""
+        self._event("continued", f"continued as new (run {self.runs + 1}): the history grew long")
+        await self._settle()
+        carry = BranchCarry(**self._carried(), outcome=self.outcome, enforcement_lead=self.enforcement_lead,
+                            data=self.data, state=state)
+        workflow.continue_as_new(self.input.model_copy(update={"carried": carry}))
 
     async def _close(self, outcome: str, *, enforcement_lead: str | None = None) -> BranchReport:
         self.outcome = outcome

@@ -10,7 +10,7 @@ raises WaitInterrupted for the caller to handle. Decisions and deadlines: docs/d
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.calendar import compute_deadline
     from activities.notices import NoticeActivities
     from activities.records import RecordActivities
-    from domain import signing
+    from domain import intake, signing
     from domain.decisions import (
         AWAITED_TEXT,
         Actor,
@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.policy import DeploymentPolicy
     from domain.records import DecisionRecord, Handover, HandoverReceipt, NoticeRequest, OutboxMessage
     from domain.rules import Deadline, DeadlineRequest
-    from domain.status import TimelineEvent
+    from domain.status import ProcessCarry, TimelineEvent
     from workflows.calls import call
     from workflows.clock import SampleClock
     from workflows.desk import DecisionDesk, Intake, Wait
@@ -89,6 +89,8 @@ class DecisionProcess:
         self._audits: list[asyncio.Task[None]] = []
         self._hardened_run: bool | None = None
         self._resumed_waits: dict[DecisionKind, Deadline] = {}  # a continued run's open waits, as they were
+        self._resume_at: str | None = None  # in a continued run: the stage it resumes at
+        self.runs = 1
         self.timeline: list[TimelineEvent] = []
         self.deadlines: list[Deadline] = []
         self.notices: list[dict[str, Any]] = []
@@ -329,6 +331,57 @@ class DecisionProcess:
         self._event("forged", f"internal signal {name} refused: {intake.receipt.reason}")
         self._audits.append(asyncio.create_task(self._audit(intake, "internal")))
         return None
+
+    # --- continuing as new: what every process carries ------------------------------------------
+
+    def _history_long(self) -> bool:
+        """Temporal suggests continuing as new (a long history, e.g. a flood of signals), or the run is past
+        the local limit. Only hardened runs continue as new."""
+        info = workflow.info()
+        long = info.is_continue_as_new_suggested() or info.get_current_history_length() > intake.MAX_EVENTS_PER_RUN
+        return bool(self._hardened_run) and long
+
+    def _carried(self) -> dict[str, Any]:
+        """The process's part of a carry (ProcessCarry fields)."""
+        return dict(
+            clock_origin=self.clock.origin, time_scale=self.clock.scale, policy=self.policy.model_dump(mode="json"),
+            stage=str(self.stage), timeline=self.timeline, deadlines=self.deadlines, notices=self.notices,
+            evidence=[e.model_dump(mode="json") for e in self.evidence],
+            receipts={k: r.model_dump(mode="json") for k, r in self.desk.receipts.items()},
+            closed_waits={k.value: why for k, why in self.desk.closed.items()},
+            waits={k.value: {"deadline": w.deadline.model_dump(mode="json"), "overdue": w.overdue}
+                   for k, w in self.desk.waits.items()},
+            inbox={k.value: d.model_dump(mode="json") for k, d in self.desk.inbox.items()},
+            runs=self.runs + 1, decisions_dropped=self.throttle.dropped,
+        )
+
+    def _restore_process(self, c: ProcessCarry) -> None:
+        """A continued run: everything as it was; the resumed steps wait again on the deadlines they had
+        (reminders and escalations already sent are not sent twice: outbox rows and notices are keyed by
+        step)."""
+        self._hardened_run = True  # only hardened runs continue as new
+        self.policy = DeploymentPolicy.model_validate(c.policy)
+        self.clock = SampleClock(c.clock_origin, c.time_scale)
+        self.timeline, self.deadlines, self.notices = list(c.timeline), list(c.deadlines), list(c.notices)
+        self.evidence = [EvidenceRef.model_validate(e) for e in c.evidence]
+        self.desk.receipts = {k: Receipt.model_validate(r) for k, r in c.receipts.items()}
+        self.desk.closed = {DecisionKind(k): why for k, why in c.closed_waits.items()}
+        self._resumed_waits = {DecisionKind(k): Deadline.model_validate(w["deadline"]) for k, w in c.waits.items()}
+        self.desk.inbox = {DecisionKind(k): Decision.model_validate(d) for k, d in c.inbox.items()}
+        self.runs, self.throttle.dropped = c.runs, c.decisions_dropped
+        self._resume_at = c.stage
+
+    def _resuming_after(self, stage: str, order: Sequence[str]) -> bool:
+        """In a continued run: whether it resumes at a stage after `stage` (whose step is then skipped)."""
+        return self._resume_at is not None and order.index(stage) < order.index(self._resume_at)
+
+    def _runs(self, stage: str, order: Sequence[str]) -> bool:
+        """Whether the step that waits in `stage` runs: always, but in a continued run not the steps before
+        the stage it resumes at (`order`: the process's stages along any path)."""
+        if self._resuming_after(stage, order):
+            return False
+        self._resume_at = None
+        return True
 
     async def _settle(self) -> None:
         """Every audit row under way is written before the run ends or continues as new."""

@@ -95,7 +95,7 @@ class ProductCaseWorkflow:
                 m.stage, m.outcome = report.stage, report.outcome
 
     @workflow.query(name="status")
-    def status(self) -> ProductCaseStatus:
+    def status(self, *args: Any) -> ProductCaseStatus:
         return ProductCaseStatus(
             key=self.key, stage=self.stage, fails=list(self.s.fails),
             merged_case_id=self.s.merged[-1].workflow_id if self.s.merged else None,

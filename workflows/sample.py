@@ -17,26 +17,21 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.policy import deployment_policy
     from activities.records import RecordActivities
-    from domain import intake
     from domain.branches import Branch, BranchInput, SampleResult
     from domain.decisions import (
         Decision,
         DecisionKind,
-        EvidenceRef,
         LabReportData,
-        Receipt,
         ResultDeliveryData,
         SamplingRecordData,
         delivery_date_problem,
     )
     from domain.models import SampleOrder, TaskType
-    from domain.policy import DeploymentPolicy
     from domain.records import SampleProjection
     from domain.rules import Deadline
     from domain.stages import STAGE_TITLES, Stage, Verdict
     from domain.status import Awaiting, BranchReport, SampleCarry, SampleStatus, TimelinePage
     from domain.windows import CHINA
-    from workflows.clock import SampleClock
     from workflows.post_handling import Branches
     from workflows.process import DecisionProcess, WaitInterrupted
     from workflows.registers import register, report_to_product_case
@@ -72,8 +67,6 @@ class SampleWorkflow(DecisionProcess):
         self.failed_items: list[dict[str, Any]] = []
         self.producer_answer: str | None = None
         self._producer_answer: asyncio.Task[None] | None = None
-        self.runs = 1
-        self._resume_at: Stage | None = None  # in a continued run: the stage it resumes at
         self._window_start: datetime | None = None  # the objection window runs from the delivery
         if carried is not None:
             self._restore(carried)
@@ -104,9 +97,9 @@ class SampleWorkflow(DecisionProcess):
         order = self.order
         if self._resume_at in (Stage.RETENTION, Stage.DISPOSAL):  # continued while retained, or at disposal
             return await self._resume_at_disposal()
-        if not self._resuming_after(Stage.IN_TRANSIT) and not await self._sample_until_received():
+        if not self._resuming_after(Stage.IN_TRANSIT, LIFECYCLE) and not await self._sample_until_received():
             return await self._finish()
-        if self._runs(Stage.TESTING):
+        if self._runs(Stage.TESTING, LIFECYCLE):
             report = await self._await(DecisionKind.LAB_REPORT, "lab_testing", length=order.testing_working_days,
                                        interrupt=self._continue_due)
             if report.outcome == "pass":
@@ -141,7 +134,7 @@ class SampleWorkflow(DecisionProcess):
     async def _sample_until_received(self) -> bool:
         """Sampling and transport; a sample the lab rejects is sampled again. False when refused."""
         while True:
-            if self._runs(Stage.SAMPLING):
+            if self._runs(Stage.SAMPLING, LIFECYCLE):
                 record = await self._await(DecisionKind.SAMPLING_RECORD, "sampling_record", interrupt=self._continue_due)
                 if record.outcome == "refused":
                     await self._set_verdict(Verdict.REFUSED, f"the party refused to be sampled: {record.reason}")
@@ -152,7 +145,7 @@ class SampleWorkflow(DecisionProcess):
                 if leads and workflow.patched(POST_HANDLING_PATCH):
                     await self.branches.start_leads(leads)
                 await self._enter(Stage.IN_TRANSIT)
-            self._runs(Stage.IN_TRANSIT)
+            self._runs(Stage.IN_TRANSIT, LIFECYCLE)
             receipt = await self._await(DecisionKind.SAMPLE_RECEIPT, "sample_transit", interrupt=self._continue_due)
             if receipt.outcome == "accepted":
                 await self._enter(Stage.RECEIVED)
@@ -166,7 +159,7 @@ class SampleWorkflow(DecisionProcess):
 
     async def _objection_path(self) -> str:
         """result_notified → objection_window → objection_review → retest. Returns the final verdict."""
-        if self._runs(Stage.RESULT_NOTIFIED):
+        if self._runs(Stage.RESULT_NOTIFIED, LIFECYCLE):
             await self._enter(Stage.RESULT_NOTIFIED)
             delivery = await self._await(DecisionKind.RESULT_DELIVERY, "result_notice", interrupt=self._continue_due)
             delivered = ResultDeliveryData.model_validate(delivery.data).delivered_on
@@ -174,7 +167,7 @@ class SampleWorkflow(DecisionProcess):
                 datetime.combine(delivered, CHINA_NOON, tzinfo=self.clock.now().tzinfo) if delivered else None
             )
             await self._enter(Stage.OBJECTION_WINDOW)
-        if self._runs(Stage.OBJECTION_WINDOW):
+        if self._runs(Stage.OBJECTION_WINDOW, LIFECYCLE):
             objection = await self._await_or_expire(DecisionKind.OBJECTION, "objection_window",
                                                     start=self._window_start, interrupt=self._continue_due)
             if objection is None or objection.outcome == "waived":
@@ -182,7 +175,7 @@ class SampleWorkflow(DecisionProcess):
                 await self._set_verdict(Verdict.FAIL, f"{why}: the fail is final")
                 return "fail"
             await self._enter(Stage.OBJECTION_REVIEW)
-        if self._runs(Stage.OBJECTION_REVIEW):
+        if self._runs(Stage.OBJECTION_REVIEW, LIFECYCLE):
             review = await self._await(DecisionKind.OBJECTION_REVIEW, "objection_acceptance",
                                        interrupt=self._continue_due)
             await self._notice(
@@ -194,7 +187,7 @@ class SampleWorkflow(DecisionProcess):
                 await self._set_verdict(Verdict.FAIL, f"objection rejected ({review.reason}): the fail is final")
                 return "fail"
             await self._enter(Stage.RETEST)
-        self._runs(Stage.RETEST)
+        self._runs(Stage.RETEST, LIFECYCLE)
         retest = await self._await(
             DecisionKind.RETEST_REPORT, "retest", length=self.order.testing_working_days, interrupt=self._continue_due
         )
@@ -276,24 +269,9 @@ class SampleWorkflow(DecisionProcess):
     # --- continuing as new: a bounded history however long the sample runs or however much is sent ---
 
     def _continue_due(self) -> bool:
-        """A wait's interrupt: Temporal suggests continuing as new (the history is long, e.g. a flood of
-        signals) and nothing binds the sample to this run (no awaited branch running: their parent-close
-        policy is tied to the run)."""
-        info = workflow.info()
-        long = info.is_continue_as_new_suggested() or info.get_current_history_length() > intake.MAX_EVENTS_PER_RUN
-        return bool(self._hardened_run) and long and not self.branches.running()
-
-    def _resuming_after(self, stage: Stage) -> bool:
-        """In a continued run: whether it resumes at a stage after `stage` (whose step is then skipped)."""
-        return self._resume_at is not None and LIFECYCLE.index(stage) < LIFECYCLE.index(self._resume_at)
-
-    def _runs(self, stage: Stage) -> bool:
-        """Whether the step that waits in `stage` runs: always, but in a continued run not the steps before
-        the stage it resumes at (that step then waits again on the deadline it had)."""
-        if self._resuming_after(stage):
-            return False
-        self._resume_at = None
-        return True
+        """A wait's interrupt: the history is long and nothing binds the sample to this run (no awaited
+        branch running: their parent-close policy is tied to the run)."""
+        return self._history_long() and not self.branches.running()
 
     async def _resume_at_disposal(self) -> SampleStatus:
         """A run continued while the passed sample was retained, or at the failed sample's disposal."""
@@ -315,38 +293,18 @@ class SampleWorkflow(DecisionProcess):
 
     def _carry(self) -> SampleCarry:
         return SampleCarry(
-            clock_origin=self.clock.origin, time_scale=self.clock.scale, policy=self.policy.model_dump(mode="json"),
-            stage=self.stage.value, timeline=self.timeline, deadlines=self.deadlines, notices=self.notices,
-            evidence=[e.model_dump(mode="json") for e in self.evidence],
-            receipts={k: r.model_dump(mode="json") for k, r in self.desk.receipts.items()},
-            closed_waits={k.value: why for k, why in self.desk.closed.items()},
-            branches=list(self.branches.reports.values()), seq=self._seq, runs=self.runs + 1,
-            decisions_dropped=self.throttle.dropped, verdict=self.verdict.value, report_no=self.report_no,
-            failed_items=self.failed_items, producer_answer=self.producer_answer, sampled_on=self.sampled_on,
-            window_start=self._window_start,
-            waits={k.value: {"deadline": w.deadline.model_dump(mode="json"), "overdue": w.overdue}
-                   for k, w in self.desk.waits.items()},
-            inbox={k.value: d.model_dump(mode="json") for k, d in self.desk.inbox.items()},
+            **self._carried(), branches=list(self.branches.reports.values()), seq=self._seq,
+            verdict=self.verdict.value, report_no=self.report_no, failed_items=self.failed_items,
+            producer_answer=self.producer_answer, sampled_on=self.sampled_on, window_start=self._window_start,
         )
 
     def _restore(self, c: SampleCarry) -> None:
-        self._hardened_run = True  # only hardened runs continue as new
-        self.policy = DeploymentPolicy.model_validate(c.policy)
-        self.clock = SampleClock(c.clock_origin, c.time_scale)
-        self.timeline, self.deadlines, self.notices = list(c.timeline), list(c.deadlines), list(c.notices)
-        self.evidence = [EvidenceRef.model_validate(e) for e in c.evidence]
-        self.desk.receipts = {k: Receipt.model_validate(r) for k, r in c.receipts.items()}
-        self.desk.closed = {DecisionKind(k): why for k, why in c.closed_waits.items()}
-        self.branches.reports = {b.workflow_id: b for b in c.branches}
-        self._seq, self.runs = c.seq, c.runs
-        self.throttle.dropped = c.decisions_dropped
+        self._restore_process(c)
         self.stage, self._resume_at, self.verdict = Stage(c.stage), Stage(c.stage), Verdict(c.verdict)
+        self.branches.reports = {b.workflow_id: b for b in c.branches}
+        self._seq = c.seq
         self.report_no, self.failed_items, self.producer_answer = c.report_no, c.failed_items, c.producer_answer
         self.sampled_on, self._window_start = c.sampled_on, c.window_start
-        # The resumed steps wait again on the deadlines they had (reminders and escalations already sent are
-        # not sent twice: their outbox rows and notices are keyed by step).
-        self._resumed_waits = {DecisionKind(k): Deadline.model_validate(w["deadline"]) for k, w in c.waits.items()}
-        self.desk.inbox = {DecisionKind(k): Decision.model_validate(d) for k, d in c.inbox.items()}
 
     def _delivery_problem(self, decision: Decision) -> str | None:
         """The result notice cannot have reached the party before the sample was taken, nor after today."""
