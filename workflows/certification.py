@@ -5,7 +5,8 @@ opinion's task 6).
 notifying: 认证机构告知函 rendered and handed over (`certification` / `notify_certification_body`)
 → awaiting_action: `certificate_action` suspended / revoked / none (with reason) within the local-policy
 days; late escalates and the late answer is still taken → closed with the action as outcome.
-The `certificate_actions` row is upserted at each step.
+The `certificate_actions` row is upserted at each step. A long history continues as new at the wait (the
+row carried), which the new run resumes with its deadline.
 """
 
 from __future__ import annotations
@@ -20,11 +21,15 @@ with workflow.unsafe.imports_passed_through():
     from domain.branches import BRANCHES, Branch, BranchInput
     from domain.decisions import CertificateActionData, Decision, DecisionKind
     from domain.records import CertificateActionRow
+    from domain.rules import Deadline
     from domain.status import BranchReport
     from workflows.branch import BranchProcess
+    from workflows.process import WaitInterrupted
 
 # Addressee when the sample does not name the body (context "certification_body"): the notice still reads.
 DEFAULT_BODY = "发证认证机构"
+# The stages in order: a continued run skips the steps before the one it resumes at.
+STAGES = ["notifying", "awaiting_action"]
 
 
 @workflow.defn
@@ -34,7 +39,8 @@ class CertificationWorkflow(BranchProcess):
     @workflow.init
     def __init__(self, inp: BranchInput) -> None:
         self._setup_branch(inp, extra_check=self._certificate_problem)
-        self.row: CertificateActionRow | None = None
+        row = self._resume_state.get("row")  # a continued run: the row as last saved
+        self.row: CertificateActionRow | None = CertificateActionRow.model_validate(row) if row else None
 
     @workflow.run
     async def run(self, inp: BranchInput) -> BranchReport:
@@ -46,6 +52,26 @@ class CertificationWorkflow(BranchProcess):
                 f"sample {inp.order.sample_no}: the product has no CCC certificate; no certification branch",
                 type="NoCccCertificate", non_retryable=True,
             )
+        try:
+            return await self._steps(inp, certificate)
+        except WaitInterrupted:  # the history grew long (`_continue_due`): go on in a new run, same wait
+            return await self._continue_as_new({"row": self.row.model_dump(mode="json") if self.row else None})
+
+    async def _steps(self, inp: BranchInput, certificate: str) -> BranchReport:
+        """Notifying, then the wait; a continued run resumes at the wait (`_runs`) with the deadline it had."""
+        due: Deadline | None = None  # a continued run waits on its carried deadline
+        if self._runs("notifying", STAGES):
+            due = await self._notify(inp, certificate)
+            await self._enter("awaiting_action")
+        self._runs("awaiting_action", STAGES)
+        action = await self._await(DecisionKind.CERTIFICATE_ACTION, "certificate_action", deadline=due,
+                                   interrupt=self._continue_due)
+        self.data.update(action=action.outcome, reason=action.reason)
+        await self._save(action=action.outcome, reason=action.reason, decided_at=self.clock.now())
+        return await self._close(action.outcome)
+
+    async def _notify(self, inp: BranchInput, certificate: str) -> Deadline:
+        """The letter to the certification body, handed over; the deadline it states."""
         body = str(inp.context.get("certification_body") or DEFAULT_BODY)
         self.data = {"certificate_no": certificate, "certification_body": body}
         self._event("started", f"certification branch opened for certificate {certificate}")
@@ -67,12 +93,7 @@ class CertificationWorkflow(BranchProcess):
         )
         self.data["handover_reference"] = receipt.reference
         await self._save(body_notified_at=self.clock.now(), handover_reference=receipt.reference)
-
-        await self._enter("awaiting_action")
-        action = await self._await(DecisionKind.CERTIFICATE_ACTION, "certificate_action", deadline=due)
-        self.data.update(action=action.outcome, reason=action.reason)
-        await self._save(action=action.outcome, reason=action.reason, decided_at=self.clock.now())
-        return await self._close(action.outcome)
+        return due
 
     async def _save(self, **changes: Any) -> None:
         base = self.row or CertificateActionRow(

@@ -9,6 +9,9 @@ receipt within rule crime_transfer) → closed. Outcomes: not_filed, penalty, no
 
 A cross-region merged case takes over by the `follow_merged_case` signal at any point before the branch
 closes: the branch then records whom it follows and closes with outcome `merged` at once.
+
+A long history (a flood of signals, a long life) cuts a wait short too: the branch continues as new at that
+wait (same workflow id) and the new run resumes it with the deadline in force, skipping the steps done.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ REASON_CODES = (
 )
 # Waits whose legal period may be extended once with approval (decision outcome `extended`).
 EXTENSIBLE = frozenset({DecisionKind.CASE_FILING, DecisionKind.CASE_OUTCOME})
+# The stages along any path (a continued run skips the steps before the one it resumes at).
+STAGES = ("opened", "handed_over", "filed", "crime_review", "transferred", "closed")
 
 
 def reason_code(reason: str) -> str | None:
@@ -59,6 +64,14 @@ class EnforcementWorkflow(BranchProcess):
         self.followed_case: str | None = None
         self.extended: set[DecisionKind] = set()
         self.case_no: str | None = None
+        self.handling: Deadline | None = None  # the handling period in force, from the filing
+        self.suspicion: str | None = None  # why a crime is suspected, for the transfer letter
+        if (state := self._resume_state):  # a continued run: as the previous run left it (`_state`)
+            self.merged_samples, self.reason = list(state["merged_samples"]), str(state["reason"])
+            self.followed_case, self.case_no = state["followed_case"], state["case_no"]
+            self.extended = {DecisionKind(k) for k in state["extended"]}
+            self.handling = None if state["handling"] is None else Deadline.model_validate(state["handling"])
+            self.suspicion = state["suspicion"]
 
     # --- signals -------------------------------------------------------------------------------
 
@@ -90,49 +103,71 @@ class EnforcementWorkflow(BranchProcess):
 
     @workflow.run
     async def run(self, inp: BranchInput) -> BranchReport:
-        what = (f"merged case of {len(self.merged_samples)} samples" if self.merged_samples
-                else f"sample {inp.order.sample_no}")
-        self._event("started", f"enforcement hand-off of the {what}: {self.reason}")
+        if inp.carried is None:
+            what = (f"merged case of {len(self.merged_samples)} samples" if self.merged_samples
+                    else f"sample {inp.order.sample_no}")
+            self._event("started", f"enforcement hand-off of the {what}: {self.reason}")
         try:
             return await self._proceed()
-        except WaitInterrupted:  # every wait ends when a merged case takes over (interrupt=self._merged)
-            return await self._follow()
+        except WaitInterrupted:  # a merged case took over, or the history grew long (`_cut_short`)
+            if not self._merged():
+                await self._settle()  # a merged case taking over meanwhile is followed, not carried
+            if self._merged():
+                return await self._follow()
+            return await self._continue_as_new(self._state())
 
     async def _proceed(self) -> BranchReport:
-        filing = await self._deadline("case_filing")
-        await self._transfer_case(filing)
-        await self._enter("handed_over")
-        decision, _ = await self._await_extensible(DecisionKind.CASE_FILING, filing, "filing_due")
-        if decision.outcome == "not_filed":
-            await self._record_case(filing_outcome="not_filed", closed_outcome="not_filed")
-            return await self._close("not_filed")
-        self.case_no = CaseFilingData.model_validate(decision.data).case_no
-        await self._record_case(filing_outcome="filed", case_no=self.case_no)
-        await self._enter("filed")
+        """opened → handed_over → filed; a continued run resumes at its stage's wait (`_runs`)."""
+        if self._runs("handed_over", STAGES):
+            # Resumed at the filing wait: the letter is out and the period in force is the one carried.
+            filing = self._resumed_waits.pop(DecisionKind.CASE_FILING, None)
+            if filing is None:
+                filing = await self._deadline("case_filing")
+                await self._transfer_case(filing)
+                await self._enter("handed_over")
+            decision, _ = await self._await_extensible(DecisionKind.CASE_FILING, filing, "filing_due")
+            if decision.outcome == "not_filed":
+                await self._record_case(filing_outcome="not_filed", closed_outcome="not_filed")
+                return await self._close("not_filed")
+            self.case_no = CaseFilingData.model_validate(decision.data).case_no
+            await self._record_case(filing_outcome="filed", case_no=self.case_no)
+            await self._enter("filed")
         return await self._handle_case()
 
     async def _handle_case(self) -> BranchReport:
-        handling = await self._deadline("case_handling")  # runs from the filing, now
-        await self._record_case(outcome_due=handling.due_date)
+        if not self._resuming_after("filed", STAGES):
+            self.handling = self._resumed_waits.pop(DecisionKind.CASE_OUTCOME, None)
+            if self.handling is None:
+                self.handling = await self._deadline("case_handling")  # runs from the filing, now
+                await self._record_case(outcome_due=self.handling.due_date)
         while True:
-            decision, handling = await self._await_extensible(DecisionKind.CASE_OUTCOME, handling, "outcome_due")
-            if decision.outcome == "crime_suspected":
-                if await self._crime_review(decision):
-                    return await self._close("transferred")
-                # Not transferred: the administrative case goes on, under the same handling period.
-                await self._enter("filed")
-                handling = self._resumed(handling)
-                continue
-            if decision.outcome == "penalty":
-                data = CaseOutcomeData.model_validate(decision.data)
-                await self._record_case(outcome="penalty", fine_amount=data.fine_amount, heavy=data.heavy,
-                                        closed_outcome="penalty")
-                # The sample forwards this to the credit branch (a heavy penalty counts for its check).
-                self.data = {"fine_amount": None if data.fine_amount is None else str(data.fine_amount),
-                             "heavy": data.heavy}
-                return await self._close("penalty")
-            await self._record_case(outcome="no_penalty", closed_outcome="no_penalty")
-            return await self._close("no_penalty")
+            if self._runs("filed", STAGES):
+                assert self.handling is not None
+                decision, self.handling = await self._await_extensible(
+                    DecisionKind.CASE_OUTCOME, self.handling, "outcome_due"
+                )
+                if decision.outcome != "crime_suspected":
+                    return await self._conclude(decision)
+                self.suspicion = decision.reason
+            if await self._crime_review():
+                return await self._close("transferred")
+            # Not transferred: the administrative case goes on, under the same handling period.
+            await self._enter("filed")
+            assert self.handling is not None
+            self.handling = self._resumed(self.handling)
+
+    async def _conclude(self, decision: Decision) -> BranchReport:
+        """The case's administrative outcome: a penalty, or none."""
+        if decision.outcome == "penalty":
+            data = CaseOutcomeData.model_validate(decision.data)
+            await self._record_case(outcome="penalty", fine_amount=data.fine_amount, heavy=data.heavy,
+                                    closed_outcome="penalty")
+            # The sample forwards this to the credit branch (a heavy penalty counts for its check).
+            self.data = {"fine_amount": None if data.fine_amount is None else str(data.fine_amount),
+                         "heavy": data.heavy}
+            return await self._close("penalty")
+        await self._record_case(outcome="no_penalty", closed_outcome="no_penalty")
+        return await self._close("no_penalty")
 
     async def _await_extensible(
         self, kind: DecisionKind, deadline: Deadline, due_column: str
@@ -140,7 +175,7 @@ class EnforcementWorkflow(BranchProcess):
         """Wait for `kind`; an approved extension (once, `_case_problem` refuses a second) moves the due
         date by the rule's extension_length. Returns the decision and the deadline in force."""
         while True:
-            decision = await self._await(kind, deadline.rule_id, deadline=deadline, interrupt=self._merged)
+            decision = await self._await(kind, deadline.rule_id, deadline=deadline, interrupt=self._cut_short)
             if decision.outcome != "extended":
                 return decision, deadline
             self.extended.add(kind)
@@ -148,15 +183,28 @@ class EnforcementWorkflow(BranchProcess):
             self._event("extended", f"{deadline.title} extended to {deadline.due_date}: {decision.reason}")
             await self._record_case(**{due_column: deadline.due_date})
 
-    async def _crime_review(self, suspected: Decision) -> bool:
-        """涉嫌犯罪: decide within 3 days; a transfer goes to the public security organ within 24 hours.
-        True when transferred and its receipt recorded."""
-        await self._enter("crime_review")
-        decision = await self._await(DecisionKind.CRIME_TRANSFER_DECISION, "crime_decision", interrupt=self._merged)
-        await self._record_case(crime_decision=decision.outcome)
-        if decision.outcome == "no_transfer":
-            self._event("no_transfer", f"suspected crime not transferred: {decision.reason}")
-            return False
+    async def _crime_review(self) -> bool:
+        """涉嫌犯罪 (`suspicion`): decide within 3 days; a transfer goes to the public security organ within
+        24 hours. True when transferred and its receipt recorded."""
+        transfer: Deadline | None = None  # resumed at the receipt: its wait keeps its deadline (`_resumed_waits`)
+        if self._runs("crime_review", STAGES):
+            if DecisionKind.CRIME_TRANSFER_DECISION not in self._resumed_waits:  # not resumed at this wait
+                await self._enter("crime_review")
+            decision = await self._await(DecisionKind.CRIME_TRANSFER_DECISION, "crime_decision",
+                                         interrupt=self._cut_short)
+            await self._record_case(crime_decision=decision.outcome)
+            if decision.outcome == "no_transfer":
+                self._event("no_transfer", f"suspected crime not transferred: {decision.reason}")
+                return False
+            transfer = await self._transfer_crime(decision)
+        self._runs("transferred", STAGES)
+        await self._await(DecisionKind.CRIME_TRANSFER_RECEIPT, "crime_transfer", deadline=transfer,
+                          interrupt=self._cut_short)
+        await self._record_case(transfer_receipt_at=self.clock.now(), closed_outcome="transferred")
+        return True
+
+    async def _transfer_crime(self, decision: Decision) -> Deadline:
+        """The 涉嫌犯罪案件移送书 to the public security organ; the deadline of its receipt."""
         transfer = await self._deadline("crime_transfer")
         self._stop_if_followed()
         police = f"{self.order.region} 公安机关"
@@ -164,7 +212,7 @@ class EnforcementWorkflow(BranchProcess):
             **self._case_context(),
             "recipient": police,
             "case_no": self.case_no,
-            "suspicion": suspected.reason or "",
+            "suspicion": self.suspicion or "",
             "approval": decision.reason or "",
             "basis": transfer.basis,
             "case_notices": [{"title": n["title"], "sha256": n["sha256"]} for n in self.notices],
@@ -174,16 +222,13 @@ class EnforcementWorkflow(BranchProcess):
         await self._hand_over(
             "public_security", "transfer_crime", "crime-transfer", police,
             f"涉嫌犯罪案件移送书: {self._subject()}",
-            {**self._case_payload(), "case_no": self.case_no, "suspicion": suspected.reason,
+            {**self._case_payload(), "case_no": self.case_no, "suspicion": self.suspicion,
              "letter": {"title": letter["title"], "sha256": letter["sha256"]},
              "transfer_due": transfer.due.isoformat()},
         )
         await self._record_case(transferred_at=self.clock.now())
         await self._enter("transferred")
-        await self._await(DecisionKind.CRIME_TRANSFER_RECEIPT, "crime_transfer", deadline=transfer,
-                          interrupt=self._merged)
-        await self._record_case(transfer_receipt_at=self.clock.now(), closed_outcome="transferred")
-        return True
+        return transfer
 
     async def _follow(self) -> BranchReport:
         case = self.followed_case
@@ -199,6 +244,19 @@ class EnforcementWorkflow(BranchProcess):
 
     def _merged(self) -> bool:
         return self.followed_case is not None
+
+    def _cut_short(self) -> bool:
+        """Every wait's interrupt: a merged case took over, or the history is long (continue as new)."""
+        return self._merged() or self._continue_due()
+
+    def _state(self) -> dict[str, Any]:
+        """What the later steps need in a continued run (JSON; restored in `__init__`)."""
+        return {
+            "merged_samples": self.merged_samples, "reason": self.reason, "followed_case": self.followed_case,
+            "case_no": self.case_no, "extended": sorted(k.value for k in self.extended),
+            "handling": None if self.handling is None else self.handling.model_dump(mode="json"),
+            "suspicion": self.suspicion,
+        }
 
     def _stop_if_followed(self) -> None:
         if self._merged():

@@ -3,7 +3,8 @@ platform's 监管处置自动触发 channel (电子商务法 Art. 29), and the s
 consecutive years goes on the key list for follow-up sampling (the opinion, tasks 11 and 13).
 
 opened → delisting_requested (notice, handover, shop fail) → awaiting_confirmation → closed
-(`delisted`, or `refused` with the refusal as the enforcement lead; `not_applicable` for offline samples)."""
+(`delisted`, or `refused` with the refusal as the enforcement lead; `not_applicable` for offline samples).
+A long history continues as new at the wait, which the new run resumes with its deadline."""
 
 from __future__ import annotations
 
@@ -16,11 +17,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.registers import Registers
     from domain.branches import BRANCHES, Branch, BranchInput, BranchReport
     from domain.decisions import DecisionKind, DelistConfirmationData
+    from domain.models import PlatformListing
     from domain.records import PlatformClosing, PlatformRequest, RegisterRequest
     from workflows.branch import BranchProcess
+    from workflows.process import WaitInterrupted
 
 # China has no daylight saving: a fixed offset gives the calendar date without a tz database in the sandbox.
 CHINA = timezone(timedelta(hours=8))
+# The stages in order: a continued run skips the steps before the one it resumes at.
+STAGES = ["delisting_requested", "awaiting_confirmation"]
 
 
 @workflow.defn
@@ -37,6 +42,35 @@ class PlatformWorkflow(BranchProcess):
         if listing is None or not self.order.purchased:
             self._event("not_applicable", "not bought online or in a livestream: no listing to delist")
             return await self._close("not_applicable")
+        try:
+            return await self._steps(listing)
+        except WaitInterrupted:  # the history grew long (`_continue_due`): go on in a new run, same wait
+            return await self._continue_as_new({})  # what the later steps need is in `data` and the input
+
+    async def _steps(self, listing: PlatformListing) -> BranchReport:
+        """The request, then the wait; a continued run resumes at the wait (`_runs`) with the deadline it had."""
+        if self._runs("delisting_requested", STAGES):
+            await self._request(listing)
+            await self._enter("awaiting_confirmation")
+        self._runs("awaiting_confirmation", STAGES)
+        answer = await self._await(DecisionKind.DELIST_CONFIRMATION, "delist_confirmation",
+                                   interrupt=self._continue_due)
+        confirmed = DelistConfirmationData.model_validate(answer.data)
+        outcome = answer.outcome  # delisted | refused
+        self.data.update({"confirmation": outcome, "platform_ticket": confirmed.platform_ticket})
+        await self._do(
+            PlatformRecords.platform_record_closing,
+            PlatformClosing(workflow_id=workflow.info().workflow_id, confirmation=outcome, reason=answer.reason,
+                            confirmed_at=confirmed.delisted_at or self.clock.now(), closed_outcome=outcome),
+            summary=f"Record that the platform answered {outcome} for listing {listing.listing_id}",
+        )
+        if outcome == "refused":
+            # A platform that will not take a failed product down is itself a matter for enforcement.
+            return await self._close("refused", enforcement_lead=f"平台拒绝下架不合格产品链接：{answer.reason}")
+        return await self._close("delisted")
+
+    async def _request(self, listing: PlatformListing) -> None:
+        """The delisting request: notice, hand-over to the platform, the shop's fail, the request's row."""
         no = self.order.sample_no
         await self._enter("delisting_requested")
         due = await self._deadline("platform_delisting")
@@ -59,21 +93,6 @@ class PlatformWorkflow(BranchProcess):
             shop=listing.shop_name, listing_id=listing.listing_id, requested_at=self.clock.now(),
             handover_reference=receipt.reference, due=due.due, key_listed=key_listed,
         ))
-        await self._enter("awaiting_confirmation")
-        answer = await self._await(DecisionKind.DELIST_CONFIRMATION, "delist_confirmation")
-        confirmed = DelistConfirmationData.model_validate(answer.data)
-        outcome = answer.outcome  # delisted | refused
-        self.data.update({"confirmation": outcome, "platform_ticket": confirmed.platform_ticket})
-        await self._do(
-            PlatformRecords.platform_record_closing,
-            PlatformClosing(workflow_id=workflow.info().workflow_id, confirmation=outcome, reason=answer.reason,
-                            confirmed_at=confirmed.delisted_at or self.clock.now(), closed_outcome=outcome),
-            summary=f"Record that the platform answered {outcome} for listing {listing.listing_id}",
-        )
-        if outcome == "refused":
-            # A platform that will not take a failed product down is itself a matter for enforcement.
-            return await self._close("refused", enforcement_lead=f"平台拒绝下架不合格产品链接：{answer.reason}")
-        return await self._close("delisted")
 
     async def _shop_fail(self) -> bool:
         """The shop's fail on the verdict's date (given by the sample, else today on its clock)."""

@@ -6,11 +6,16 @@ ordered → (the firm's report, or one extension decision, until the deadline) �
 - accepted: `follow_up_scheduled`, and after the rule pack's interval a new SampleWorkflow
   `sample-<no>-FU1` (task type follow_up) is started as a child that is abandoned: it is a real sample
   of its own, with its own lifetime, and must outlive this branch.
+
+A long history continues as new at any wait (and, in hardened runs, during the follow-up interval): the new
+run resumes at its stage (ORDER) on the deadlines it had, with the terms, the row, the reminders already sent
+and the order notice carried (`_state`).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
@@ -30,12 +35,15 @@ with workflow.unsafe.imports_passed_through():
     from domain.windows import CHINA, extension_refusal, extension_window, too_late
     from workflows.branch import BranchProcess
     from workflows.desk import Wait
+    from workflows.process import WaitInterrupted
     from workflows.sample import SampleWorkflow
 
 RULE = "rectification"
 REPORT = DecisionKind.RECTIFICATION_REPORT
 EXTENSION = DecisionKind.RECTIFICATION_EXTENSION
 REVIEW = DecisionKind.RECTIFICATION_REVIEW
+# The stages along any path (a continued run skips the steps before the one it resumes at).
+ORDER = ["opened", "ordered", "review", "follow_up_scheduled", "closed"]
 
 
 @workflow.defn
@@ -50,9 +58,50 @@ class RectificationWorkflow(BranchProcess):
         self._ordered: Deadline | None = None  # the deadline first ordered: an extension counts from its start
         self._reminded: set[date] = set()  # due dates already reminded of (a new due date gets its own)
         self._order_notice = self._order_issued_on = ""
+        self._follow_up: Deadline | None = None  # when the follow-up sample is started
+        if self._resume_state:  # a continued run
+            self._restore(self._resume_state)
 
     @workflow.run
     async def run(self, inp: BranchInput) -> BranchReport:
+        try:
+            return await self._steps()
+        except WaitInterrupted:  # a wait cut short because the history grew long (`_continue_due`)
+            return await self._continue_as_new(self._state())
+
+    async def _steps(self) -> BranchReport:
+        """From the order to closed; a continued run starts at the step it was in (`_runs`)."""
+        if self._runs("opened", ORDER):
+            await self._order()
+        if self._runs("ordered", ORDER):
+            report = await self._await_report()
+            if report is None:
+                return await self._finish("missed", f"rectification not reported by {self.data['due']}")
+            assert self.row is not None
+            self.row.report_at = self.clock.now()
+            await self._enter("review")
+            await self._save()
+        if self._runs("review", ORDER):
+            assert self.row is not None
+            review = await self._await(REVIEW, "rectification_review", interrupt=self._continue_due)
+            self.row.review_outcome, self.row.review_reason = review.outcome, review.reason
+            if review.outcome == "rejected":
+                await self._review_notice(review, follow_up_due=None)
+                return await self._finish("rejected", f"rectification rejected on review: {review.reason}")
+            follow_up = self._follow_up = await self._deadline("follow_up_sampling")
+            await self._review_notice(review, follow_up_due=follow_up.due_date)
+            self.data["follow_up_due"] = str(follow_up.due_date)
+            await self._enter("follow_up_scheduled")
+            await self._save()
+        if self._resume_at == "follow_up_scheduled":
+            self._show()  # the Web UI's details are a run's own (the other steps publish at their waits)
+        self._runs("follow_up_scheduled", ORDER)
+        await self._until_follow_up()
+        await self._start_follow_up()
+        return await self._finish("accepted")
+
+    async def _order(self) -> None:
+        """责令整改: the terms, the deadline, the order notice and the row."""
         self.terms = await self._do(rectification_terms, TermsRequest(start=self.clock.now()),
                                 summary="Read the extension terms of the rectification rule")
         deadline = self._ordered = await self._deadline(RULE)
@@ -69,41 +118,55 @@ class RectificationWorkflow(BranchProcess):
                                     ordered_at=self.clock.now(), due=deadline.due, updated_at=workflow.now())
         await self._save()
 
-        report = await self._await_report(deadline)
-        if report is None:
-            return await self._finish("missed", f"rectification not reported by {self.data['due']}")
-        self.row.report_at = self.clock.now()
-        await self._enter("review")
-        await self._save()
+    async def _until_follow_up(self) -> None:
+        """The follow-up interval: in hardened runs a wait that a long history cuts short (older runs sleep,
+        as their histories recorded)."""
+        follow_up = self._follow_up
+        assert follow_up is not None
+        summary = (f"Follow-up sampling of {self.order.product.name} at {self.order.sampled_party.name} "
+                   f"on {follow_up.due_date}")
+        if self._hardened():
+            await self._until(lambda: False, follow_up.due, summary, interrupt=self._continue_due)
+        else:
+            await workflow.sleep(self.clock.real_delay_until(follow_up.due), summary=summary)
 
-        review = await self._await(REVIEW, "rectification_review")
-        self.row.review_outcome, self.row.review_reason = review.outcome, review.reason
-        if review.outcome == "rejected":
-            await self._review_notice(review, follow_up_due=None)
-            return await self._finish("rejected", f"rectification rejected on review: {review.reason}")
-        follow_up = await self._deadline("follow_up_sampling")
-        await self._review_notice(review, follow_up_due=follow_up.due_date)
-        self.data["follow_up_due"] = str(follow_up.due_date)
-        await self._enter("follow_up_scheduled")
-        await self._save()
-        await workflow.sleep(
-            self.clock.real_delay_until(follow_up.due),
-            summary=f"Follow-up sampling of {self.order.product.name} at {self.order.sampled_party.name} "
-                    f"on {follow_up.due_date}",
-        )
-        await self._start_follow_up()
-        return await self._finish("accepted")
+    # --- continuing as new ----------------------------------------------------------------------
+
+    def _state(self) -> dict[str, Any]:
+        """What the later steps need in the next run (JSON); the open waits travel in the process's carry."""
+        assert self.terms is not None and self.row is not None and self._ordered is not None
+        return {
+            "terms": self.terms.model_dump(mode="json"), "row": self.row.model_dump(mode="json"),
+            "ordered": self._ordered.model_dump(mode="json"), "reminded": sorted(map(str, self._reminded)),
+            "order_notice": self._order_notice, "order_issued_on": self._order_issued_on,
+            "follow_up": self._follow_up.model_dump(mode="json") if self._follow_up else None,
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.terms = RectificationTerms.model_validate(state["terms"])
+        self.row = RectificationRow.model_validate(state["row"])
+        self._ordered = Deadline.model_validate(state["ordered"])
+        self._reminded = {date.fromisoformat(d) for d in state["reminded"]}
+        self._order_notice, self._order_issued_on = state["order_notice"], state["order_issued_on"]
+        self._follow_up = Deadline.model_validate(state["follow_up"]) if state["follow_up"] else None
 
     # --- the report, or one extension, until the deadline --------------------------------------
 
-    async def _await_report(self, deadline: Deadline) -> Decision | None:
+    async def _await_report(self) -> Decision | None:
         """Both kinds stay open together: the report until the (possibly extended) due date, the extension
-        until its last allowed day. Reminder before the due date; None when the due date passes."""
-        assert self.terms is not None
-        self._open(REPORT, deadline)
-        window = self._open(EXTENSION, self._extension_window(deadline))
-        self._event("awaiting", f"awaiting the rectification report by {deadline.due_date}; an extension "
-                    f"may be decided until {window.deadline.due_date}")
+        until its last allowed day. Reminder before the due date; None when the due date passes. A continued
+        run reopens the waits it had, on their deadlines (the extension's only if it was still open)."""
+        assert self.terms is not None and self._ordered is not None
+        if REPORT in self._resumed_waits:
+            deadline = self._open(REPORT, self._resumed_waits.pop(REPORT)).deadline
+            window = self._resumed_waits.pop(EXTENSION, None)
+            if window is not None:
+                self._open(EXTENSION, window)
+        else:
+            deadline = self._open(REPORT, self._ordered).deadline
+            window = self._open(EXTENSION, self._extension_window(deadline)).deadline
+        self._event("awaiting", f"awaiting the rectification report by {deadline.due_date}" + (
+            f"; an extension may be decided until {window.due_date}" if window is not None else ""))
         await self._publish()
 
         def arrived() -> bool:
@@ -120,19 +183,22 @@ class RectificationWorkflow(BranchProcess):
             wait = self.desk.waits[REPORT]
             at, moment, summary = self._next_moment(wait)
             # A decision accepted while its wait was open is taken even when the timer fired with it.
-            if await self._until(arrived, at, summary) or arrived():
+            if await self._until(arrived, at, summary, interrupt=self._continue_due) or arrived():
                 continue
             if moment == "reminder":
                 self._reminded.add(wait.deadline.due_date)
                 await self._outbox("reminder", f"reminder-{REPORT.value}-{wait.deadline.due_date}", wait,
                                    f"提醒: 整改期限将于 {wait.deadline.due_date} 届满，请按期提交整改报告")
             elif moment == "extension_window":
+                last = self.desk.waits[EXTENSION].deadline.due_date
                 self.desk.shut(EXTENSION, self._too_late(wait.deadline))
-                self._event("expired", f"the last day to decide an extension ({window.deadline.due_date}) passed")
+                self._event("expired", f"the last day to decide an extension ({last}) passed")
                 await self._publish()
             elif wait.deadline.on_expiry == "escalate":  # a rule pack may choose to chase instead of hand over
                 await self._escalate(wait)
-                await workflow.wait_condition(lambda: self.desk.arrived(REPORT))
+                await workflow.wait_condition(lambda: self.desk.arrived(REPORT) or self._continue_due())
+                if not self.desk.arrived(REPORT):
+                    raise WaitInterrupted(REPORT.value)
                 return self._take(REPORT)
             else:
                 self.desk.shut(REPORT, f"rectification_report no longer accepted: the rectification period ended "
