@@ -420,8 +420,7 @@ async def test_a_long_history_continues_as_new_at_every_wait_and_loses_nothing(
             s = await until(handle, lambda s, k=kind, r=runs: len(events(s, "continued")) > r and awaits(k)(s))
             assert wait_of(s, kind).due == due, "the continued run waits on the same deadline"
             await take(spot, handle, no, contract, step)
-        report = await handle.result()
-    assert report.closed
+        await leave(handle)  # the credit listing runs on for its year: left where the steps leave it
     rows = {t: await pool.fetch(f"SELECT * FROM {t} WHERE workflow_id = $1", handle.id) for t in spec.records}
     assert {t: len(r) for t, r in rows.items()} == dict.fromkeys(spec.records, 1)
     row = rows[spec.records[0]][0]

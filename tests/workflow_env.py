@@ -178,14 +178,19 @@ async def _running(handle: WorkflowHandle[Any, Any]) -> bool:
     return bool(raw.workflow_execution_info.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING)
 
 
-async def terminate_when_idle(handle: WorkflowHandle[Any, Any]) -> None:
-    """Terminate once no activity is in flight: the time-skipping server holds time still while an
-    activity runs, and one cut off by a termination can leave time locked for every later test."""
+async def idle(handle: WorkflowHandle[Any, Any]) -> None:
+    """Until no activity or workflow task is in flight: the time-skipping server holds time still while an
+    activity runs (a receipt comes before the workflow has finished acting on the decision)."""
     for _ in range(200):
         raw = await _describe(handle)
         if not raw.pending_activities and not raw.HasField("pending_workflow_task"):
-            break
+            return
         await asyncio.sleep(0.05)
+
+
+async def terminate_when_idle(handle: WorkflowHandle[Any, Any]) -> None:
+    """Terminate once idle: an activity cut off by a termination can leave time locked for later tests."""
+    await idle(handle)
     await handle.terminate("test done")
 
 
@@ -221,6 +226,13 @@ async def closed_result(handle: WorkflowHandle[Any, Any], within: float = 10.0) 
 
 
 async def branch_status(handle: WorkflowHandle[Any, Any]) -> BranchStatus:
+    """A branch's status, asked again when the query is left unanswered (see `_polled_status`)."""
+    for _ in range(10):
+        try:
+            return await handle.query("status", result_type=BranchStatus, rpc_timeout=timedelta(seconds=5))
+        except RPCError as err:
+            if err.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+                raise
     return await handle.query("status", result_type=BranchStatus)
 
 

@@ -13,6 +13,14 @@ lasts a year, far longer than the sample's other branches, and must outlive the 
 open for a year; if the sample closed with a TERMINATE policy the listing would never be removed. So
 nothing here depends on the sample: its `branch_update` signals to a sample that has closed are dropped
 (BranchProcess._tell_sample), and the enforcement branch's result reaches this workflow directly by id.
+
+Continue-as-new (a long history, e.g. a flood of signals): only when every task is at a wait or done. The
+interrupt (`_continue_due`, latched once seen) stops whichever wait sees it first; the listing year then
+waits for the repair task, and the run for the serious-dishonesty check, each stopping at its own next wait
+(or finishing: a repair granted meanwhile still ends the listing first). The new run (same workflow id)
+carries the listing and repair-from deadlines, the serious basis, `listing_over` and whether the check is
+done; the repair task resumes at its stage (listed / repair_acceptance / repair_review, `_runs`), the check
+at the review it waited for, each wait with its deadline (`_resumed_waits`), and the year keeps its end.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.records import CreditFailCount, CreditListing, CreditListingChange
     from domain.rules import Deadline
     from workflows.branch import BranchProcess
+    from workflows.process import WaitInterrupted
 
 APPLICATION = DecisionKind.CREDIT_REPAIR_APPLICATION
 ACCEPTANCE = DecisionKind.CREDIT_REPAIR_ACCEPTANCE
@@ -43,6 +52,10 @@ SERIOUS_LOOKBACK_MONTHS = 36
 SERIOUS_MIN_FAILS = 2
 
 PUBLICITY_SYSTEM = "国家企业信用信息公示系统"
+# The branch's stages in order (a continued run skips the steps before the one it resumes at); the three
+# listed stages are the repair task's, beside the listing year.
+LISTED = ["listed", "repair_acceptance", "repair_review"]
+ORDER = ["opened", "publishing", *LISTED, "removed", "closed"]
 
 
 @workflow.defn
@@ -60,23 +73,64 @@ class CreditWorkflow(BranchProcess):
         self.repair_from: Deadline | None = None  # applications are taken only after this
         self.serious_basis: str | None = None  # why the serious-dishonesty criteria are met
         self.listing_over = False
+        self.serious_done = False  # the serious-dishonesty check has ended (decided, or never met)
+        self._serious: asyncio.Task[None] | None = None
+        self._continuing = False  # the run is to continue as new: every wait stops (`_continue_due`)
+        if state := self._resume_state:  # a continued run
+            self.listing = Deadline.model_validate(state["listing"])
+            self.repair_from = Deadline.model_validate(state["repair_from"])
+            self.serious_basis, self.listing_over = state["serious_basis"], state["listing_over"]
+            self.serious_done = state["serious_done"]
 
     @workflow.run
     async def run(self, inp: BranchInput) -> BranchReport:
-        fails = await self._count_fails()
-        if fails >= SERIOUS_MIN_FAILS:
-            self.serious_basis = f"{fails} fails within three years (credit code {self.credit_code})"
-        listing = await self._publish_listing()
-        serious = asyncio.create_task(self._serious_dishonesty_check())
-        repaired = await self._listed_until_end_or_repair(listing)
-        await self._remove_listing(repaired)
-        self.listing_over = True
-        await serious  # a pending proposal is still decided: the list is not the publicity listing
-        return await self._close("repaired" if repaired else "expired")
+        try:
+            return await self._branch()
+        except WaitInterrupted:
+            # The history grew long: once the serious-dishonesty check is at its wait too (or done), go on in
+            # a new run. The repair task has stopped already (`_listed_until_end_or_repair`).
+            if self._serious is not None:
+                try:
+                    await self._serious
+                except WaitInterrupted:
+                    pass
+            return await self._continue_as_new({
+                "listing": self._deadline_json(self.listing), "repair_from": self._deadline_json(self.repair_from),
+                "serious_basis": self.serious_basis, "listing_over": self.listing_over,
+                "serious_done": self.serious_done,
+            })
+
+    async def _branch(self) -> BranchReport:
+        """Publication, the year (beside credit repair and the serious-dishonesty check), removal; a continued
+        run resumes at its stage (`_runs`)."""
+        if self._runs("publishing", ORDER):
+            fails = await self._count_fails()
+            if fails >= SERIOUS_MIN_FAILS:
+                self.serious_basis = f"{fails} fails within three years (credit code {self.credit_code})"
+            await self._publish_listing()
+        if not self.serious_done:
+            self._serious = asyncio.create_task(self._serious_dishonesty_check())
+        if not self._resuming_after(LISTED[-1], ORDER):  # not continued once the listing had ended
+            repaired = await self._listed_until_end_or_repair()
+            await self._remove_listing(repaired)
+            self.listing_over = True
+        if self._serious is not None:
+            await self._serious  # a pending proposal is still decided: the list is not the publicity listing
+        return await self._close(self.data["removal_reason"])
+
+    def _continue_due(self) -> bool:
+        """Latched: once a wait has stopped for a new run, every other task stops at its next wait."""
+        self._continuing = self._continuing or super()._continue_due()
+        return self._continuing
+
+    @staticmethod
+    def _deadline_json(deadline: Deadline | None) -> dict[str, Any]:
+        assert deadline is not None  # set by the publication, before any wait
+        return deadline.model_dump(mode="json")
 
     # --- publication and removal ----------------------------------------------------------------
 
-    async def _publish_listing(self) -> Deadline:
+    async def _publish_listing(self) -> None:
         await self._enter("publishing")
         publicity = await self._deadline("credit_publicity")
         # Handed over at once; the rule's 20 working days are the latest lawful date, shown to monitors.
@@ -111,7 +165,6 @@ class CreditWorkflow(BranchProcess):
             "published_at": str(published), "listed_until": str(listing.due_date),
             "repair_from": str(self._repair_from_date()), "publicity_reference": receipt.reference,
         })
-        return listing
 
     async def _remove_listing(self, repaired: Decision | None) -> None:
         reason = "repaired" if repaired else "expired"
@@ -137,53 +190,76 @@ class CreditWorkflow(BranchProcess):
 
     # --- the listing year and credit repair, side by side ----------------------------------------
 
-    async def _listed_until_end_or_repair(self, listing: Deadline) -> Decision | None:
-        """The approving decision when repair is granted before the listing ends, else None."""
-        repair = asyncio.create_task(self._repair_until_granted(listing))
-        if await self._until(repair.done, listing.due, f"Credit listing ends {listing.due_date}"):
-            return await repair
-        # The year is up: whatever stage the repair was at, there is nothing left to repair.
-        repair.cancel()
-        try:
-            await repair
-        except asyncio.CancelledError:
-            pass
+    async def _listed_until_end_or_repair(self) -> Decision | None:
+        """The approving decision when repair is granted before the listing ends, else None. Raises
+        WaitInterrupted once the repair task has stopped at its wait too (the run continues as new)."""
+        listing = self.listing
+        assert listing is not None
+        # A (hardened) run that starts as the year has ended starts no repair: cancelled at once, it could be
+        # cut off mid-step (a signal to the sample whose cancellation never resolves). Older runs replay as they ran.
+        if self.clock.now() < listing.due or not self._hardened():
+            repair = asyncio.create_task(self._repair_until_granted())
+            try:
+                if await self._until(repair.done, listing.due, f"Credit listing ends {listing.due_date}",
+                                     interrupt=self._continue_due):
+                    return await repair
+            except WaitInterrupted:
+                return await repair  # WaitInterrupted at its wait; a repair granted meanwhile ends the listing
+            # The year is up: whatever stage the repair was at, there is nothing left to repair.
+            repair.cancel()
+            try:
+                await repair
+            except asyncio.CancelledError:
+                pass
         self._event("expired", f"the credit listing ended on {listing.due_date} (公示期满)")
         return None
 
-    async def _repair_until_granted(self, listing: Deadline) -> Decision:
+    async def _repair_until_granted(self) -> Decision:
+        """Applications, one at a time, until one is granted; a continued run starts at its stage."""
         while True:
-            application = await self._await_application(listing)
-            applied = self.clock.now()
-            self.desk.closed[APPLICATION] = (
-                f"a credit-repair application is already under way (filed {applied.date()})"
-            )
-            await self._change(repair_applied_at=applied, repair_outcome="applied")
-            await self._enter("repair_acceptance")
-            acceptance = await self._await(ACCEPTANCE, "credit_repair_acceptance")
-            if acceptance.outcome == "refused":
-                await self._repair_ends(application, acceptance)
-                continue
-            await self._change(repair_outcome="accepted")
-            await self._enter("repair_review")
-            review = await self._await(REVIEW, "credit_repair_decision")
+            if self._runs("listed", ORDER):
+                await self._await_application()
+                applied = self.clock.now()
+                self.desk.closed[APPLICATION] = (
+                    f"a credit-repair application is already under way (filed {applied.date()})"
+                )
+                await self._change(repair_applied_at=applied, repair_outcome="applied")
+                await self._enter("repair_acceptance")
+            if self._runs("repair_acceptance", ORDER):
+                acceptance = await self._await(ACCEPTANCE, "credit_repair_acceptance", interrupt=self._continue_due)
+                if acceptance.outcome == "refused":
+                    await self._repair_ends(acceptance)
+                    continue
+                await self._change(repair_outcome="accepted")
+                await self._enter("repair_review")
+            self._runs("repair_review", ORDER)
+            review = await self._await(REVIEW, "credit_repair_decision", interrupt=self._continue_due)
             if review.outcome == "approved":
                 await self._change(repair_outcome="approved", repair_reason=review.reason)
                 self.data["repair"] = "approved"
                 return review
-            await self._repair_ends(application, review)
+            await self._repair_ends(review)
 
-    async def _await_application(self, listing: Deadline) -> Decision:
+    async def _await_application(self) -> Decision:
         """Open to an application until the listing ends: no deadline of its own (the enterprise may never
-        apply), so no reminder nor escalation; `_extra_problem` refuses one made too early."""
+        apply), so no reminder nor escalation; `_extra_problem` refuses one made too early. A continued run
+        reopens it as it was, without announcing it again."""
+        resumed = self._resumed_waits.pop(APPLICATION, None)
+        listing = resumed or self.listing
+        assert listing is not None
         self._open(APPLICATION, listing)
-        self._event("awaiting", f"credit repair may be applied for from {self._repair_from_date()} "
-                    f"until the listing ends on {listing.due_date}")
-        await self._enter("listed")
-        await workflow.wait_condition(lambda: self.desk.arrived(APPLICATION))
+        if resumed is None:
+            self._event("awaiting", f"credit repair may be applied for from {self._repair_from_date()} "
+                        f"until the listing ends on {listing.due_date}")
+            await self._enter("listed")
+        else:
+            await self._publish()
+        await workflow.wait_condition(lambda: self.desk.arrived(APPLICATION) or self._continue_due())
+        if self._continue_due():
+            raise WaitInterrupted(APPLICATION.value)
         return self._take(APPLICATION)
 
-    async def _repair_ends(self, application: Decision, decision: Decision) -> None:
+    async def _repair_ends(self, decision: Decision) -> None:
         """A refused or rejected application: the decision is issued and the listing continues."""
         await self._change(repair_outcome=decision.outcome, repair_reason=decision.reason)
         self.data["repair"] = decision.outcome
@@ -235,14 +311,23 @@ class CreditWorkflow(BranchProcess):
                 f" (fine {fine} CNY)" if fine is not None else "")
 
     async def _serious_dishonesty_check(self) -> None:
-        await workflow.wait_condition(lambda: self.serious_basis is not None or self.listing_over)
+        """Proposed once the criteria are met, then decided; a continued run resumes the review it waited for.
+        Raises WaitInterrupted at a wait when the run is to continue as new."""
+        if SERIOUS_REVIEW not in self._resumed_waits:
+            await workflow.wait_condition(
+                lambda: self.serious_basis is not None or self.listing_over or self._continue_due()
+            )
+            if self._continue_due():
+                raise WaitInterrupted("serious-dishonesty criteria")
+            if self.serious_basis is None:
+                self.serious_done = True
+                return
+            self._event("serious_dishonesty", f"serious-dishonesty criteria met: {self.serious_basis}; "
+                        "listing proposed")
+            self.data["serious_dishonesty"] = "proposed"
+            await self._change(serious_dishonesty="proposed", serious_basis=self.serious_basis)
         basis = self.serious_basis
-        if basis is None:
-            return
-        self._event("serious_dishonesty", f"serious-dishonesty criteria met: {basis}; listing proposed")
-        self.data["serious_dishonesty"] = "proposed"
-        await self._change(serious_dishonesty="proposed", serious_basis=basis)
-        review = await self._await(SERIOUS_REVIEW, "serious_dishonesty_review")
+        review = await self._await(SERIOUS_REVIEW, "serious_dishonesty_review", interrupt=self._continue_due)
         self.data["serious_dishonesty"] = review.outcome
         await self._change(serious_dishonesty=review.outcome)
         if review.outcome == "listed":
@@ -252,6 +337,7 @@ class CreditWorkflow(BranchProcess):
                 {"credit_code": self.credit_code, "sample_no": self.order.sample_no, "basis": basis,
                  "reason": review.reason},
             )
+        self.serious_done = True
         await self._publish()
 
     # --- records ------------------------------------------------------------------------------

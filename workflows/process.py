@@ -367,6 +367,8 @@ class DecisionProcess:
         self.desk.receipts = {k: Receipt.model_validate(r) for k, r in c.receipts.items()}
         self.desk.closed = {DecisionKind(k): why for k, why in c.closed_waits.items()}
         self._resumed_waits = {DecisionKind(k): Deadline.model_validate(w["deadline"]) for k, w in c.waits.items()}
+        for kind, deadline in self._resumed_waits.items():  # open at once: a decision may arrive before the
+            self._open(kind, deadline).overdue = bool(c.waits[kind.value].get("overdue"))  # step resumes
         self.desk.inbox = {DecisionKind(k): Decision.model_validate(d) for k, d in c.inbox.items()}
         self.runs, self.throttle.dropped = c.runs, c.decisions_dropped
         self._resume_at = c.stage

@@ -157,11 +157,12 @@ class RectificationWorkflow(BranchProcess):
         until its last allowed day. Reminder before the due date; None when the due date passes. A continued
         run reopens the waits it had, on their deadlines (the extension's only if it was still open)."""
         assert self.terms is not None and self._ordered is not None
-        if REPORT in self._resumed_waits:
-            deadline = self._open(REPORT, self._resumed_waits.pop(REPORT)).deadline
-            window = self._resumed_waits.pop(EXTENSION, None)
-            if window is not None:
-                self._open(EXTENSION, window)
+        if REPORT in self._resumed_waits:  # the waits it had, as the continued run opened them (or opens here)
+            resumed = {k: self._resumed_waits.pop(k) for k in (REPORT, EXTENSION) if k in self._resumed_waits}
+            for kind, carried in resumed.items():
+                if kind not in self.desk.waits:
+                    self._open(kind, carried)
+            deadline, window = resumed[REPORT], resumed.get(EXTENSION)
         else:
             deadline = self._open(REPORT, self._ordered).deadline
             window = self._open(EXTENSION, self._extension_window(deadline)).deadline
@@ -195,7 +196,8 @@ class RectificationWorkflow(BranchProcess):
                 self._event("expired", f"the last day to decide an extension ({last}) passed")
                 await self._publish()
             elif wait.deadline.on_expiry == "escalate":  # a rule pack may choose to chase instead of hand over
-                await self._escalate(wait)
+                if not wait.overdue:  # escalated once: a continued run resumes the overdue wait
+                    await self._escalate(wait)
                 await workflow.wait_condition(lambda: self.desk.arrived(REPORT) or self._continue_due())
                 if not self.desk.arrived(REPORT):
                     raise WaitInterrupted(REPORT.value)
