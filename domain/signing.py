@@ -43,6 +43,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from domain.decisions import Decision, Signature
+from domain.intake import single_input
 
 INTERNAL_PREFIX = "internal"
 DEFAULT_MAX_AGE = timedelta(hours=24)  # between signing and arrival (a signal may wait while workers are down)
@@ -224,6 +225,15 @@ def seal(payload: Any, workflow_id: str) -> dict[str, Any]:
     if key_id is None:
         return {"payload": data, "seal": None}
     return {"payload": data, "seal": {"key_id": key_id, "mac": _seal_mac(_keyring[key_id], data, workflow_id, key_id)}}
+
+
+def open_internal(args: tuple[Any, ...], workflow_id: str, *, sealed: bool) -> tuple[Any | None, str | None]:
+    """What an internal signal handler received: (payload, None), or (None, why it is refused). `sealed`:
+    the receiving run checks seals; a run from before them takes the payload, sealed (upgrade) or bare."""
+    if not sealed:
+        return (envelope_payload(args[0]) if len(args) == 1 else None), None
+    raw, problem = single_input(args)
+    return (None, problem) if problem is not None else unseal(raw, workflow_id)
 
 
 def envelope_payload(raw: Any) -> Any:

@@ -319,12 +319,7 @@ class DecisionProcess:
     def _internal(self, name: str, args: tuple[Any, ...]) -> Any | None:
         """The payload of an internal signal, or None: junk and forgeries are refused, timelined and audited
         (as `name`, with a summary of what came), and change nothing."""
-        if not self._hardened():  # a run from before the seals: takes the payload, sealed (upgrade) or bare
-            return signing.envelope_payload(args[0]) if len(args) == 1 else None
-        raw, problem = single_input(args)
-        payload = None
-        if problem is None:
-            payload, problem = signing.unseal(raw, workflow.info().workflow_id)
+        payload, problem = signing.open_internal(args, workflow.info().workflow_id, sealed=self._hardened())
         if problem is None:
             return payload
         intake = self.desk.refuse(args, f"{name}: {problem}", stage=str(self.stage), now=workflow.now(), kind=name)

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import signing
     from domain import visibility as sa
     from domain.branches import Branch, BranchInput
-    from domain.intake import single_input, summarise
+    from domain.intake import summarise
     from domain.product_case import (
         MERGE_WINDOW_RULE,
         Assessment,
@@ -185,12 +185,7 @@ class ProductCaseWorkflow:
         """An internal signal's payload; junk and forgeries are refused (kept as rejected, summarised)."""
         if self._hardened is None:
             self._hardened = workflow.patched(HARDENED)
-        if not self._hardened:
-            return signing.envelope_payload(args[0]) if len(args) == 1 else None
-        raw, problem = single_input(args)
-        payload = None
-        if problem is None:
-            payload, problem = signing.unseal(raw, workflow.info().workflow_id)
+        payload, problem = signing.open_internal(args, workflow.info().workflow_id, sealed=self._hardened)
         if problem is not None:
             self._reject(f"{name}: {problem} ({summarise(args).sha256})")
         return payload
