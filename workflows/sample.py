@@ -50,6 +50,9 @@ PRODUCER = DecisionKind.PRODUCER_CONFIRMATION  # local policy: a lab rejecting a
 
 # Released histories end a final fail in `post_handling`; newer runs go on into the branches.
 POST_HANDLING_PATCH = "post-handling-branches"
+# Released histories keep a passed sample for the whole period and only then await the return decision;
+# newer runs await the return from the verdict, due when the period ends (the basis says "within").
+RETURN_WITHIN_RETENTION = "return-within-retention"
 
 
 @workflow.defn
@@ -243,28 +246,36 @@ class SampleWorkflow(DecisionProcess):
         self._event("disposal", f"failed sample {disposal.outcome}")
 
     async def _retain_and_dispose(self) -> None:
-        """Keep the passed sample for the retention period, then return or dispose of it by decision.
-        Evaluative samples keep no backup, so they go straight to the disposal decision."""
+        """A passed sample is returned (or, when bought, disposed of) within the retention period: one
+        decision awaited from the final verdict, due when the period ends. Evaluative samples keep no backup,
+        so they go straight to the disposal decision."""
         retained = next((d for d in self.deadlines if d.rule_id == "sample_retention"), None)  # when continued
         if retained is None:
             await self._enter(Stage.RETENTION)
-        if self.order.task_type is not TaskType.EVALUATIVE and DecisionKind.DISPOSAL not in self._resumed_waits:
-            retention = retained or await self._deadline("sample_retention")
-            if retained is None:
-                self._event("retention", f"the sample is kept until {retention.due_date} ({retention.basis})")
-            if self._hardened():
-                await self._until(lambda: False, retention.due,
-                                  f"Retention period of sample {self.order.sample_no} ends {retention.due_date}",
-                                  interrupt=self._continue_due)
-            else:
-                await workflow.sleep(
-                    self.clock.real_delay_until(retention.due),
-                    summary=f"Retention period of sample {self.order.sample_no} ends {retention.due_date}",
-                )
-        disposal = await self._await(DecisionKind.DISPOSAL, "disposal_decision", interrupt=self._continue_due)
+        evaluative = self.order.task_type is TaskType.EVALUATIVE
+        if not evaluative and workflow.patched(RETURN_WITHIN_RETENTION):
+            # A run continued at this wait carries the deadline it waited on (`_resumed_waits`).
+            carried = self._resumed_waits.pop(DecisionKind.DISPOSAL, None) or retained
+            disposal = await self._await(DecisionKind.DISPOSAL, "sample_retention", deadline=carried,
+                                         interrupt=self._continue_due)
+        else:
+            if not evaluative and DecisionKind.DISPOSAL not in self._resumed_waits:
+                await self._sit_out_retention(retained)  # released histories: keep first, then decide
+            disposal = await self._await(DecisionKind.DISPOSAL, "disposal_decision", interrupt=self._continue_due)
         self._event("disposal", f"sample {disposal.outcome}")
         await self.branches.follow()  # leads found while buying close before the sample does
         await self._enter(Stage.CLOSED)
+
+    async def _sit_out_retention(self, retained: Deadline | None) -> None:
+        """How runs before RETURN_WITHIN_RETENTION read the period: a wait until it ended."""
+        retention = retained or await self._deadline("sample_retention")
+        if retained is None:
+            self._event("retention", f"the sample is kept until {retention.due_date} ({retention.basis})")
+        summary = f"Retention period of sample {self.order.sample_no} ends {retention.due_date}"
+        if self._hardened():
+            await self._until(lambda: False, retention.due, summary, interrupt=self._continue_due)
+        else:
+            await workflow.sleep(self.clock.real_delay_until(retention.due), summary=summary)
 
     # --- continuing as new: a bounded history however long the sample runs or however much is sent ---
 
