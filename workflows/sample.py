@@ -71,6 +71,7 @@ class SampleWorkflow(DecisionProcess):
         self.producer_answer: str | None = None
         self._producer_answer: asyncio.Task[None] | None = None
         self._window_start: datetime | None = None  # the objection window runs from the delivery
+        self._projected: tuple[Any, ...] | None = None  # what the `samples` record last got (lean runs)
         if carried is not None:
             self._restore(carried)
 
@@ -425,31 +426,41 @@ class SampleWorkflow(DecisionProcess):
         details = sample_details(self.order, self.stage, self.verdict, self.desk.awaiting(), branches,
                                  self.needs_operator)
         publish(self.stage.value, details, awaiting=self._awaiting(), verdict=self.verdict.value,
-                needs_operator=self._operator_attribute())
+                needs_operator=self._operator_attribute(), only_changed=self._lean())
 
     async def _publish(self) -> None:
-        """Search attributes, current details and the `samples` record follow every change."""
+        """Search attributes, current details and the `samples` record follow every change (in lean runs:
+        the record only when what it holds changed)."""
         self._show()
         awaiting = self._awaiting()
-        self._seq += 1
         first = min(awaiting, key=lambda a: a.due_at) if awaiting else None
+        projected = (self.stage.value, self.verdict.value, first.kind if first else None,
+                     ",".join(first.roles) if first else None, min((a.due_at for a in awaiting), default=None),
+                     any(a.overdue for a in awaiting))
+        lean = self._lean()
+        if lean and projected == self._projected:
+            return
+        self._projected = projected
+        self._seq += 1
+        stage, verdict, kind, role, next_deadline, overdue = projected
         await self._do(
             RecordActivities.project_sample,
             SampleProjection(
                 sample_no=self.order.sample_no,
                 workflow_id=workflow.info().workflow_id,
                 seq=self._seq,
-                stage=self.stage.value,
-                verdict=self.verdict.value,
+                stage=stage,
+                verdict=verdict,
                 # Personal data travels once: later projections name what changed, not the whole order.
                 order=self.order.model_dump(mode="json") if self._seq == 1 or not self._hardened() else None,
-                awaiting_kind=first.kind if first else None,
-                awaiting_role=",".join(first.roles) if first else None,
-                next_deadline=min((a.due_at for a in awaiting), default=None),
-                overdue=any(a.overdue for a in awaiting),
+                awaiting_kind=kind,
+                awaiting_role=role,
+                next_deadline=next_deadline,
+                overdue=overdue,
                 updated_at=workflow.now(),
             ),
             summary=f"Record sample {self.order.sample_no} at stage {self.stage.value}",
+            local=lean,
         )
 
     # --- activities ----------------------------------------------------------------------------
