@@ -44,17 +44,10 @@ async def call(
     activity: Any, arg: Any, *, summary: str, result_type: type | None = None, local: bool = False
 ) -> Any:
     """Run `activity` (a function, an activity method of a class, or a registered name) with `arg`."""
-    if local:
-        return await workflow.execute_local_activity(
-            activity,
-            arg,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-            cancellation_type=ActivityCancellationType.ABANDON,
-            summary=summary,
-            result_type=result_type,
-        )
-    return await workflow.execute_activity(
+    run: Callable[..., Awaitable[Any]] = (
+        workflow.execute_local_activity if local else workflow.execute_activity
+    )
+    return await run(
         activity,
         arg,
         start_to_close_timeout=ACTIVITY_TIMEOUT,
