@@ -390,7 +390,8 @@ class ReInspectionData(_Payload):
 class ProvincialAnnouncementData(_Payload):
     """The provincial bureau's 公告 (Order 18 Art. 47 ¶2): its date starts the second 复查 window (Art. 48)."""
 
-    announced_on: Day = Field(description="公告日: the second 复查 window runs from it")
+    announced_on: Day | None = Field(default=None, description="公告日 (default: the day it is recorded); the "
+                                     "second 复查 window runs from it")
     announcement_no: MaybeCode | None = None
 
 

@@ -247,14 +247,15 @@ class RectificationWorkflow(BranchProcess):
         assert self.row is not None
         decision = await self._await(ANNOUNCEMENT, "provincial_announcement", interrupt=self._continue_due)
         data = ProvincialAnnouncementData.model_validate(decision.data)
-        start = datetime.combine(data.announced_on, END_OF_DAY, tzinfo=CHINA)
+        announced_on = data.announced_on or self._today()
+        start = datetime.combine(announced_on, END_OF_DAY, tzinfo=CHINA)
         opens = await self._deadline("second_re_inspection_opens", start=start)
         closes = await self._deadline("second_re_inspection", start=start)
         self._window = (opens, closes)
-        self.row.announced_on, self.row.announcement_no = data.announced_on, data.announcement_no
+        self.row.announced_on, self.row.announcement_no = announced_on, data.announcement_no
         self.row.second_window_opens, self.row.second_window_closes = opens.due, closes.due
-        self.data.update(announced_on=str(data.announced_on), second_window=f"{opens.due_date}/{closes.due_date}")
-        self._event("announcement", f"公告 of {data.announced_on}: the second 复查 is due after {opens.due_date} "
+        self.data.update(announced_on=str(announced_on), second_window=f"{opens.due_date}/{closes.due_date}")
+        self._event("announcement", f"公告 of {announced_on}: the second 复查 is due after {opens.due_date} "
                                     f"and by {closes.due_date}")
         await self._save()
         await self._enter("second_window")
@@ -330,7 +331,7 @@ class RectificationWorkflow(BranchProcess):
         today; before ORDER18, an extension decided in time and not too long."""
         if decision.kind is ANNOUNCEMENT and self._failed_on is not None:
             on = ProvincialAnnouncementData.model_validate(decision.data).announced_on
-            if not self._failed_on <= on <= self._today():
+            if on is not None and not self._failed_on <= on <= self._today():
                 return (f"data.announced_on: must lie between the failed 复查 on {self._failed_on} and today "
                         f"{self._today()}")
         return self._extension_problem(decision)
