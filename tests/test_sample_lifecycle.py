@@ -17,6 +17,7 @@ from tests.workflow_env import (
     search_attributes,
     settle_in_post_handling,
     terminate_when_idle,
+    to_objection_window,
     to_testing,
     wait_for,
 )
@@ -96,11 +97,7 @@ async def test_objection_accepted_then_retest(
     async with mocked_worker(ts_env.client, task_queue) as (client, store):
         order = f.order("online")
         no = order["sample_no"]
-        handle = await to_testing(client, order)
-        await client.decide(no, f.report("fail"))
-        await wait_for(handle, awaiting("result_delivery"))
-        await client.decide(no, f.delivered())
-        await wait_for(handle, awaiting("objection"))
+        handle = await to_objection_window(client, order)
         await client.decide(no, f.objection())
         await wait_for(handle, awaiting("objection_review"))
         await client.decide(no, f.review("accepted"))
@@ -128,11 +125,7 @@ async def test_objection_rejected_makes_the_fail_final(
     async with mocked_worker(ts_env.client, task_queue) as (client, store):
         order = f.order("offline_production")
         no = order["sample_no"]
-        handle = await to_testing(client, order)
-        await client.decide(no, f.report("fail"))
-        await wait_for(handle, awaiting("result_delivery"))
-        await client.decide(no, f.delivered())
-        await wait_for(handle, awaiting("objection"))
+        handle = await to_objection_window(client, order)
         await client.decide(no, f.objection())
         await wait_for(handle, awaiting("objection_review"))
         with pytest.raises(DecisionRejected, match="reason: required"):
@@ -296,12 +289,7 @@ async def test_a_fail_made_outside_the_area_is_told_to_the_producers_bureau_once
     The result notice orders the stop of making or selling the same product (Art. 45)."""
     async with mocked_worker(ts_env.client, task_queue) as (client, store):
         order = f.order(channel)
-        no = order["sample_no"]
-        handle = await to_testing(client, order)
-        await client.decide(no, f.report("fail"))
-        await wait_for(handle, awaiting("result_delivery"))
-        await client.decide(no, f.delivered())
-        await wait_for(handle, awaiting("objection"))
+        handle = await to_objection_window(client, order)
         await ts_env.sleep(timedelta(days=17))
         await settle_in_post_handling(handle)
     told = [r for r in store.rows["result_handovers"].values() if r["workflow_id"] == handle.id]

@@ -67,6 +67,17 @@ async def to_testing(
     return handle
 
 
+async def to_objection_window(client: SpotcheckClient, order: dict[str, Any]) -> WorkflowHandle[Any, Any]:
+    """Start a sample, have the lab report a fail and the result delivered: to the open objection window."""
+    handle = await to_testing(client, order)
+    no = order["sample_no"]
+    await client.decide(no, f.report("fail"))
+    await wait_for(handle, awaiting("result_delivery"))
+    await client.decide(no, f.delivered())
+    await wait_for(handle, awaiting("objection"))
+    return handle
+
+
 class RecordingClient(SpotcheckClient):
     """Remembers the samples it started so their histories can be saved for the replay tests."""
 
