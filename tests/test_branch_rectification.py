@@ -27,7 +27,7 @@ from domain.branches import BranchInput, BranchStatus, branch_workflow_id
 from domain.status import BranchReport, SampleStatus
 from starter.client import DecisionRejected, SpotcheckClient
 from tests import factories as f
-from tests.workflow_env import running_worker, search_attributes, terminate_when_idle
+from tests.workflow_env import record_history, running_worker, search_attributes, terminate_when_idle
 from tests.workflow_env import wait_for_branch as until
 
 # --- driving the branch --------------------------------------------------------------------------------
@@ -151,6 +151,7 @@ async def test_correction_met_the_re_inspection_passes_and_starts_the_follow_up_
         assert fu.sample_no == f"{no}-FU1" and fu.stage == "sampling" and "follow_up" in fu.summary
         await terminate_when_idle(follow_up)
         result = await handle.result()
+        await record_history(handle)
 
     assert (result.outcome, result.enforcement_lead) == ("accepted", None)
     [row] = await rectification_rows(pool, no)
@@ -214,6 +215,7 @@ async def test_failed_re_inspection_announcement_second_window_suspension_then_l
         assert s.stage == "final_re_inspection"
         await decide(spot, handle, no, re_inspection("fail", reason="整顿期满后复查仍不合格"))
         result = await handle.result()
+        await record_history(handle)
 
     assert result.outcome == "revocation_proposed"
     [row] = await rectification_rows(pool, no)

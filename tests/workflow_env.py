@@ -120,6 +120,12 @@ async def mocked_worker(
         yield spot, store
 
 
+async def record_history(handle: WorkflowHandle[Any, Any]) -> None:
+    """Under `make histories`, keep the history of a workflow started on its own (a branch) too."""
+    if os.environ.get("SPOTCHECK_RECORD_HISTORIES"):
+        await save_histories([handle])
+
+
 async def save_histories(handles: list[WorkflowHandle[Any, Any]]) -> None:
     """`make histories`: keep the histories of real runs under tests/histories/ for test_replay.py."""
     test = os.environ.get("PYTEST_CURRENT_TEST", "run").split(" ")[0].split("::")[-1]
