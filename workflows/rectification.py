@@ -60,7 +60,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.branch import BranchProcess
     from workflows.desk import Wait
     from workflows.process import WaitInterrupted
-    from workflows.sample import SampleWorkflow
+    from workflows.sample import ORDER18, SampleWorkflow
 
 RULE = "rectification"
 REPORT = DecisionKind.RECTIFICATION_REPORT
@@ -71,8 +71,7 @@ ANNOUNCEMENT = DecisionKind.PROVINCIAL_ANNOUNCEMENT
 SUSPENSION = DecisionKind.SUSPENSION_ORDER
 # The stages along any path (a continued run skips the steps before the one it resumes at).
 ORDER = ["opened", "ordered", "review", "follow_up_scheduled", "closed"]
-# Runs from here on follow Order 18 chapter 6; older histories replay `_steps` as they ran.
-ORDER18 = "order18-result-handling"
+# ORDER18 (workflows/sample.py): runs from here on follow Order 18 chapter 6; older histories replay `_steps`.
 STAGES = ["opened", "ordered", "re_inspection", "follow_up_scheduled", "announcement", "second_window",
           "second_re_inspection", "suspension", "suspended", "final_re_inspection", "closed"]
 ORDER18_BASIS = "《产品质量监督抽查管理暂行办法》(市场监管总局令第18号)"
