@@ -28,7 +28,8 @@ test: lint
 # Save the histories of real runs for the replay tests (tests/histories/); commit them.
 histories: venv
 	SPOTCHECK_RECORD_HISTORIES=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
-		tests/test_sample_lifecycle.py tests/test_bad_decisions.py tests/test_full_sample.py
+		tests/test_sample_lifecycle.py tests/test_bad_decisions.py tests/test_full_sample.py \
+		tests/test_branch_rectification.py
 
 bench: venv
 	$(BIN)/python -m bench.history_size

@@ -41,15 +41,19 @@ REQUIRED_IDS = {
     "case_handling", "crime_decision", "crime_transfer", "recall_incident_report", "recall_plan",
     "recall_progress", "recall_summary", "certificate_action", "platform_delisting", "delist_confirmation",
     "merge_window", "clean_record",
+    # result handling per Order 18 chapter 6
+    "re_inspection", "provincial_announcement", "second_re_inspection_opens", "second_re_inspection",
+    "suspension_order", "suspension_period", "post_suspension_re_inspection",
     # post-handling local policy
     "follow_up_sampling", "serious_dishonesty_review", "lead_outcome", "failed_sample_disposal",
 }  # fmt: skip
 
 # The bases DESIGN.md section 3 marks as checked against the official text.
 CHECKED_IDS = {
-    "result_notice", "objection_window", "objection_acceptance", "sample_retention", "rectification",
+    "result_notice", "objection_window", "sample_retention", "rectification",
     "credit_repair_wait", "credit_repair_acceptance", "credit_repair_execution", "case_filing",
     "case_handling", "crime_decision", "crime_transfer", "recall_incident_report",
+    "re_inspection", "second_re_inspection_opens", "second_re_inspection",  # Order 18 Art. 47-48, read
 }  # fmt: skip
 
 
@@ -104,10 +108,16 @@ def test_real_pack_key_values() -> None:
     assert (window.length, window.unit, window.on_expiry) == (15, Unit.CALENDAR_DAYS, ExpiryAction.EXPIRE)
     assert "第十五条" in window.basis and "第二十一条" in window.basis
 
+    # Order 18 ch. 6: 60 days to correct (Art. 46), no extension; 复查 within 75 days (Art. 47); the second
+    # 复查 no earlier than 60 and no later than 90 days after the 公告 (Art. 48).
     rect = pack.rule("rectification")
-    assert (rect.length, rect.unit, rect.on_expiry) == (30, Unit.CALENDAR_DAYS, ExpiryAction.ENFORCEMENT_LEAD)
-    assert (rect.extension_length, rect.extension_request_before) == (30, 5)
-    assert rect.extension_note and "5" in rect.extension_note
+    assert (rect.length, rect.unit, rect.on_expiry) == (60, Unit.CALENDAR_DAYS, ExpiryAction.EXPIRE)
+    assert rect.extension_length is None and "第四十六条" in rect.basis
+    assert (pack.rule("re_inspection").length, pack.rule("re_inspection").unit) == (75, Unit.CALENDAR_DAYS)
+    assert "第四十七条" in pack.rule("re_inspection").basis and "第四十九条" in pack.rule("re_inspection").basis
+    opens, closes = pack.rule("second_re_inspection_opens"), pack.rule("second_re_inspection")
+    assert (opens.length, closes.length) == (60, 90) and "第四十八条" in opens.basis and "第四十八条" in closes.basis
+    assert not opens.roll_to_working_day and not closes.roll_to_working_day
 
     assert pack.rule("sample_receipt").default_outcome == "accepted"
     assert pack.rule("producer_confirmation").default_outcome == "confirmed"

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.calendar import compute_deadline
     from activities.notices import NoticeActivities
     from activities.records import RecordActivities
+    from activities.result_handling_records import ResultHandlingRecords
     from domain import intake, signing
     from domain.decisions import (
         AWAITED_TEXT,
@@ -36,7 +37,14 @@ with workflow.unsafe.imports_passed_through():
     from domain.intake import Throttle, clean_text, single_input
     from domain.models import SampleOrder
     from domain.policy import DeploymentPolicy
-    from domain.records import DecisionRecord, Handover, HandoverReceipt, NoticeRequest, OutboxMessage
+    from domain.records import (
+        DecisionRecord,
+        Handover,
+        HandoverReceipt,
+        NoticeRequest,
+        OutboxMessage,
+        ResultHandoverRecord,
+    )
     from domain.rules import Deadline, DeadlineRequest
     from domain.status import ProcessCarry, TimelineEvent
     from workflows.calls import call
@@ -542,3 +550,17 @@ class DecisionProcess:
         )
         self._event("handover", f"{system}: {subject} ({receipt.reference})")
         return receipt
+
+    async def _recorded_hand_over(
+        self, system: str, action: str, step_id: str, recipient: str, subject: str, basis: str,
+        payload: dict[str, Any],
+    ) -> None:
+        """A hand-over of result handling (Order 18 ch. 6) through the outbox, with its own record in
+        `result_handovers`; each once, keyed by workflow id and step."""
+        receipt = await self._hand_over(system, action, step_id, recipient, subject,
+                                        {"sample_no": self.order.sample_no, "basis": basis, **payload})
+        await self._do(ResultHandlingRecords.record_result_handover, ResultHandoverRecord(
+            workflow_id=workflow.info().workflow_id, step_id=step_id, sample_no=self.order.sample_no,
+            action=action, recipient=recipient, reference=receipt.reference, basis=basis, data=payload,
+            at=self.clock.now(),
+        ), summary=f"Record the hand-over {action} of sample {self.order.sample_no}")

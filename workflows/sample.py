@@ -26,7 +26,8 @@ with workflow.unsafe.imports_passed_through():
         SamplingRecordData,
         delivery_date_problem,
     )
-    from domain.models import SampleOrder, TaskType
+    from domain.jurisdiction import outside_area, same_level_bureau
+    from domain.models import Channel, Party, SampleOrder, TaskType
     from domain.records import SampleProjection
     from domain.rules import Deadline
     from domain.stages import STAGE_TITLES, Stage, Verdict
@@ -53,6 +54,9 @@ POST_HANDLING_PATCH = "post-handling-branches"
 # Released histories keep a passed sample for the whole period and only then await the return decision;
 # newer runs await the return from the verdict, due when the period ends (the basis says "within").
 RETURN_WITHIN_RETENTION = "return-within-retention"
+# Runs from here on tell the producer's bureau of a fail outside the organising bureau's area (Order 18
+# Art. 44 ¶2); the same patch id marks the rectification branch's Order 18 result handling.
+ORDER18 = "order18-result-handling"
 
 
 @workflow.defn
@@ -224,6 +228,8 @@ class SampleWorkflow(DecisionProcess):
             )
         if reason == "final_fail":
             await register("enterprise_fail", self._result_facts(), self._do)
+            if workflow.patched(ORDER18):
+                await self._notify_producer_bureau()
             await branches.start(Branch.RECTIFICATION)
             await branches.start(Branch.CREDIT)
             await branches.start(Branch.ENFORCEMENT, {"reason": "final_fail"})
@@ -241,6 +247,29 @@ class SampleWorkflow(DecisionProcess):
             await self._enter(Stage.DISPOSAL)
             await self._dispose_of_failed_sample()
         await self._enter(Stage.CLOSED)
+
+    def _producer(self) -> Party | None:
+        """Who made the failed product: the labelled producer unless it denied the product, else the sampled
+        party when sampled where it produces; None when not known."""
+        if self.order.labelled_producer is not None and self.producer_answer != "denied":
+            return self.order.labelled_producer
+        return self.order.sampled_party if self.order.channel is Channel.OFFLINE_PRODUCTION else None
+
+    async def _notify_producer_bureau(self) -> None:
+        """通报 (Order 18 Art. 44 ¶2): a failed product made outside the organising bureau's area is told to
+        the producer's local bureau at the same level, as a hand-over with its own record, once."""
+        producer = self._producer()
+        if producer is None or not outside_area(self.order.region, producer.region):
+            return
+        bureau = same_level_bureau(self.order.region, producer.region)
+        p = self.order.product
+        await self._recorded_hand_over(
+            "notification", "notify_producer_bureau", "producer-bureau-notification", f"{bureau} 市场监督管理局",
+            f"不合格产品通报: {p.name} {p.brand} {p.model}，生产者 {producer.name}",
+            "《产品质量监督抽查管理暂行办法》(市场监管总局令第18号) 第四十四条第二款",
+            {"producer": producer.model_dump(mode="json"), "organising_region": self.order.region,
+             "producer_bureau_region": bureau, "report_no": self.report_no, "failed_items": self.failed_items},
+        )
 
     async def _dispose_of_failed_sample(self) -> None:
         disposal = await self._await(DecisionKind.DISPOSAL, "failed_sample_disposal", interrupt=self._continue_due)
