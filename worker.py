@@ -104,11 +104,13 @@ async def main() -> None:
     dsn = os.environ.get("DATABASE_URL")
     if not dsn:
         raise SystemExit("DATABASE_URL is not set (or use `spotcheck up` for the embedded stack)")
+    from activities.db import pool_max_size
     from activities.keys import KeyFileError, signing_setup
 
     try:
         setup = signing_setup()
         workflow_cache_size()
+        pool_max_size()
     except KeyFileError as err:
         raise SystemExit(f"signing keys: {err}") from None
     except ValueError as err:

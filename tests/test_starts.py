@@ -40,3 +40,13 @@ def test_the_workflow_cache_is_set_deliberately() -> None:
         with pytest.raises(ValueError, match="^SPOTCHECK_WORKFLOW_CACHE: must be a whole number") as err:
             workflow_cache_size({"SPOTCHECK_WORKFLOW_CACHE": bad})
         assert len(bad) < 3 or bad not in str(err.value)  # refused with the variable named, never echoed
+
+
+def test_the_database_pool_is_sized_deliberately() -> None:
+    from activities.db import pool_max_size
+
+    assert pool_max_size({}) == 20
+    assert pool_max_size({"SPOTCHECK_DB_POOL_MAX": "50"}) == 50
+    for bad in ("lots", "0", "5000"):
+        with pytest.raises(ValueError, match="^SPOTCHECK_DB_POOL_MAX: must be a whole number"):
+            pool_max_size({"SPOTCHECK_DB_POOL_MAX": bad})
