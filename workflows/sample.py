@@ -413,8 +413,9 @@ class SampleWorkflow(DecisionProcess):
         branches = list(self.branches.reports.values())
         details = sample_details(self.order, self.stage, self.verdict, self.desk.awaiting(), branches,
                                  self.needs_operator)
-        publish(self.stage.value, details, awaiting=self._awaiting(), verdict=self.verdict.value,
-                needs_operator=self._operator_attribute())
+        awaiting = self._awaiting()
+        publish(self.stage.value, details, awaiting=awaiting, verdict=self.verdict.value,
+                needs_operator=self._operator_attribute(), estimated=self._estimated_attribute(awaiting))
 
     async def _publish(self) -> None:
         """Search attributes, current details and the `samples` record follow every change."""
