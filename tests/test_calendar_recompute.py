@@ -125,12 +125,17 @@ async def test_calendar_load_finds_and_recomputes_open_estimated_waits(
 ) -> None:
     address = dev_env.client.service_client.config.target_host
     async with mocked_worker(dev_env.client, task_queue) as (client, _store):
-        handle, _order = await _estimated_sample(dev_env, client)
+        handle, order = await _estimated_sample(dev_env, client)
         await wait_for(handle, lambda s: bool(s.awaiting) and s.awaiting[0].estimated)
         for _ in range(100):  # visibility follows the workflow's upsert a moment later
             if handle.id in [wf.id async for wf in dev_env.client.list_workflows("EstimatedDeadline = true")]:
                 break
             await wait_for(handle, lambda s: True, within=1)
+
+        args = cli.build_parser().parse_args(["list", "--address", address, "--namespace", dev_env.client.namespace,
+                                              "--query", f"SampleNo = '{order['sample_no']}'"])
+        assert await args.func(args) == cli.EXIT_OK
+        assert f"ESTIMATED: {order['sample_no']} wait on a date" in capsys.readouterr().out
 
         # Dry run: only validated.
         args = cli.build_parser().parse_args(["calendar", "load", str(FIXTURE_2027), "--dry-run"])
