@@ -77,6 +77,9 @@ class SampleWorkflow(DecisionProcess):
     async def run(self, order: Any, carried: Any = None) -> SampleStatus:
         """`order`: a SampleOrder; `carried`: the state a previous run of this sample continued with."""
         if carried is None:
+            # Asked before the policy's local activity: on replay its result can come a task earlier than it
+            # did live, and a patch first asked after it would then be asked too early (nondeterminism).
+            self._calendar_data()
             if self._hardened():
                 # Recorded in this run's history: replay never depends on the settings of today's workers.
                 self._adopt_policy(await workflow.execute_local_activity(
