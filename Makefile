@@ -28,7 +28,8 @@ test: lint
 # Save the histories of real runs for the replay tests (tests/histories/); commit them.
 histories: venv
 	SPOTCHECK_RECORD_HISTORIES=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
-		tests/test_sample_lifecycle.py tests/test_bad_decisions.py tests/test_full_sample.py
+		tests/test_sample_lifecycle.py tests/test_bad_decisions.py tests/test_full_sample.py \
+		tests/test_calendar_recompute.py::test_loading_a_year_moves_a_spring_festival_deadline
 
 bench: venv
 	$(BIN)/python -m bench.history_size

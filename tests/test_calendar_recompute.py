@@ -168,3 +168,17 @@ async def test_calendar_load_refuses_a_bad_file_naming_the_field(
     err = capsys.readouterr().err
     assert err.strip() == "error: file: holidays.1: make_up_days: 2027-02-17 is a weekday already"
     assert not _loaded(calendar_dir)
+
+
+async def test_an_escalation_over_an_estimated_date_says_so(
+    ts_env: WorkflowEnvironment, task_queue: str, calendar_dir: Path
+) -> None:
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
+        handle, _order = await _estimated_sample(ts_env, client)
+        [wait] = (await status_of(handle)).awaiting
+        await ts_env.sleep(wait.due_at - await ts_env.get_current_time() + timedelta(hours=1))
+        await wait_for(handle, lambda s: any(a.overdue for a in s.awaiting))
+        await terminate_when_idle(handle)
+    [notice] = [n for n in store.notices_for(handle.id) if n["template"] == "deadline_escalation"]
+    due = wait.due.astimezone(CHINA).date()
+    assert f"应于{due.year}年{due.month}月{due.day}日（预计，2027年节假日安排尚未公布）前办结" in notice["body"]
