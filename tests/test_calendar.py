@@ -1,5 +1,5 @@
-"""Working-day arithmetic on the real PRC schedule (chinese_calendar), and deadlines computed from the
-real rule pack. Expected dates were read off the schedule itself (see the comments)."""
+"""Working-day arithmetic on the real PRC schedule (the cited year files in calendar/), and deadlines
+computed from the real rule pack. Expected dates were read off the schedule itself (see the comments)."""
 
 from __future__ import annotations
 
