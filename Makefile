@@ -29,7 +29,8 @@ test: lint
 histories: venv
 	SPOTCHECK_RECORD_HISTORIES=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/test_sample_lifecycle.py tests/test_bad_decisions.py tests/test_full_sample.py \
-		tests/test_branch_rectification.py
+		tests/test_branch_rectification.py \
+		tests/test_calendar_recompute.py::test_loading_a_year_moves_a_spring_festival_deadline
 
 bench: venv
 	$(BIN)/python -m bench.history_size

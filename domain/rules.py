@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import (
+    AliasChoices,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -192,7 +193,10 @@ class Deadline(BaseModel):
     basis: str
     basis_checked: bool
     pack_version: str
-    beyond_schedule: bool = Field(description="days past the known holiday schedule were assumed Mon-Fri")
+    # Days in a year whose holiday schedule is not known were assumed Monday to Friday. Histories recorded
+    # before the calendar files call it `beyond_schedule`: still read.
+    estimated: bool = Field(validation_alias=AliasChoices("estimated", "beyond_schedule"),
+                            description="counted over a year whose holiday schedule is not known")
     due_date: date = Field(description="the legal due date in China time")
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from domain.bounds import one_line, quoted, text_problem
 from domain.decisions import ROLE_MATRIX, DecisionKind, Role
+from domain.holidays import estimate_note
 from domain.models import SAMPLE_NO_PATTERN
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
@@ -174,7 +175,8 @@ async def _sample_show(args: argparse.Namespace) -> int:
     print(f"verdict: {status.verdict}")
     for w in status.awaiting:
         flag = "  OVERDUE" if w.overdue else ""
-        print(f"awaiting {w.kind} from {'/'.join(w.roles)} by {w.due.date()} ({w.title}){flag}")
+        estimate = f" [{estimate_note(w.due.date())}]" if w.estimated else ""
+        print(f"awaiting {w.kind} from {'/'.join(w.roles)} by {w.due.date()}{estimate} ({w.title}){flag}")
     if status.failed_items:
         print("failed items:")
         for item in status.failed_items:
@@ -311,6 +313,59 @@ async def _list(args: argparse.Namespace) -> int:
         print(f"{r['sample_no'] or r['workflow_id']:<24} {r['stage'] or '':<18} {r['verdict'] or '':<17} "
               f"{r['region'] or '':<7} {','.join(r['awaiting_role']):<22} {(r['next_deadline'] or '')[:19]:<20} "
               f"{'yes' if r['overdue'] else ''}")
+    if any(r["estimated"] for r in rows):
+        print("ESTIMATED: " + ", ".join(r["sample_no"] or r["workflow_id"] for r in rows if r["estimated"])
+              + " wait on a date whose year's holiday schedule is not published yet (`spotcheck calendar load`)")
+    return EXIT_OK
+
+
+# --- calendar ----------------------------------------------------------------------------------
+
+
+async def _calendar_load(args: argparse.Namespace) -> int:
+    """Validate a year file, add it to the calendar folder, then have every open wait with an estimated
+    deadline computed again."""
+    from activities.holiday_files import loaded_dir, read_year, save_year
+    from domain.holidays import HolidayYearError
+
+    try:
+        year = read_year(Path(args.file), "file")
+        text = _read_text(args.file)
+        path = None if args.dry_run else save_year(year, text)
+    except HolidayYearError as err:  # names the field, never the content
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
+        return EXIT_REJECTED
+    except (InputError, OSError) as err:
+        print(f"error: {input_problem(err, 'file')}", file=sys.stderr)
+        return EXIT_REJECTED
+    if path is None:
+        print(f"valid: {year.year} {year.citation()} (not loaded: --dry-run)")
+        return EXIT_OK
+    print(f"loaded {year.year} into {loaded_dir()}: {year.citation()}")
+    told = await (await _connect(args)).recompute_estimated(year.year)
+    print(f"told {len(told)} workflow(s) with an estimated deadline to compute it again"
+          + (": " + ", ".join(told) if told else ""))
+    return EXIT_OK
+
+
+def _calendar_show(args: argparse.Namespace) -> int:
+    from activities.holiday_files import known_years
+
+    known = [k for k in known_years() if args.year is None or k.year.year == args.year]
+    if args.json:
+        _print_json([{"year": k.year.year, "source": k.source, "path": str(k.path), "citation": k.year.citation(),
+                      **k.year.model_dump(mode="json")} for k in known])
+        return EXIT_OK
+    if not known:
+        print(f"no holiday schedule for {args.year}: deadlines in it are estimated (Monday to Friday)"
+              if args.year else "no holiday schedules")
+        return EXIT_OK if args.year else EXIT_REJECTED
+    for k in known:
+        print(f"{k.year.year}  {k.source:<7}  {k.year.citation()}")
+        if args.year is not None:
+            for h in k.year.holidays:
+                worked = ", ".join(str(d) for d in h.make_up_days)
+                print(f"  {h.name}: {h.first} – {h.last}" + (f"; make-up working days {worked}" if worked else ""))
     return EXIT_OK
 
 
@@ -396,6 +451,19 @@ def build_parser() -> argparse.ArgumentParser:
         lst.add_argument("--json", action="store_true")
         _client_options(lst)
         lst.set_defaults(func=_list)
+
+    cal = sub.add_parser("calendar", help="the holiday schedules deadlines are counted on")
+    cal_sub = cal.add_subparsers(dest="calendar_command", required=True)
+    load = cal_sub.add_parser("load", help="add a year's holiday schedule (TOML, see calendar/2026.toml) and "
+                              "recompute every estimated deadline")
+    load.add_argument("file")
+    load.add_argument("--dry-run", action="store_true", help="only validate the file")
+    _client_options(load)
+    load.set_defaults(func=_calendar_load)
+    cal_show = cal_sub.add_parser("show", help="the years known, their source and notice")
+    cal_show.add_argument("year", nargs="?", type=int)
+    cal_show.add_argument("--json", action="store_true")
+    cal_show.set_defaults(func=_calendar_show)
 
     schema = sub.add_parser("schema", help="print a JSON schema: an order, a decision, or a decision kind's data")
     schema.add_argument("model", choices=["sample-order", "decision", *(k.value for k in DecisionKind)])

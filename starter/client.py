@@ -306,9 +306,29 @@ class SpotcheckClient:
                 "awaiting_role": list(attrs.get(sa.AWAITING_ROLE) or []),
                 "next_deadline": (d.isoformat() if (d := attrs.get(sa.NEXT_DEADLINE)) else None),
                 "overdue": bool(attrs.get(sa.OVERDUE)),
+                "estimated": bool(attrs.get(sa.ESTIMATED_DEADLINE)),
                 "running": wf.status == WorkflowExecutionStatus.RUNNING,
             })
         return rows
+
+    # --- the holiday calendar ------------------------------------------------------------------
+
+    async def recompute_estimated(self, year: int | None = None) -> list[str]:
+        """Tell every running workflow with an estimated deadline (EstimatedDeadline) that the calendar
+        changed (`calendar_updated`): each computes those deadlines again and moves its timers. The ids told."""
+        told = []
+        query = "EstimatedDeadline = true AND ExecutionStatus = 'Running'"
+        async for wf in self.client.list_workflows(query):
+            await self.tell_calendar_updated(wf.id, year)
+            told.append(wf.id)
+        return told
+
+    async def tell_calendar_updated(self, workflow_id: str, year: int | None = None) -> None:
+        try:
+            await self.client.get_workflow_handle(workflow_id).signal("calendar_updated", {"year": year})
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:  # closed since it was listed: nothing to move
+                raise
 
 
 def list_query(

@@ -1,5 +1,5 @@
-"""Working-day arithmetic on the real PRC schedule (chinese_calendar), and deadlines computed from the
-real rule pack. Expected dates were read off the schedule itself (see the comments)."""
+"""Working-day arithmetic on the real PRC schedule (the cited year files in calendar/), and deadlines
+computed from the real rule pack. Expected dates were read off the schedule itself (see the comments)."""
 
 from __future__ import annotations
 
@@ -95,12 +95,12 @@ def test_result_notice_across_national_day() -> None:
     assert d.due.astimezone(CHINA).time() == time(23, 59, 59)
     assert d.remind_at == _end_of_day_utc(date(2025, 10, 11))  # 5 - 2 = 3 working days
     assert (d.unit, d.length, d.on_expiry, d.pack_version) == ("working_days", 5, "escalate", VERSION)
-    assert d.basis_checked and not d.beyond_schedule
+    assert d.basis_checked and not d.estimated
 
 
 def test_lab_testing_beyond_schedule() -> None:
     d = _deadline("lab_testing", _china(2026, 12, 21))
-    assert d.beyond_schedule
+    assert d.estimated
     # Dec 22-31 2026: 8 working days known; then 12 weekdays of 2027: Jan 1 .. Jan 18.
     assert d.due_date == date(2027, 1, 18)
 
@@ -184,7 +184,7 @@ def test_hours_rule_is_exact_even_on_a_holiday() -> None:
     assert d.due == datetime(2025, 10, 2, 14, 30, tzinfo=UTC)
     assert d.due_date == date(2025, 10, 2)
     assert d.remind_at == datetime(2025, 10, 2, 10, 30, tzinfo=UTC)  # 4 hours before
-    assert d.unit == "hours" and not d.beyond_schedule
+    assert d.unit == "hours" and not d.estimated
 
 
 def test_days_are_counted_in_china_time() -> None:

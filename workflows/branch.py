@@ -79,7 +79,8 @@ class BranchProcess(DecisionProcess):
         publish(f"{self.SPEC.branch.value}:{self.stage}",
                 branch_details(self.order, self.SPEC.title, str(self.stage), self.outcome, awaiting,
                                self.needs_operator),
-                awaiting=awaiting, needs_operator=self._operator_attribute(), only_changed=self._lean())
+                awaiting=awaiting, needs_operator=self._operator_attribute(),
+                estimated=self._estimated_attribute(awaiting), only_changed=self._lean())
 
     async def _publish(self) -> None:
         self._show()

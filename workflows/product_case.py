@@ -126,6 +126,9 @@ class ProductCaseWorkflow:
     async def run(self, state: ProductCaseState) -> ProductCaseStatus:
         if self._hardened is None:
             self._hardened = workflow.patched(HARDENED)
+        self._lean = workflow.patched(LEAN)
+        if self._lean:  # before any local activity (see DecisionProcess._versions)
+            workflow.patched(MERGED_JOINS)
         await self._publish()
         while True:
             while self.pending:

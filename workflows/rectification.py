@@ -86,6 +86,7 @@ ROUNDS = {
 @workflow.defn
 class RectificationWorkflow(BranchProcess):
     SPEC = BRANCHES[Branch.RECTIFICATION]
+    PATCHES = (ORDER18,)
 
     @workflow.init
     def __init__(self, inp: BranchInput) -> None:

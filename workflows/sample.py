@@ -61,6 +61,8 @@ ORDER18 = "order18-result-handling"
 
 @workflow.defn
 class SampleWorkflow(DecisionProcess):
+    PATCHES = (POST_HANDLING_PATCH, RETURN_WITHIN_RETENTION, ORDER18)
+
     @workflow.init
     def __init__(self, order: Any, carried: Any = None) -> None:
         # Untyped for the SDK (with an optional second argument it passes plain JSON): validated here.
@@ -454,8 +456,10 @@ class SampleWorkflow(DecisionProcess):
         branches = list(self.branches.reports.values())
         details = sample_details(self.order, self.stage, self.verdict, self.desk.awaiting(), branches,
                                  self.needs_operator)
-        publish(self.stage.value, details, awaiting=self._awaiting(), verdict=self.verdict.value,
-                needs_operator=self._operator_attribute(), only_changed=self._lean())
+        awaiting = self._awaiting()
+        publish(self.stage.value, details, awaiting=awaiting, verdict=self.verdict.value,
+                needs_operator=self._operator_attribute(), estimated=self._estimated_attribute(awaiting),
+                only_changed=self._lean())
 
     async def _publish(self) -> None:
         """Search attributes, current details and the `samples` record follow every change (in lean runs:
