@@ -83,7 +83,7 @@ CONTRACTS: dict[Branch, Contract] = {
               "malformed data for rectification_extension: data.days")),
         row={"extended_days": 20, "review_outcome": "rejected", "closed_outcome": "rejected"},
     ),
-    # The first wait, a repair application, has no deadline of its own and is refused for six months: a heavy
+    # The first wait, a repair application, has no deadline of its own and is refused for the shortest period: a heavy
     # penalty sent with the start opens the serious-dishonesty review, which has both.
     Branch.CREDIT: Contract(
         steps=(d("serious_dishonesty_review", "listed", "credit_officer", reason="重大行政处罚"),),
