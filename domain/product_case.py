@@ -111,6 +111,7 @@ class CaseFail(BaseModel):
     enforcement_workflow_id: str
     region: str
     batch: str | None = None
+    report_no: str | None = Field(default=None, description="the test report (none in runs before it was kept)")
     failed_on: date
     window_ends: date = Field(description="last day of the merge window opened by this fail")
     duplicate_of: str | None = Field(default=None, description="the earlier sample of the same batch")

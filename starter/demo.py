@@ -17,7 +17,7 @@ from temporalio.client import Client
 from starter.client import DecisionRejected, Signer, SpotcheckClient
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "orders"
-DEMO_SCALE = 86400.0  # a day per second: the 15-day objection window takes 15 s, retention about 90 s
+DEMO_SCALE = 86400.0  # a day per second: the 15-day objection window takes 15 s
 # Try in the Web UI: `Overdue = true AND Region = "330100"`, `Stage = "objection_window"`, `AwaitingRole = "lab"`.
 FAILED = [{"item": "输出电压", "standard": "GB 4943.1-2022", "requirement": "5V±5%", "result": "5.6V"}]
 
@@ -42,7 +42,7 @@ _RECEIVED = [Step("sampling_record", "sealed", "sampler", data={"record_no": "DE
 _NOTIFIED = [Step("result_delivery", "delivered", "case_officer")]
 
 SCENARIOS: list[tuple[str, str, list[Step]]] = [
-    ("online", "passes, retained, disposed", [*_RECEIVED, _report("pass"), Step("disposal", "disposed", "lab")]),
+    ("online", "passes, disposed of within the retention period", [*_RECEIVED, _report("pass"), Step("disposal", "disposed", "lab")]),
     ("offline_production", "fails, no objection: final after the 15-day window",
      [*_RECEIVED, _report("fail"), *_NOTIFIED]),
     ("online", "fails, objection accepted, re-test passes",
@@ -126,4 +126,4 @@ async def run_demo(client: Client, n: int, task_queue: str, signer: Signer | Non
         print(f"demo: started {sample_no} ({channel}): {story}", flush=True)
         drivers.append(_drive(spot, sample_no, steps, order["sampled_party"]["credit_code"]))
     await asyncio.gather(*drivers)
-    print("demo: every scripted decision sent; samples in retention close on their own clock", flush=True)
+    print("demo: every scripted decision sent", flush=True)

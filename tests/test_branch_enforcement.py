@@ -367,8 +367,11 @@ async def test_a_lead_from_another_branch_is_worded_and_quoted(
 
 async def test_merged_case_lists_every_sample(ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str) -> None:
     merged = [
-        {"sample_no": "ZJ-A-001", "workflow_id": "sample-ZJ-A-001", "region": "330100", "batch": "20250715"},
-        {"sample_no": "ZJ-B-002", "workflow_id": "sample-ZJ-B-002", "region": "330200", "batch": "20250801"},
+        {"sample_no": "ZJ-A-001", "workflow_id": "sample-ZJ-A-001", "region": "330100", "batch": "20250715",
+         "report_no": "ZJPQ-A-1"},
+        {"sample_no": "ZJ-B-002", "workflow_id": "sample-ZJ-B-002", "region": "330200", "batch": "20250801",
+         "report_no": "ZJPQ-B-2"},
+        # A member recorded before report numbers were kept: the letter shows a dash.
         {"sample_no": "ZJ-C-003", "workflow_id": "sample-ZJ-C-003", "region": "330300", "batch": None},
     ]
     case_id = f"case-{uuid.uuid4().hex[:8]}"
@@ -380,7 +383,8 @@ async def test_merged_case_lists_every_sample(ts_env: WorkflowEnvironment, pool:
         body = letter["body"]
         assert "跨区域并案移送" in body and "三批次" in body and "merged_case" not in body
         for s in merged:
-            assert f"| {s['sample_no']} | {s['region']} | {s['batch'] or '未标注'} |" in body
+            row = f"| {s['sample_no']} | {s.get('report_no') or '—'} | {s['region']} | {s['batch'] or '未标注'} |"
+            assert row in body, row
         assert f"{case_id}-01" in body
         assert "440300 市场监督管理局执法稽查部门" in body  # the labelled producer's locality
         [handover] = [m for m in await outbox_for(pool, case_id) if m["channel"] == "enforcement"]

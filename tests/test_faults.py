@@ -176,12 +176,12 @@ class Driver:
         await asyncio.gather(*sends)
 
     async def junk(self, numbers: list[str], stop: asyncio.Event) -> int:
-        """A steady stream of decisions that are never awaited here (disposal before its time), by update and
-        by signal, until `stop`: each must be refused and audited once."""
+        """A steady stream of decisions that are never taken (a disposal from a sampler, a role that may not
+        decide it), by update and by signal, until `stop`: each must be refused and audited once."""
         sent = 0
         while not stop.is_set():
             no = numbers[sent % len(numbers)]
-            await self.send(no, f.disposal(), signal=sent % 3 == 0, valid=False)
+            await self.send(no, f.decision("disposal", "disposed", "sampler"), signal=sent % 3 == 0, valid=False)
             sent += 1
             try:
                 await asyncio.wait_for(stop.wait(), 1.0)

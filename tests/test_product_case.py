@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta, timezone
 from typing import Any
 
@@ -21,7 +21,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.product_case import ProductCaseActivities, product_case_row
-from domain.branches import BranchInput, branch_workflow_id
+from domain import signing
+from domain.branches import BranchInput, BranchStatus, branch_workflow_id
 from domain.models import SampleOrder
 from domain.product_case import (
     CaseFail,
@@ -65,9 +66,9 @@ async def today(env: WorkflowEnvironment) -> date:
 
 async def open_branch(client: Client, task_queue: str, region: str, prod: dict[str, Any]) -> BranchInput:
     """A sample's own enforcement branch `sample-<no>-enforcement`, running as it would after a final fail."""
-    inp = BranchInput.model_validate(
-        f.branch_input("enforcement", context={"reason": "final_fail"}, region=region, product=prod)
-    )
+    data = f.branch_input("enforcement", context={"reason": "final_fail"}, region=region, product=prod)
+    data["report_no"] = f"ZJPQ-{data['order']['sample_no']}"  # each sample its own test report
+    inp = BranchInput.model_validate(data)
     await client.start_workflow(
         EnforcementWorkflow.run, inp, id=branch_workflow_id(inp.sample_workflow_id, "enforcement"),
         task_queue=task_queue,
@@ -338,6 +339,73 @@ async def test_a_third_region_within_the_window_joins_the_merged_case(
         assert await _running(client.get_workflow_handle(merged_id))
         row = store.find("product_cases", case_workflow_id=case_id)
         assert row is not None and row["fails"][c.order.sample_no]["merged_case"] == merged_id
+
+        # The merged case itself takes the sample: its case file lists all three, and a supplementary
+        # transfer letter (once) names the joining sample and lists every sample with its report number.
+        samples = [a, b, c]
+        for _ in range(100):
+            merged_row = store.find("enforcement_cases", workflow_id=merged_id)
+            if merged_row is not None and len(merged_row["merged_samples"] or []) == 3:
+                break
+            await asyncio.sleep(0.1)
+        assert merged_row is not None and [(x["sample_no"], x["report_no"]) for x in merged_row["merged_samples"]] \
+            == [(x.order.sample_no, x.report_no) for x in samples]
+        letters = [n for n in store.notices_for(merged_id) if n["template"] == "case_transfer"]
+        assert [n["title"] for n in letters] == ["案件移送函", "补充案件移送函"]
+        first, supplement = letters[0]["body"], letters[1]["body"]
+        assert c.order.sample_no not in first
+        assert all(x.order.sample_no in supplement and str(x.report_no) in supplement for x in samples)
+        assert f"抽样单编号为{c.order.sample_no}的样品" in supplement
+        merged = client.get_workflow_handle(merged_id)
+        timeline = (await merged.query("status", result_type=BranchStatus)).timeline
+        assert [e.event for e in timeline].count("joined") == 1
+
+
+@pytest.fixture
+def internal_key() -> Iterator[None]:
+    """The worker's keyring as a deployment has it: internal signals must be sealed by Spotcheck itself."""
+    before = (signing.keyring(), signing.required())
+    signing.configure({"internal-test": b"k" * 32}, require=False, internal_key_id="internal-test")
+    yield
+    signing.configure(before[0], require=before[1])
+
+
+async def test_a_forged_or_repeated_join_changes_nothing(
+    ts_env: WorkflowEnvironment, task_queue: str, internal_key: None
+) -> None:
+    """add_merged_sample comes only from the product case: junk, an unsealed sample and a sample already in
+    the case add nothing and issue no letter; a sealed new sample is added with one supplementary letter."""
+    client = ts_env.client
+    async with mocked_worker(client, task_queue) as (_, store):
+        data = f.branch_input("enforcement", context={"reason": "merged_case", "merged_samples": [
+            {"sample_no": "S-1", "workflow_id": "sample-S-1", "region": HANGZHOU, "batch": "1", "report_no": "R-1"},
+        ]})
+        wid = f"case-test-{uuid.uuid4().hex[:8]}-merged-1"
+        handle = await client.start_workflow(EnforcementWorkflow.run, BranchInput.model_validate(data), id=wid,
+                                             task_queue=task_queue)
+
+        async def letters(n: int) -> list[dict[str, Any]]:
+            for _ in range(100):
+                found = [x for x in store.notices_for(wid) if x["template"] == "case_transfer"]
+                if len(found) >= n:
+                    return found
+                await asyncio.sleep(0.1)
+            return found
+
+        assert len(await letters(1)) == 1
+        for junk in ([1, 2], {"sample_no": 7}, "S-2", {"sample_no": "S-9", "region": NINGBO}):
+            await handle.signal("add_merged_sample", junk)
+        await handle.signal("add_merged_sample", signing.seal({"sample_no": "S-1", "region": HANGZHOU}, wid))
+        await handle.signal("add_merged_sample", signing.seal({"sample_no": "S-2", "region": NINGBO,
+                                                               "report_no": "R-2"}, wid))
+        found = await letters(2)
+        assert [x["title"] for x in found] == ["案件移送函", "补充案件移送函"]
+        assert "S-9" not in found[1]["body"] and "R-1" in found[1]["body"] and "R-2" in found[1]["body"]
+        status = await handle.query("status", result_type=BranchStatus)
+        assert [e.text for e in status.timeline if e.event == "joined"] == [
+            f"sample S-2 ({NINGBO}) joins the merged case"]
+        assert sum(e.event == "forged" for e in status.timeline) == 4
+        await handle.terminate()
 
 
 async def test_reporting_twice_records_one_fail(

@@ -27,13 +27,14 @@ async def test_pass_path_reaches_closed(ts_env: WorkflowEnvironment, task_queue:
         order = f.order("offline_production")
         handle = await to_testing(client, order)
         await client.decide(order["sample_no"], f.report("pass"))
-        status = await wait_for(handle, lambda s: s.stage == "retention")
+        # The return is awaited from the verdict, due when the three-month retention period ends.
+        status = await wait_for(handle, lambda s: s.stage == "retention" and bool(s.awaiting))
         assert status.verdict == "pass"
-        # A disposal decision during the retention period is not taken.
-        with pytest.raises(DecisionRejected, match="not awaited"):
-            await client.decide(order["sample_no"], f.disposal("returned"))
-        await ts_env.sleep(timedelta(days=100))  # past the 3-month retention
-        await wait_for(handle, awaiting("disposal"))
+        (wait,) = status.awaiting
+        assert (wait.kind, wait.rule_id) == ("disposal", "sample_retention")
+        retention = next(d for d in status.deadlines if d.rule_id == "sample_retention")
+        assert retention.unit == "months" and retention.length == 3
+        assert wait.due_at == retention.due and (retention.due - retention.start).days >= 89
         await client.decide(order["sample_no"], f.disposal("returned"))
         result = await handle.result()
     assert (result.stage, result.verdict) == ("closed", "pass")
@@ -46,6 +47,21 @@ async def test_pass_path_reaches_closed(ts_env: WorkflowEnvironment, task_queue:
     assert [n["template"] for n in notices] == ["inspection_result"]
 
 
+async def test_a_return_not_made_within_retention_is_overdue(ts_env: WorkflowEnvironment, task_queue: str) -> None:
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
+        order = f.order("offline_production")
+        handle = await to_testing(client, order)
+        await client.decide(order["sample_no"], f.report("pass"))
+        await wait_for(handle, awaiting("disposal"))
+        await ts_env.sleep(timedelta(days=100))  # past the end of the retention period, nothing decided
+        status = await wait_for(handle, lambda s: any(a.overdue for a in s.awaiting))
+        assert status.stage == "retention" and [a.kind for a in status.awaiting] == ["disposal"]
+        assert any(e.event == "escalated" for e in status.timeline), [e.event for e in status.timeline]
+        # Late, but taken: the sample closes on the return.
+        await client.decide(order["sample_no"], f.disposal("returned"))
+        assert (await handle.result()).stage == "closed"
+
+
 async def test_purchased_sample_is_never_returned(
     ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
@@ -54,7 +70,6 @@ async def test_purchased_sample_is_never_returned(
         handle = await to_testing(client, order)
         await client.decide(order["sample_no"], f.report("pass"))
         await wait_for(handle, lambda s: s.stage == "retention")
-        await ts_env.sleep(timedelta(days=100))
         await wait_for(handle, awaiting("disposal"))
         with pytest.raises(DecisionRejected, match="purchased sample is not returned"):
             await client.decide(order["sample_no"], f.disposal("returned"))
@@ -110,7 +125,6 @@ async def test_objection_accepted_then_retest(
         if retest_outcome == "pass":
             status = await wait_for(handle, lambda s: s.stage == "retention")
             assert status.verdict == "pass" and status.failed_items == []
-            await ts_env.sleep(timedelta(days=100))
             await wait_for(handle, awaiting("disposal"))
             await client.decide(no, f.disposal())
             result = await handle.result()

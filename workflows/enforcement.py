@@ -16,6 +16,7 @@ wait (same workflow id) and the new run resumes it with the deadline in force, s
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -66,12 +67,15 @@ class EnforcementWorkflow(BranchProcess):
         self.case_no: str | None = None
         self.handling: Deadline | None = None  # the handling period in force, from the filing
         self.suspicion: str | None = None  # why a crime is suspected, for the transfer letter
+        self.letter_sent = False  # the 案件移送函 is out: a sample joining later gets a supplementary letter
+        self._letters = asyncio.Lock()  # a joining sample's letter never races the first one
         if (state := self._resume_state):  # a continued run: as the previous run left it (`_state`)
             self.merged_samples, self.reason = list(state["merged_samples"]), str(state["reason"])
             self.followed_case, self.case_no = state["followed_case"], state["case_no"]
             self.extended = {DecisionKind(k) for k in state["extended"]}
             self.handling = None if state["handling"] is None else Deadline.model_validate(state["handling"])
             self.suspicion = state["suspicion"]
+            self.letter_sent = bool(state.get("letter_sent", True))  # older runs carried only waits past it
 
     # --- signals -------------------------------------------------------------------------------
 
@@ -86,6 +90,26 @@ class EnforcementWorkflow(BranchProcess):
         ):
             return
         self.followed_case = case_workflow_id.strip()
+
+    @workflow.signal(name="add_merged_sample")
+    async def add_merged_sample(self, *args: Any) -> None:
+        """A merged case's product case adds a sample that failed within the merge window after the case
+        opened: it joins the case file, and once the transfer letter is out a supplementary letter lists every
+        sample. Internal: sealed by the product case; anything else is refused and audited."""
+        entry = self._internal("add_merged_sample", args)
+        if not self.merged_samples or not isinstance(entry, dict) or not isinstance(entry.get("sample_no"), str):
+            return  # only a merged case takes samples; junk changes nothing
+        if self.stage == "closed" or any(s.get("sample_no") == entry["sample_no"] for s in self.merged_samples):
+            return
+        sample = {k: (str(entry[k])[:128] if entry.get(k) is not None else None)
+                  for k in ("sample_no", "workflow_id", "region", "batch", "report_no")}
+        self.merged_samples.append(sample)
+        self._event("joined", f"sample {sample['sample_no']} ({sample['region']}) joins the merged case")
+        async with self._letters:
+            if self.letter_sent and self.stage != "closed":
+                await self._supplement(sample)
+            else:
+                await self._record_case()
 
     def _case_problem(self, decision: Decision) -> str | None:
         """One extension per period; a filed case carries its case number."""
@@ -123,7 +147,9 @@ class EnforcementWorkflow(BranchProcess):
             filing = self._resumed_waits.pop(DecisionKind.CASE_FILING, None)
             if filing is None:
                 filing = await self._deadline("case_filing")
-                await self._transfer_case(filing)
+                async with self._letters:
+                    await self._transfer_case(filing)
+                    self.letter_sent = True
                 await self._enter("handed_over")
             decision, _ = await self._await_extensible(DecisionKind.CASE_FILING, filing, "filing_due")
             if decision.outcome == "not_filed":
@@ -257,7 +283,7 @@ class EnforcementWorkflow(BranchProcess):
             "merged_samples": self.merged_samples, "reason": self.reason, "followed_case": self.followed_case,
             "case_no": self.case_no, "extended": sorted(k.value for k in self.extended),
             "handling": None if self.handling is None else self.handling.model_dump(mode="json"),
-            "suspicion": self.suspicion,
+            "suspicion": self.suspicion, "letter_sent": self.letter_sent,
         }
 
     def _stop_if_followed(self) -> None:
@@ -290,6 +316,22 @@ class EnforcementWorkflow(BranchProcess):
         )
         await self._record_case(handed_over_at=self.clock.now(), handover_reference=receipt.reference,
                                 filing_due=filing.due_date)
+
+    async def _supplement(self, sample: dict[str, Any]) -> None:
+        """补充移送函: the case file again, now listing every sample, with the one that joined named."""
+        step = f"case-transfer-supplement-{sample['sample_no']}"
+        await self._notice("case_transfer", step, {
+            **self._case_context(), "recipient": self._enforcement_recipient(), "supplement": sample,
+            "notice_no": f"{workflow.info().workflow_id}-{len(self.notices) + 1:02d}",
+        })
+        letter = self.notices[-1]
+        await self._hand_over(
+            "enforcement", "transfer_case", step, self._enforcement_recipient(),
+            f"补充案件移送函: {self._subject()} (+{sample['sample_no']})",
+            {**self._case_payload(), "joined": sample,
+             "letter": {"title": letter["title"], "sha256": letter["sha256"]}},
+        )
+        await self._record_case()
 
     def _case_context(self) -> dict[str, Any]:
         return {"reason": self.reason, "reason_code": reason_code(self.reason),
@@ -346,5 +388,5 @@ class EnforcementWorkflow(BranchProcess):
                 at=workflow.now(),
                 **changes,
             ),
-            summary=f"Record the enforcement case of {self._subject()}: {', '.join(changes)}",
+            summary=f"Record the enforcement case of {self._subject()}: {', '.join(changes) or 'its samples'}",
         )

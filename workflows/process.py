@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.adapters import OutboundActivities
@@ -47,6 +47,10 @@ SYSTEM = Actor(id="spotcheck", role=Role.CASE_OFFICER, name="Spotcheck (rule pac
 # Runs recorded before the hardened intake (one input of any shape, answer before the audit row, sealed
 # internal signals, the deployment policy, operator hand-off) replay as they ran (docs/design.md §8).
 HARDENED = "hardened-intake"
+# Runs recorded before it ran every bookkeeping step as a full activity and upserted every search attribute
+# at every publish; newer runs compute deadlines and write projections as local activities and upsert only
+# the attributes whose value changes (docs/design.md §8).
+LEAN = "lean-bookkeeping"
 # Histories recorded before the policy existed: no signatures, and the order's time_scale as given.
 LEGACY_POLICY = DeploymentPolicy(require_signatures=False, max_time_scale=864000.0, signing_key_ids=[])
 
@@ -88,6 +92,7 @@ class DecisionProcess:
         self._retries = 0
         self._audits: list[asyncio.Task[None]] = []
         self._hardened_run: bool | None = None
+        self._lean_run: bool | None = None
         self._resumed_waits: dict[DecisionKind, Deadline] = {}  # a continued run's open waits, as they were
         self._resume_at: str | None = None  # in a continued run: the stage it resumes at
         self.runs = 1
@@ -238,6 +243,12 @@ class DecisionProcess:
         if self._hardened_run is None:
             self._hardened_run = workflow.patched(HARDENED)
         return self._hardened_run
+
+    def _lean(self) -> bool:
+        """Whether this run keeps its bookkeeping lean (local activities, changed attributes only)."""
+        if self._lean_run is None:
+            self._lean_run = workflow.patched(LEAN)
+        return self._lean_run
 
     def _adopt_policy(self, policy: DeploymentPolicy) -> None:
         """The deployment's policy, as recorded for this run: signatures, and how far the clock may be
@@ -400,6 +411,7 @@ class DecisionProcess:
             DeadlineRequest(rule_id=rule_id, start=start or self.clock.now(), length=length, extended=extended),
             summary=f"Compute the {'extended ' if extended else ''}deadline of rule {rule_id} for sample "
                     f"{self.order.sample_no}",
+            local=self._lean(),  # pure: a rule and the calendar
         )
         if keep:
             self.deadlines.append(deadline)
@@ -431,19 +443,23 @@ class DecisionProcess:
             summary=f"Record the {'accepted' if receipt.accepted else 'rejected'} decision in the audit trail",
         )
 
-    async def _do(self, activity: Callable[..., Awaitable[T]] | str, arg: Any, *, summary: str) -> T:
-        """Run a step's activity. One that fails for good (its retries spent, or data that can never be
-        written) puts the process in `needs_operator`, visible to monitors and alerted, until an operator
-        signals `operator_retry`: it never retries forever on its own, and the process never fails."""
+    async def _do(
+        self, activity: Callable[..., Awaitable[T]] | str, arg: Any, *, summary: str, local: bool = False
+    ) -> T:
+        """Run a step's activity (`local`: as a local activity, for bookkeeping). One that fails for good
+        (its retries spent, or data that can never be written) puts the process in `needs_operator`, visible
+        to monitors and alerted, until an operator signals `operator_retry`: it never retries forever on its
+        own, and the process never fails."""
         while True:
             try:
-                return await call(activity, arg, summary=summary)
-            except ActivityError as err:
-                if not self._hardened():
+                return await call(activity, arg, summary=summary, local=local)
+            except (ActivityError, FailureError) as err:
+                # A local activity's failure arrives as its own error, not wrapped in an ActivityError.
+                if not self._hardened() or not (local or isinstance(err, ActivityError)):
                     raise
                 await self._wait_for_operator(summary, err)
 
-    async def _wait_for_operator(self, step: str, err: ActivityError) -> None:
+    async def _wait_for_operator(self, step: str, err: FailureError) -> None:
         """Every step that failed waits for the same `operator_retry`; monitors see the first one."""
         generation = self._retries
         if self.needs_operator is None:

@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.status import BranchReport
     from workflows.calls import call
     from workflows.enforcement import EnforcementWorkflow
-    from workflows.process import HARDENED
+    from workflows.process import HARDENED, LEAN
     from workflows.visibility import publish
 
 # A fail date becomes a moment for the deadline activity: noon, China time (no DST, a fixed offset).
@@ -56,8 +56,16 @@ CHINA = timezone(timedelta(hours=8))
 NOON = time(12, 0, tzinfo=CHINA)
 KEEP_SEEN = 1000  # sample numbers of dropped fails remembered, so a very late repeat is still ignored
 KEEP_REJECTED = 20
+# Released runs only recorded a sample joining a merged case; newer runs add it to the case itself.
+MERGED_JOINS = "merged-case-joins"
 
 __all__ = ["FailReport", "ProductCaseWorkflow", "product_case_id"]
+
+
+def merged_sample(fail: CaseFail) -> dict[str, Any]:
+    """A sample as the merged case's file lists it (案件移送函, enforcement_cases.merged_samples)."""
+    return {"sample_no": fail.sample_no, "workflow_id": fail.sample_workflow_id, "region": fail.region,
+            "batch": fail.batch, "report_no": fail.report_no}
 
 
 @workflow.defn
@@ -72,6 +80,7 @@ class ProductCaseWorkflow:
         self.rejected: list[str] = []
         self.closed = False
         self._hardened: bool | None = None
+        self._lean: bool | None = None
 
     # --- signals and the query -----------------------------------------------------------------
 
@@ -158,11 +167,12 @@ class ProductCaseWorkflow:
             compute_deadline,
             DeadlineRequest(rule_id=MERGE_WINDOW_RULE, start=datetime.combine(report.failed_on, NOON)),
             summary=f"Compute the merge window of the fail of sample {report.sample_no}",
+            local=bool(self._lean),
         )
         fail = CaseFail(
             sample_no=report.sample_no, sample_workflow_id=report.sample_workflow_id,
             enforcement_workflow_id=report.enforcement_workflow_id, region=report.region, batch=report.batch,
-            failed_on=report.failed_on, window_ends=deadline.due_date,
+            report_no=report.report_no, failed_on=report.failed_on, window_ends=deadline.due_date,
         )
         verdict = assess(self.s.fails, self.s.merged, fail, self.s.seen_batches)
         fail.duplicate_of = verdict.duplicate_of
@@ -217,8 +227,7 @@ class ProductCaseWorkflow:
             report_no=first.report_no, evidence=list(evidence.values()), notices=first.notices,
             context={
                 "reason": "merged_case",
-                "merged_samples": [{"sample_no": f.sample_no, "workflow_id": f.sample_workflow_id,
-                                    "region": f.region, "batch": f.batch} for f in members],
+                "merged_samples": [merged_sample(f) for f in members],
                 "product_case": self.key.case_id,
             },
         )
@@ -251,10 +260,21 @@ class ProductCaseWorkflow:
             merged.members.append(fail.sample_no)
             if fail.duplicate_of is None and fail.region not in merged.regions:
                 merged.regions = sorted([*merged.regions, fail.region])
-        # The EnforcementWorkflow takes no samples after its start (it has no such signal): the joining
-        # sample is recorded here and in product_cases, and its own branch closes in the case's favour.
+        # The merged case lists the joining sample in its case file (a supplementary letter once its
+        # transfer letter is out); the sample's own branch closes in the case's favour.
+        if workflow.patched(MERGED_JOINS):
+            await self._add_to_merged_case(wid, fail)
         await self._tell_to_follow(wid, [fail])
         return merged
+
+    async def _add_to_merged_case(self, wid: str, fail: CaseFail) -> None:
+        try:
+            await workflow.get_external_workflow_handle(wid).signal(
+                EnforcementWorkflow.add_merged_sample, signing.seal(merged_sample(fail), wid),
+            )
+        except Exception:  # noqa: BLE001 - the merged case has closed: the join stays in this case's record
+            workflow.logger.warning("%s joins %s, which has closed: recorded in the product case only",
+                                    fail.sample_no, wid)
 
     async def _tell_to_follow(self, wid: str, fails: list[CaseFail]) -> None:
         async def tell(f: CaseFail) -> None:
@@ -321,8 +341,11 @@ class ProductCaseWorkflow:
         )
 
     async def _publish(self) -> None:
+        if self._lean is None:
+            self._lean = workflow.patched(LEAN)
         publish(self.stage, self._details(), extra=[sa.PRODUCT_CODE.value_set(self.key.product_code),
-                                                    sa.ENTERPRISE_CODE.value_set(self.key.credit_code)])
+                                                    sa.ENTERPRISE_CODE.value_set(self.key.credit_code)],
+                only_changed=self._lean)
 
     def _details(self) -> str:
         regions = sorted({f.region for f in self.s.fails})

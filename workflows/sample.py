@@ -50,6 +50,9 @@ PRODUCER = DecisionKind.PRODUCER_CONFIRMATION  # local policy: a lab rejecting a
 
 # Released histories end a final fail in `post_handling`; newer runs go on into the branches.
 POST_HANDLING_PATCH = "post-handling-branches"
+# Released histories keep a passed sample for the whole period and only then await the return decision;
+# newer runs await the return from the verdict, due when the period ends (the basis says "within").
+RETURN_WITHIN_RETENTION = "return-within-retention"
 
 
 @workflow.defn
@@ -68,6 +71,7 @@ class SampleWorkflow(DecisionProcess):
         self.producer_answer: str | None = None
         self._producer_answer: asyncio.Task[None] | None = None
         self._window_start: datetime | None = None  # the objection window runs from the delivery
+        self._projected: tuple[Any, ...] | None = None  # what the `samples` record last got (lean runs)
         if carried is not None:
             self._restore(carried)
 
@@ -243,28 +247,36 @@ class SampleWorkflow(DecisionProcess):
         self._event("disposal", f"failed sample {disposal.outcome}")
 
     async def _retain_and_dispose(self) -> None:
-        """Keep the passed sample for the retention period, then return or dispose of it by decision.
-        Evaluative samples keep no backup, so they go straight to the disposal decision."""
+        """A passed sample is returned (or, when bought, disposed of) within the retention period: one
+        decision awaited from the final verdict, due when the period ends. Evaluative samples keep no backup,
+        so they go straight to the disposal decision."""
         retained = next((d for d in self.deadlines if d.rule_id == "sample_retention"), None)  # when continued
         if retained is None:
             await self._enter(Stage.RETENTION)
-        if self.order.task_type is not TaskType.EVALUATIVE and DecisionKind.DISPOSAL not in self._resumed_waits:
-            retention = retained or await self._deadline("sample_retention")
-            if retained is None:
-                self._event("retention", f"the sample is kept until {retention.due_date} ({retention.basis})")
-            if self._hardened():
-                await self._until(lambda: False, retention.due,
-                                  f"Retention period of sample {self.order.sample_no} ends {retention.due_date}",
-                                  interrupt=self._continue_due)
-            else:
-                await workflow.sleep(
-                    self.clock.real_delay_until(retention.due),
-                    summary=f"Retention period of sample {self.order.sample_no} ends {retention.due_date}",
-                )
-        disposal = await self._await(DecisionKind.DISPOSAL, "disposal_decision", interrupt=self._continue_due)
+        evaluative = self.order.task_type is TaskType.EVALUATIVE
+        if not evaluative and workflow.patched(RETURN_WITHIN_RETENTION):
+            # A run continued at this wait carries the deadline it waited on (`_resumed_waits`).
+            carried = self._resumed_waits.pop(DecisionKind.DISPOSAL, None) or retained
+            disposal = await self._await(DecisionKind.DISPOSAL, "sample_retention", deadline=carried,
+                                         interrupt=self._continue_due)
+        else:
+            if not evaluative and DecisionKind.DISPOSAL not in self._resumed_waits:
+                await self._sit_out_retention(retained)  # released histories: keep first, then decide
+            disposal = await self._await(DecisionKind.DISPOSAL, "disposal_decision", interrupt=self._continue_due)
         self._event("disposal", f"sample {disposal.outcome}")
         await self.branches.follow()  # leads found while buying close before the sample does
         await self._enter(Stage.CLOSED)
+
+    async def _sit_out_retention(self, retained: Deadline | None) -> None:
+        """How runs before RETURN_WITHIN_RETENTION read the period: a wait until it ended."""
+        retention = retained or await self._deadline("sample_retention")
+        if retained is None:
+            self._event("retention", f"the sample is kept until {retention.due_date} ({retention.basis})")
+        summary = f"Retention period of sample {self.order.sample_no} ends {retention.due_date}"
+        if self._hardened():
+            await self._until(lambda: False, retention.due, summary, interrupt=self._continue_due)
+        else:
+            await workflow.sleep(self.clock.real_delay_until(retention.due), summary=summary)
 
     # --- continuing as new: a bounded history however long the sample runs or however much is sent ---
 
@@ -414,31 +426,41 @@ class SampleWorkflow(DecisionProcess):
         details = sample_details(self.order, self.stage, self.verdict, self.desk.awaiting(), branches,
                                  self.needs_operator)
         publish(self.stage.value, details, awaiting=self._awaiting(), verdict=self.verdict.value,
-                needs_operator=self._operator_attribute())
+                needs_operator=self._operator_attribute(), only_changed=self._lean())
 
     async def _publish(self) -> None:
-        """Search attributes, current details and the `samples` record follow every change."""
+        """Search attributes, current details and the `samples` record follow every change (in lean runs:
+        the record only when what it holds changed)."""
         self._show()
         awaiting = self._awaiting()
-        self._seq += 1
         first = min(awaiting, key=lambda a: a.due_at) if awaiting else None
+        projected = (self.stage.value, self.verdict.value, first.kind if first else None,
+                     ",".join(first.roles) if first else None, min((a.due_at for a in awaiting), default=None),
+                     any(a.overdue for a in awaiting))
+        lean = self._lean()
+        if lean and projected == self._projected:
+            return
+        self._projected = projected
+        self._seq += 1
+        stage, verdict, kind, role, next_deadline, overdue = projected
         await self._do(
             RecordActivities.project_sample,
             SampleProjection(
                 sample_no=self.order.sample_no,
                 workflow_id=workflow.info().workflow_id,
                 seq=self._seq,
-                stage=self.stage.value,
-                verdict=self.verdict.value,
+                stage=stage,
+                verdict=verdict,
                 # Personal data travels once: later projections name what changed, not the whole order.
                 order=self.order.model_dump(mode="json") if self._seq == 1 or not self._hardened() else None,
-                awaiting_kind=first.kind if first else None,
-                awaiting_role=",".join(first.roles) if first else None,
-                next_deadline=min((a.due_at for a in awaiting), default=None),
-                overdue=any(a.overdue for a in awaiting),
+                awaiting_kind=kind,
+                awaiting_role=role,
+                next_deadline=next_deadline,
+                overdue=overdue,
                 updated_at=workflow.now(),
             ),
             summary=f"Record sample {self.order.sample_no} at stage {self.stage.value}",
+            local=lean,
         )
 
     # --- activities ----------------------------------------------------------------------------

@@ -26,10 +26,12 @@ def publish(
     verdict: str | None = None,
     needs_operator: bool | None = None,
     extra: Sequence[SearchAttributeUpdate[Any]] = (),
+    only_changed: bool = False,
 ) -> None:
     """Stage (and verdict), who is awaited by when and whether anything is overdue, then the details.
     `awaiting=None` leaves the wait attributes alone (a process that never waits for people), and
-    `needs_operator=None` the NeedsOperator attribute."""
+    `needs_operator=None` the NeedsOperator attribute. `only_changed` (lean runs): upsert only the attributes
+    whose value differs from the workflow's own (each upsert is an event in history and a visibility write)."""
     updates: list[SearchAttributeUpdate[Any]] = [*extra, sa.STAGE.value_set(stage)]
     if verdict is not None:
         updates.append(sa.VERDICT.value_set(verdict))
@@ -43,7 +45,11 @@ def publish(
         ]
     if needs_operator is not None:
         updates.append(sa.NEEDS_OPERATOR.value_set(needs_operator))
-    workflow.upsert_search_attributes(updates)
+    if only_changed:
+        current = workflow.info().typed_search_attributes
+        updates = [u for u in updates if current.get(u.key) != u.value]
+    if updates:
+        workflow.upsert_search_attributes(updates)
     workflow.set_current_details(details)
 
 
