@@ -65,3 +65,16 @@ def test_show_refuses_a_bad_date(capsys: pytest.CaptureFixture[str]) -> None:
     assert "not a date" in capsys.readouterr().err
     assert main(["rules", "show", "--at", "2020-01-01"]) == 1
     assert "no rule pack in force on 2020-01-01" in capsys.readouterr().err
+
+
+def test_show_defaults_to_today_in_china(capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import datetime
+
+    from activities.calendar import CHINA
+
+    today = datetime.now(CHINA).date()
+    first = _show(capsys).splitlines()[0]
+    assert first in {f"rule pack zj-2025-10-11, rules in force on {d}" for d in (today, today.fromordinal(today.toordinal() + 1))}
+    every = _show(capsys, "--all").splitlines()
+    assert every[0] == "rule pack zj-2025-10-11, every rule version"
+    assert sum(line.startswith("credit_repair_wait_general ") for line in every) == 2
