@@ -49,15 +49,16 @@ def longest_rule(tier: DishonestyTier) -> str:
     return f"credit_publicity_max_{tier.value}"
 
 
-def tier_of(context: Mapping[str, Any]) -> tuple[DishonestyTier, str]:
-    """The tier a listing is published with, from the branch's context (`dishonesty_tier`, set from the
-    decision or order that started it), and where it came from. Anything else takes the default."""
+def tier_of(context: Mapping[str, Any], ordered: DishonestyTier | None) -> tuple[DishonestyTier, str]:
+    """The tier a listing is published with, and where it came from: the branch's context
+    (`dishonesty_tier`, given with the fail), else the order (set by the plan), else the default."""
     given = context.get("dishonesty_tier")
     if isinstance(given, str) and given in DishonestyTier._value2member_map_:
         return DishonestyTier(given), "given with the fail"
-    if given is None:
-        return DEFAULT_TIER, "default for a spot-check fail"
-    return DEFAULT_TIER, "default for a spot-check fail (the given tier was not one of minor, general, serious)"
+    unusable = "" if given is None else " (the given tier was not one of minor, general, serious)"
+    if ordered is not None:
+        return ordered, "set by the plan in the order" + unusable
+    return DEFAULT_TIER, "default for a spot-check fail" + unusable
 
 
 def publicity_end(longest: Deadline, opinion: Deadline) -> Deadline:

@@ -136,6 +136,26 @@ async def test_an_unknown_tier_takes_the_default_and_says_so(ts_env: WorkflowEnv
         await handle.terminate()
 
 
+async def test_the_plan_sets_the_tier_in_the_order(ts_env: WorkflowEnvironment, task_queue: str) -> None:
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
+        inp = new_input()
+        inp = inp.model_copy(update={"order": inp.order.model_copy(update={"dishonesty_tier": "minor"})})
+        handle = await client.client.start_workflow(
+            CreditWorkflow.run, inp, id=branch_workflow_id(inp.sample_workflow_id, "credit"),
+            task_queue=client.task_queue)
+        s = await until(handle, listed)
+        assert s.data["dishonesty_tier"] == "minor"
+        [event] = [e for e in s.timeline if e.event == "tier"]
+        assert "set by the plan in the order" in event.text
+        # A minor listing: repair at once (no shortest period), publicity at most three months.
+        receipt = await client.decide(inp.order.sample_no, apply_(), workflow_id=handle.id)
+        assert receipt.accepted
+        [notice] = store.notices_for(handle.id)
+        assert "失信信息类别：轻微失信信息" in notice["body"] and "公示期为三个月" in notice["body"]
+        assert "当事人履行法定责任后，即可依照《信用修复管理办法》申请信用修复" in notice["body"]
+        await handle.terminate()
+
+
 def _deadline(rule_id: str, length: int, due_date: str, **extra: Any) -> Deadline:
     return Deadline.model_validate({
         "rule_id": rule_id, "title": "t", "start": "2026-05-01T02:00:00Z", "due": f"{due_date}T15:59:59Z",
@@ -163,8 +183,11 @@ def test_pure_rules_of_the_tiers() -> None:
     longest_general = _deadline("credit_publicity_max_general", 12, "2027-05-01")
     assert publicity_end(longest_minor, opinion) is longest_minor
     assert publicity_end(longest_general, opinion) is opinion
-    assert tier_of({"dishonesty_tier": "serious"}) == (DishonestyTier.SERIOUS, "given with the fail")
-    assert tier_of({})[0] is DishonestyTier.GENERAL and tier_of({"dishonesty_tier": 3})[0] is DishonestyTier.GENERAL
+    assert tier_of({"dishonesty_tier": "serious"}, DishonestyTier.MINOR) == (DishonestyTier.SERIOUS, "given with the fail")
+    assert tier_of({}, DishonestyTier.MINOR) == (DishonestyTier.MINOR, "set by the plan in the order")
+    assert tier_of({}, None) == (DishonestyTier.GENERAL, "default for a spot-check fail")
+    assert tier_of({"dishonesty_tier": 3}, DishonestyTier.MINOR) == (
+        DishonestyTier.MINOR, "set by the plan in the order (the given tier was not one of minor, general, serious)")
 
 
 def test_only_a_heavier_penalty_counts_for_order_44() -> None:

@@ -1,7 +1,7 @@
 """CreditWorkflow (`sample-<no>-credit`): 信用约束与修复, the credit branch of a final fail.
 
 publishing → listed → removed (expired) → closed. The listing is published with its dishonesty tier (minor,
-general, serious: `domain/credit.py`, from the branch context, default general) and takes its periods from
+general, serious: `domain/credit.py`; from the branch context or the order, default general) and takes its periods from
 the rule versions in force on the publication day: it ends by itself at the tier's longest period or the
 opinion's one year (rule credit_listing), whichever comes first; after the tier's shortest period
 (credit_repair_wait_<tier>; none for a minor listing from 2026-04-01) the enterprise may apply for credit
@@ -161,7 +161,7 @@ class CreditWorkflow(BranchProcess):
         opinion = await self._deadline(OPINION_RULE, start=published)
         if tiered:
             # The tier is decided now, and each period is the version of its rule in force today.
-            tier, why = tier_of(self.input.context)
+            tier, why = tier_of(self.input.context, self.order.dishonesty_tier)
             longest = await self._deadline(longest_rule(tier), start=published)
             listing = publicity_end(longest, opinion)
             self.repair_from = await self._deadline(shortest_rule(tier), start=published)
