@@ -333,6 +333,7 @@ async def test_serious_dishonesty_proposed_once_on_a_heavy_penalty(
         await handle.signal(CreditWorkflow.enforcement_result, {"heavy": False, "fine_amount": "5000"})
         await handle.signal(CreditWorkflow.enforcement_result, "罚款")
         await handle.signal(CreditWorkflow.enforcement_result, {"heavy": "yes"})
+        await handle.signal(CreditWorkflow.enforcement_result, {"heavy": False, "heavy_kind": {"x": [1]}})
         s = await until(handle, lambda s: sum(e.event == "rejected" for e in s.timeline) == 2)
         assert not awaiting("serious_dishonesty_review")(s) and "serious_dishonesty" not in s.data
         assert any("not a 较重行政处罚" in e.text for e in s.timeline if e.event == "enforcement_result")

@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         shortest_rule,
         tier_of,
     )
-    from domain.decisions import Decision, DecisionKind
+    from domain.decisions import Decision, DecisionKind, HeavyPenalty
     from domain.records import CreditFailCount, CreditListing, CreditListingChange
     from domain.rules import Deadline
     from workflows.branch import BranchProcess
@@ -64,6 +64,7 @@ ACCEPTANCE = DecisionKind.CREDIT_REPAIR_ACCEPTANCE
 REVIEW = DecisionKind.CREDIT_REPAIR_REVIEW
 SERIOUS_REVIEW = DecisionKind.SERIOUS_DISHONESTY_REVIEW
 REPAIR_KINDS = (APPLICATION, ACCEPTANCE, REVIEW)
+HEAVY_KINDS = frozenset(k.value for k in HeavyPenalty)
 
 # Dishonesty tiers and periods from the rule versions in force on publication (Order 36), the serious-dishonesty
 # criterion of Order 44 (a 较重行政处罚 only): everything after publication in runs that saw this patch.
@@ -339,7 +340,7 @@ class CreditWorkflow(BranchProcess):
             return
         heavy, why = heavy_penalty(result)
         fine, kind = result.get("fine_amount"), result.get("heavy_kind")
-        self.data["enforcement"] = {"heavy": heavy, "heavy_kind": kind if isinstance(kind, str) else None,
+        self.data["enforcement"] = {"heavy": heavy, "heavy_kind": kind if isinstance(kind, str) and kind in HEAVY_KINDS else None,
                                     "fine_amount": None if fine is None else str(fine)}
         self._event("enforcement_result", f"enforcement penalty reported: {why}"[:500])
         # Proposed once: a heavy penalty after an earlier proposal adds nothing; one after the listing is
