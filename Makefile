@@ -10,7 +10,7 @@ $(BIN)/spotcheck: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(BIN)/spotcheck
 
-.PHONY: venv run test lint unit histories bench
+.PHONY: venv run test lint unit histories bench rules-doc
 venv: $(BIN)/spotcheck
 
 run: venv
@@ -34,3 +34,7 @@ histories: venv
 
 bench: venv
 	$(BIN)/python -m bench.history_size
+
+# docs/rules.md from the rule packs (tests/test_rules_show.py fails when it is stale).
+rules-doc: venv
+	$(BIN)/spotcheck rules show --markdown > docs/rules.md

@@ -129,6 +129,8 @@ def compute_deadline_for(rule: Rule, pack_version: str, req: DeadlineRequest, ca
         pack_version=pack_version,
         estimated=estimated,
         due_date=due_date,
+        effective_from=rule.effective_from,
+        effective_to=rule.effective_to,
     )
 
 
@@ -145,7 +147,8 @@ def _packs(directory: Path) -> list[RulePack]:
 
 @activity.defn
 async def compute_deadline(req: DeadlineRequest) -> Deadline:
-    """The deadline of one rule, from the pack in force on the start date (China time)."""
+    """The deadline of one rule: the version in force on the start date (China time) of the pack in force
+    on that date."""
     # A broken pack file or override stays retryable: fix it and restart the worker, the activity
     # recovers. A request that can never succeed with the pack in force fails at once.
     packs = _packs(rules_dir())
@@ -156,7 +159,7 @@ async def compute_deadline(req: DeadlineRequest) -> Deadline:
         raise ApplicationError(str(exc), type="NoRulePack", non_retryable=True) from exc
     pack = pack.with_overrides(overrides_from_env())
     try:
-        rule = pack.rule(req.rule_id)
+        rule = pack.rule(req.rule_id, on)
     except KeyError as exc:
         raise ApplicationError(str(exc.args[0]), type="UnknownRule", non_retryable=True) from exc
     try:

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from domain.bounds import (
     MAX_EVIDENCE,
@@ -406,10 +406,41 @@ class CaseFilingData(_Payload):
     case_no: MaybeCode | None = None
 
 
+class HeavyPenalty(StrEnum):
+    """The 较重行政处罚 of 《市场监督管理严重违法失信名单管理办法》(市场监管总局令第44号) 第二条."""
+
+    AGGRAVATED_FINE = "aggravated_fine"  # 依照行政处罚裁量基准，按照从重处罚原则处以罚款
+    QUALIFICATION_LOWERED = "qualification_lowered"  # 降低资质等级
+    LICENCE_REVOKED = "licence_revoked"  # 吊销许可证件、营业执照
+    BUSINESS_RESTRICTED = "business_restricted"  # 限制开展生产经营活动、责令停产停业、责令关闭、限制从业
+    OTHER = "other"  # 法律、行政法规和部门规章规定的其他较重行政处罚
+
+    @property
+    def label(self) -> str:
+        return _HEAVY_PENALTY_LABELS[self]
+
+
+_HEAVY_PENALTY_LABELS = {
+    HeavyPenalty.AGGRAVATED_FINE: "从重处罚的罚款",
+    HeavyPenalty.QUALIFICATION_LOWERED: "降低资质等级",
+    HeavyPenalty.LICENCE_REVOKED: "吊销许可证件、营业执照",
+    HeavyPenalty.BUSINESS_RESTRICTED: "限制生产经营、责令停产停业、责令关闭、限制从业",
+    HeavyPenalty.OTHER: "法律、行政法规和部门规章规定的其他较重行政处罚",
+}
+
+
 class CaseOutcomeData(_Payload):
     decision_no: MaybeCode | None = None
     fine_amount: Money | None = Field(default=None, description="罚没款 in CNY")
-    heavy: bool = Field(default=False, description="a heavy penalty: counts for the serious-dishonesty check")
+    heavy: bool = Field(default=False, description="a 较重行政处罚 (市场监管总局令第44号 第二条): the only ground "
+                        "for a serious-dishonesty proposal")
+    heavy_kind: HeavyPenalty | None = Field(default=None, description="which 较重行政处罚; only with heavy")
+
+    @model_validator(mode="after")
+    def _kind_only_when_heavy(self) -> CaseOutcomeData:
+        if self.heavy_kind is not None and not self.heavy:
+            raise ValueError("heavy_kind: only with heavy = true (a 较重行政处罚)")
+        return self
 
 
 class DelistConfirmationData(_Payload):

@@ -211,7 +211,9 @@ class CreditListing(BaseModel):
     enterprise_name: str
     published_at: AwareDatetime
     publicity_due: AwareDatetime
-    listed_until: AwareDatetime
+    listed_until: AwareDatetime = Field(description="publicity ends by itself: the tier's longest or the opinion's year")
+    dishonesty_tier: str | None = Field(default=None, description="minor / general / serious; None before tiers")
+    repair_from: AwareDatetime | None = Field(default=None, description="end of the shortest publicity period")
     updated_at: WrittenAt = None
 
 

@@ -12,6 +12,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Coroutine
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -369,6 +370,79 @@ def _calendar_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- rules ---------------------------------------------------------------------------------------
+
+
+def rule_rows(pack: Any, on: date | None) -> list[dict[str, Any]]:
+    """One row per rule version: those in force on `on`, or (None) every version of the pack."""
+    from domain.rules import ARTICLE
+
+    rules = list(pack.rules_on(on).values()) if on is not None else [
+        r for _, versions in sorted(pack.rules.items()) for r in versions]
+    return [{
+        "rule": r.id, "title": r.title, "length": r.length, "unit": r.unit.value,
+        "value": f"{r.length} {r.unit.value}" + (f" (+{r.extension_length} once)" if r.extension_length else ""),
+        "on_expiry": r.on_expiry.value, "basis": r.basis, "articles": ARTICLE.findall(r.basis),
+        "basis_checked": r.basis_checked, "scope": r.scope.value,
+        "effective_from": r.effective_from.isoformat() if r.effective_from else None,
+        "effective_to": r.effective_to.isoformat() if r.effective_to else None,
+        "pack_version": pack.version,
+    } for r in rules]
+
+
+def _span(row: dict[str, Any]) -> str:
+    if not row["effective_from"] and not row["effective_to"]:
+        return "always"
+    return f"{row['effective_from'] or '…'} – {row['effective_to'] or '…'}"
+
+
+def rules_markdown(packs: list[Any]) -> str:
+    """docs/rules.md: every version of every rule of every pack (regenerate: `make rules-doc`)."""
+    out = ["# Rules", "",
+           "Generated from `rules/*.toml` by `spotcheck rules show --markdown` (`make rules-doc`); do not",
+           "edit by hand. A rule with several versions applies the one in force on a deadline's start date",
+           "(China time); *checked* means the basis was checked against the official text and cites its article.", ""]
+    for pack in packs:
+        out += [f"## {pack.version} (in force from {pack.effective_from})", "", pack.title, "",
+                "| rule | value | on expiry | in force | checked | basis |", "|---|---|---|---|---|---|"]
+        for row in rule_rows(pack, None):
+            basis = row["basis"].replace("|", "\\|")
+            out.append(f"| `{row['rule']}` | {row['value']} | {row['on_expiry']} | {_span(row)} | "
+                       f"{'yes' if row['basis_checked'] else 'no'} | {basis} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _rules_show(args: argparse.Namespace) -> int:
+    from activities.calendar import CHINA
+    from activities.rule_packs import load_rule_packs, overrides_from_env, pack_in_force
+
+    packs = load_rule_packs()
+    if args.markdown:
+        print(rules_markdown(packs), end="")
+        return EXIT_OK
+    on = None if args.all else (args.at or datetime.now(CHINA).date())
+    pack = pack_in_force(packs, on or max(p.effective_from for p in packs)).with_overrides(overrides_from_env())
+    rows = rule_rows(pack, on)
+    if args.json:
+        _print_json({"on": on.isoformat() if on else None, "pack_version": pack.version, "rules": rows})
+        return EXIT_OK
+    print(f"rule pack {pack.version}, " + (f"rules in force on {on}" if on else "every rule version"))
+    width = max(len(r["rule"]) for r in rows)
+    print(f"{'RULE':<{width}}  {'VALUE':<28} {'CHECKED':<8} {'IN FORCE':<25} BASIS")
+    for r in rows:
+        print(f"{r['rule']:<{width}}  {r['value']:<28} {'yes' if r['basis_checked'] else 'no':<8} "
+              f"{_span(r):<25} {r['basis']}")
+    return EXIT_OK
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
 # --- schema ------------------------------------------------------------------------------------
 
 
@@ -468,6 +542,16 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print a JSON schema: an order, a decision, or a decision kind's data")
     schema.add_argument("model", choices=["sample-order", "decision", *(k.value for k in DecisionKind)])
     schema.set_defaults(func=_schema)
+
+    rules = sub.add_parser("rules", help="the rule pack: deadlines with their legal basis")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    rshow = rules_sub.add_parser("show", help="the rules in force on a date (default today, China time)")
+    when = rshow.add_mutually_exclusive_group()
+    when.add_argument("--at", type=_iso_date, metavar="DATE", help="YYYY-MM-DD (default: today, China time)")
+    when.add_argument("--all", action="store_true", help="every version of every rule")
+    rshow.add_argument("--json", action="store_true")
+    rshow.add_argument("--markdown", action="store_true", help="every pack and version as docs/rules.md")
+    rshow.set_defaults(func=_rules_show)
 
     try:
         from starter import stack

@@ -86,7 +86,7 @@ CONTRACTS: dict[Branch, Contract] = {
               "not awaited: the sample waits for rectification_report, not suspension_order")),
         row={"re_inspection_outcome": "fail", "announcement_no": "浙市监公告〔2026〕7号", "closed_outcome": None},
     ),
-    # The first wait, a repair application, has no deadline of its own and is refused for six months: a heavy
+    # The first wait, a repair application, has no deadline of its own and is refused for the shortest period: a heavy
     # penalty sent with the start opens the serious-dishonesty review, which has both.
     Branch.CREDIT: Contract(
         steps=(d("serious_dishonesty_review", "listed", "credit_officer", reason="重大行政处罚"),),

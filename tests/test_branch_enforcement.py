@@ -83,9 +83,9 @@ def filed(case_no: str = CASE_NO) -> dict[str, Any]:
     return f.decision("case_filing", "filed", "enforcement", data={"case_no": case_no})
 
 
-def penalty(fine: str = "50000", heavy: bool = True) -> dict[str, Any]:
+def penalty(fine: str = "50000", heavy: bool = True, **more: Any) -> dict[str, Any]:
     return f.decision("case_outcome", "penalty", "enforcement",
-                      data={"decision_no": "杭市监罚〔2026〕7号", "fine_amount": fine, "heavy": heavy})
+                      data={"decision_no": "杭市监罚〔2026〕7号", "fine_amount": fine, "heavy": heavy, **more})
 
 
 def decided(kind: str, outcome: str, role: str = "enforcement", reason: str | None = "经审查") -> dict[str, Any]:
@@ -149,11 +149,14 @@ async def test_hand_over_filing_and_penalty(ts_env: WorkflowEnvironment, pool: a
              "not awaited: the sample waits for case_outcome, not crime_transfer_receipt"),
             ("police decide the outcome", f.decision("case_outcome", "penalty", "public_security"),
              "role public_security may not decide case_outcome=penalty"),
+            ("a heavier penalty's kind on one not heavy", penalty(heavy=False, heavy_kind="licence_revoked"),
+             "heavy_kind: only with heavy = true"),
         ])
-        await client.decide(no, penalty(), workflow_id=handle.id)
+        await client.decide(no, penalty(heavy_kind="aggravated_fine"), workflow_id=handle.id)
         report = await handle.result()
         assert (report.outcome, report.closed, report.stage) == ("penalty", True, "closed")
-        assert report.data == {"fine_amount": "50000", "heavy": True}
+        # Passed on to the credit branch by the sample: which 较重行政处罚 (Order 44 第二条).
+        assert report.data == {"fine_amount": "50000", "heavy": True, "heavy_kind": "aggravated_fine"}
         assert (await search_attributes(handle))["Stage"] == "enforcement:closed"
     row = await enforcement_case(pool, handle.id)
     assert row is not None
@@ -163,7 +166,7 @@ async def test_hand_over_filing_and_penalty(ts_env: WorkflowEnvironment, pool: a
     trail = await audit_trail(pool, handle.id)
     assert [(r["kind"], r["outcome"]) for r in trail if r["accepted"]] == [
         ("case_filing", "filed"), ("case_outcome", "penalty")]
-    assert sum(not r["accepted"] for r in trail) == 3
+    assert sum(not r["accepted"] for r in trail) == 4
 
 
 # --- filing --------------------------------------------------------------------------------------

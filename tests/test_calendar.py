@@ -28,7 +28,7 @@ VERSION = REAL_PACK.version
 
 def _deadline(rule_id: str, start: datetime, **kwargs: Any) -> Deadline:
     req = DeadlineRequest(rule_id=rule_id, start=start, **kwargs)
-    return compute_deadline_for(REAL_PACK.rule(rule_id), VERSION, req)
+    return compute_deadline_for(REAL_PACK.rule(rule_id, start.astimezone(CHINA).date()), VERSION, req)
 
 
 def _china(y: int, m: int, d: int, hh: int = 10, mm: int = 0) -> datetime:
@@ -95,7 +95,7 @@ def test_result_notice_across_national_day() -> None:
     assert d.due.astimezone(CHINA).time() == time(23, 59, 59)
     assert d.remind_at == _end_of_day_utc(date(2025, 10, 11))  # 5 - 2 = 3 working days
     assert (d.unit, d.length, d.on_expiry, d.pack_version) == ("working_days", 5, "escalate", VERSION)
-    assert d.basis_checked and not d.estimated
+    assert not d.estimated
 
 
 def test_lab_testing_beyond_schedule() -> None:
@@ -161,7 +161,7 @@ def test_add_months_clamps_the_day() -> None:
 
 def test_months_rule_clamps_then_rolls() -> None:
     # Aug 31 + 6 months = Feb 28 2026, a Saturday but a make-up working day: kept.
-    assert _deadline("credit_repair_wait", _china(2025, 8, 31)).due_date == date(2026, 2, 28)
+    assert _deadline("credit_repair_wait_general", _china(2025, 8, 31)).due_date == date(2026, 2, 28)
     # Nov 15 + 3 months = Feb 15 2026 (Spring Festival) -> Feb 24.
     assert _deadline("sample_retention", _china(2025, 11, 15)).due_date == date(2026, 2, 24)
 
@@ -209,6 +209,25 @@ async def test_activity_uses_the_pack_in_force() -> None:
     d = await compute_deadline(DeadlineRequest(rule_id="objection_window", start=_china(2025, 11, 7)))
     assert (d.pack_version, d.due_date, d.basis_checked) == (VERSION, date(2025, 11, 24), True)
     assert "产品质量法" in d.basis
+
+
+async def test_activity_uses_the_rule_version_in_force_on_the_start_date() -> None:
+    """The deadline says which version applied; a version's last day still takes it, the next day the next."""
+    old = await compute_deadline(DeadlineRequest(rule_id="credit_repair_wait_general", start=_china(2026, 3, 31, 23)))
+    new = await compute_deadline(DeadlineRequest(rule_id="credit_repair_wait_general", start=_china(2026, 4, 1, 0, 30)))
+    assert (old.length, old.effective_from, old.effective_to) == (6, None, date(2026, 3, 31))
+    assert (new.length, new.effective_from, new.effective_to) == (3, date(2026, 4, 1), None)
+    assert "2021" in old.basis and "第36号" in new.basis
+    # The start date is the China date: 2026-03-31 20:00 UTC is already 2026-04-01 in China.
+    utc = await compute_deadline(DeadlineRequest(rule_id="credit_repair_wait_general",
+                                                 start=datetime(2026, 3, 31, 20, tzinfo=UTC)))
+    assert utc.effective_from == date(2026, 4, 1)
+
+
+def test_deadlines_recorded_before_versions_still_decode() -> None:
+    recorded = _deadline("objection_window", _china(2025, 11, 7)).model_dump(mode="json")
+    del recorded["effective_from"], recorded["effective_to"]
+    assert Deadline.model_validate(recorded).effective_from is None
 
 
 async def test_activity_caches_packs(monkeypatch: pytest.MonkeyPatch) -> None:
