@@ -14,6 +14,7 @@ waiting workflow computes it again.
 from __future__ import annotations
 
 import calendar as _stdlib_calendar
+import os
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -22,7 +23,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.holiday_files import current_calendar
-from activities.rule_packs import load_rule_packs, overrides_from_env, rules_dir
+from activities.rule_packs import RULE_OVERRIDES_ENV, load_rule_packs, overrides_from_env, rules_dir
 from domain.holidays import Calendar
 from domain.rules import Deadline, DeadlineRequest, Rule, RulePack, RulePackError, Unit, pack_in_force
 
@@ -145,6 +146,19 @@ def _packs(directory: Path) -> list[RulePack]:
     return _PACKS[key]
 
 
+# Packs with SPOTCHECK_RULE_OVERRIDES applied, by (the loaded pack, the variable's text): validated once per
+# pack and setting, not on every deadline; a changed setting is read again. The loaded pack is kept beside
+# its copy, so an id is never mistaken for another pack's.
+_OVERRIDDEN: dict[tuple[int, str], tuple[RulePack, RulePack]] = {}
+
+
+def _overridden(pack: RulePack, overrides: str) -> RulePack:
+    cached = _OVERRIDDEN.get((id(pack), overrides))
+    if cached is None or cached[0] is not pack:
+        cached = _OVERRIDDEN[(id(pack), overrides)] = (pack, pack.with_overrides(overrides_from_env()))
+    return cached[1]
+
+
 @activity.defn
 async def compute_deadline(req: DeadlineRequest) -> Deadline:
     """The deadline of one rule: the version in force on the start date (China time) of the pack in force
@@ -157,7 +171,7 @@ async def compute_deadline(req: DeadlineRequest) -> Deadline:
         pack = pack_in_force(packs, on)
     except RulePackError as exc:
         raise ApplicationError(str(exc), type="NoRulePack", non_retryable=True) from exc
-    pack = pack.with_overrides(overrides_from_env())
+    pack = _overridden(pack, os.environ.get(RULE_OVERRIDES_ENV, ""))
     try:
         rule = pack.rule(req.rule_id, on)
     except KeyError as exc:

@@ -20,7 +20,7 @@ from activities.calendar import (
     is_working_day,
 )
 from activities.rule_packs import RULE_OVERRIDES_ENV, RULES_DIR_ENV, load_rule_pack
-from domain.rules import Deadline, DeadlineRequest, Rule
+from domain.rules import Deadline, DeadlineRequest, Rule, RulePack
 
 REAL_PACK = load_rule_pack(Path(__file__).resolve().parent.parent / "rules" / "2025-10-11.toml")
 VERSION = REAL_PACK.version
@@ -245,6 +245,20 @@ async def test_activity_applies_env_overrides(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv(RULE_OVERRIDES_ENV, '{"result_notice": {"length": 10}}')
     d = await compute_deadline(DeadlineRequest(rule_id="result_notice", start=_china(2025, 11, 3)))
     assert (d.length, d.due_date) == (10, date(2025, 11, 17))
+
+
+async def test_overrides_are_validated_once_per_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pack with overrides is validated once per setting, not on every deadline; a new setting counts."""
+    calls = []
+    original = RulePack.with_overrides
+    monkeypatch.setattr(RulePack, "with_overrides", lambda self, o: calls.append(o) or original(self, o))
+    monkeypatch.setenv(RULE_OVERRIDES_ENV, '{"result_notice": {"length": 11}}')
+    for _ in range(5):
+        d = await compute_deadline(DeadlineRequest(rule_id="result_notice", start=_china(2025, 11, 3)))
+    assert d.length == 11 and len(calls) == 1
+    monkeypatch.setenv(RULE_OVERRIDES_ENV, '{"result_notice": {"length": 12}}')
+    d = await compute_deadline(DeadlineRequest(rule_id="result_notice", start=_china(2025, 11, 3)))
+    assert d.length == 12 and len(calls) == 2
 
 
 async def test_activity_refuses_what_can_never_succeed() -> None:
