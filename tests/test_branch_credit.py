@@ -208,6 +208,8 @@ async def test_repair_granted_after_the_wait_removes_the_listing_early(
     notices = await notices_for(pool, handle.id)
     assert templates(notices) == ["credit_publicity", "credit_repair_decision"]
     assert notices[1]["title"] == "信用修复决定书" and "决定准予信用修复" in notices[1]["body"]
+    # Published after 2026-04-01: the decision cites the measures of that version (Order 36), not the 2021 ones.
+    assert "根据《信用修复管理办法》的规定" in notices[1]["body"] and "市场监督管理信用修复" not in notices[1]["body"]
 
 
 async def test_repair_refused_or_rejected_keeps_the_listing_until_it_expires(

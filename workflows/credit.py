@@ -311,6 +311,8 @@ class CreditWorkflow(BranchProcess):
             "enterprise_name": self.enterprise_name, "credit_code": self.credit_code,
             "published_on": str(self.listing.start.date()), "listed_until": str(self.listing.due_date),
             "removal_due": str(removal.due_date) if removal else None,
+            # The measures the listing follows (the version in force when it was published), never a constant.
+            "repair_measures": repair_measures(self.repair_from) if self.repair_from else "《市场监督管理信用修复管理办法》",
         })
 
     def _repair_from_date(self) -> date:
