@@ -30,5 +30,8 @@ histories: venv
 	SPOTCHECK_RECORD_HISTORIES=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/test_sample_lifecycle.py tests/test_bad_decisions.py tests/test_full_sample.py
 
+# Issue 9's figures beside bare Temporal, written to bench/RESULTS.md (about 10 min on 2 cores);
+# BENCH_ARGS=--quick for tiny sizes (under 2 min), BENCH_ARGS="--open 100000" for the full open-sample count.
+BENCH_ARGS ?=
 bench: venv
-	$(BIN)/python -m bench.history_size
+	$(BIN)/python -m bench $(BENCH_ARGS)
