@@ -10,6 +10,7 @@ ratios against the simplest complete path (pass → closed) measured in the same
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -73,6 +74,10 @@ async def online_objection_retest_pass(client: SpotcheckClient, env: WorkflowEnv
     return await _retained_and_closed(client, env, handle, no)
 
 
+def _overdue(kind: str) -> Callable[[Any], bool]:
+    return lambda s: any(a.kind == kind and a.overdue for a in s.awaiting)
+
+
 async def overdue_everywhere(client: SpotcheckClient, env: WorkflowEnvironment) -> Any:
     """Every wait runs past its reminder and deadline before the decision comes."""
     order = f.order("offline_production")
@@ -83,7 +88,7 @@ async def overdue_everywhere(client: SpotcheckClient, env: WorkflowEnvironment) 
     for kind, decision in steps:
         await wait_for(handle, awaiting(kind))
         await env.sleep(timedelta(days=45))
-        await wait_for(handle, lambda s, k=kind: any(a.kind == k and a.overdue for a in s.awaiting))
+        await wait_for(handle, _overdue(kind))
         await client.decide(no, decision)
     await wait_for(handle, awaiting("objection"))
     await env.sleep(timedelta(days=17))
@@ -108,9 +113,10 @@ SCENARIOS: dict[str, Scenario] = {
 async def measure(names: list[str] | None = None, dsn: str | None = None) -> list[tuple[str, int, int]]:
     """(path, events, bytes) of each scenario named (default: all), each on a time-skipping server of its
     own, against PostgreSQL at `dsn` (default: an embedded one for this call)."""
-    pg = None
+    pg, folder = None, None
     if dsn is None:
-        pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="spotcheck-bench-")) / "pgdata", keep=False)
+        folder = Path(tempfile.mkdtemp(prefix="spotcheck-bench-"))
+        pg = EmbeddedPostgres(folder / "pgdata", keep=False)
         dsn = pg.dsn
     pool = await create_pool(dsn)
     await apply_migrations(pool)
@@ -130,6 +136,8 @@ async def measure(names: list[str] | None = None, dsn: str | None = None) -> lis
         await pool.close()
         if pg is not None:
             pg.stop()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
     return rows
 
 

@@ -64,15 +64,30 @@ def say(message: str) -> None:
     print(f"bench: {message}", flush=True)
 
 
-async def interleaved(trials: int, sides: dict[str, Callable[[], Awaitable[None]]]) -> None:
-    """Run each side once per trial, the order alternating (ABBA…), so that drift hits both alike."""
+async def interleaved(trials: int, results: Trials, figure: str,
+                      **sides: Callable[[], Awaitable[Any]]) -> None:
+    """Run each side once per trial, the order alternating (ABBA…) so that drift hits both alike, and keep
+    each value under `figure` and the side's name."""
     names = list(sides)
     for t in range(trials):
         for name in names if t % 2 == 0 else names[::-1]:
-            await sides[name]()
+            results.add(figure, name, await sides[name]())
+
+
+class Phases:
+    """Says what runs, and how long the previous step took."""
+
+    def __init__(self) -> None:
+        self.t = time.monotonic()
+
+    def next(self, what: str) -> None:
+        now = time.monotonic()
+        say(f"{what}  (previous step {now - self.t:.0f} s)")
+        self.t = now
 
 
 async def measure(sizes: Sizes, results: Trials, env: Environment) -> None:
+    phase = Phases()
     async with stack() as s:
         env.server_command = s.server_cmdline()
         env.postgres_version = await _postgres_version(s.dsn)
@@ -81,74 +96,48 @@ async def measure(sizes: Sizes, results: Trials, env: Environment) -> None:
         spot = fig.SpotSide(client, await s.start_worker("spotcheck"))
         bare = fig.BareSide(bare_client, await s.start_worker("bare"))
         env.worker_cache = spot.worker.max_cached_workflows
-        say(f"servers up ({s.address}); Spotcheck worker caches {env.worker_cache} workflows")
-
-        say("warm-up")
+        phase.next(f"servers up ({s.address}); Spotcheck worker caches {env.worker_cache} workflows; warm-up")
         await fig.spot_lifecycles(s, spot, sizes.warmup, sizes.warmup)
         await fig.bare_lifecycles(s, bare, sizes.warmup, sizes.warmup)
 
-        async def life_spot() -> None:
-            results.add("lifecycles", "spotcheck", await fig.spot_lifecycles(
-                s, spot, sizes.lifecycles, sizes.lifecycle_concurrency))
+        n, k = sizes.lifecycles, sizes.lifecycle_concurrency
+        phase.next(f"1. pass lifecycles: {sizes.trials} trials × {n}, {k} at a time")
+        await interleaved(sizes.trials, results, "lifecycles",
+                          spotcheck=lambda: fig.spot_lifecycles(s, spot, n, k),
+                          bare=lambda: fig.bare_lifecycles(s, bare, n, k))
 
-        async def life_bare() -> None:
-            results.add("lifecycles", "bare", await fig.bare_lifecycles(
-                s, bare, sizes.lifecycles, sizes.lifecycle_concurrency))
+        n, k = sizes.round_trips, sizes.in_flight
+        phase.next(f"2. decision round trips: {sizes.trials} trials × {n}, {k} in flight")
+        await interleaved(sizes.trials, results, "round_trip",
+                          spotcheck=lambda: fig.spot_round_trips(spot, n, k, via_client=False),
+                          decide=lambda: fig.spot_round_trips(spot, n, k, via_client=True),
+                          bare=lambda: fig.bare_round_trips(bare, n, k))
 
-        say(f"1. pass lifecycles: {sizes.trials} trials × {sizes.lifecycles}, {sizes.lifecycle_concurrency} at a time")
-        await interleaved(sizes.trials, {"spotcheck": life_spot, "bare": life_bare})
+        phase.next(f"4. samples parked: {sizes.trials} trials × {sizes.parked}")
+        await interleaved(sizes.trials, results, "parked",
+                          spotcheck=lambda: fig.parked_rates(spot, sizes.parked),
+                          bare=lambda: fig.parked_rates(bare, sizes.parked))
 
-        async def rt_raw() -> None:
-            results.add("round_trip", "spotcheck", await fig.spot_round_trips(
-                spot, sizes.round_trips, sizes.in_flight, via_client=False))
-
-        async def rt_client() -> None:
-            results.add("round_trip", "decide", await fig.spot_round_trips(
-                spot, sizes.round_trips, sizes.in_flight, via_client=True))
-
-        async def rt_bare() -> None:
-            results.add("round_trip", "bare", await fig.bare_round_trips(bare, sizes.round_trips, sizes.in_flight))
-
-        say(f"2. decision round trips: {sizes.trials} trials × {sizes.round_trips}, {sizes.in_flight} in flight")
-        await interleaved(sizes.trials, {"spotcheck": rt_raw, "decide": rt_client, "bare": rt_bare})
-
-        async def park_spot() -> None:
-            results.add("parked", "spotcheck", await fig.parked_rates(spot, sizes.parked))
-
-        async def park_bare() -> None:
-            results.add("parked", "bare", await fig.parked_rates(bare, sizes.parked))
-
-        say(f"4. samples parked: {sizes.trials} trials × {sizes.parked}")
-        await interleaved(sizes.trials, {"spotcheck": park_spot, "bare": park_bare})
-
-        async def starts_spot() -> None:
-            results.add("starts", "spotcheck", await fig.spot_start_samples(spot, sizes.starts))
-
-        async def starts_bare() -> None:
-            results.add("starts", "bare", await fig.empty_starts(bare, sizes.starts))
-
-        say(f"5. concurrent starts: {sizes.trials} trials × {sizes.starts}")
-        await interleaved(sizes.trials, {"spotcheck": starts_spot, "bare": starts_bare})
+        phase.next(f"5. concurrent starts: {sizes.trials} trials × {sizes.starts}")
+        await interleaved(sizes.trials, results, "starts",
+                          spotcheck=lambda: fig.spot_start_samples(spot, sizes.starts),
+                          bare=lambda: fig.empty_starts(bare, sizes.starts))
 
         # Memory last among the live figures: fresh worker processes, the shared ones stopped meanwhile.
         s.stop_worker(spot.worker)
         s.stop_worker(bare.worker)
+        phase.next(f"3. RSS per 1,000 cached: {sizes.memory_trials} trial(s) × {sizes.memory} per side")
+        await interleaved(sizes.memory_trials, results, "rss",
+                          bare=lambda: fig.rss_per_1000(s, bare_client, "bare", sizes.memory),
+                          spotcheck=lambda: fig.rss_per_1000(s, client, "spotcheck", sizes.memory))
 
-        async def mem_spot() -> None:
-            results.add("rss", "spotcheck", await fig.rss_per_1000(s, client, "spotcheck", sizes.memory))
-
-        async def mem_bare() -> None:
-            results.add("rss", "bare", await fig.rss_per_1000(s, bare_client, "bare", sizes.memory))
-
-        say(f"3. RSS per 1,000 cached: {sizes.memory_trials} trial(s) × {sizes.memory} per side")
-        await interleaved(sizes.memory_trials, {"bare": mem_bare, "spotcheck": mem_spot})
-
-        say(f"3. {sizes.open} open samples on one worker")
+        phase.next(f"3. {sizes.open} open samples on one worker")
         results.add("open", "spotcheck", await fig.open_samples(s, client, sizes.open, sizes.latency_pairs,
                                                                 sizes.open_cache))
 
-        say("6. history sizes (time-skipping server)")
+        phase.next("6. history sizes (time-skipping server)")
         results.add("history", "spotcheck", await fig.history_sizes(s.dsn))
+        phase.next("done; stopping the servers")
 
 
 async def _postgres_version(dsn: str) -> str:
