@@ -1,8 +1,9 @@
 """One function per figure of issue 9, each measuring one side (Spotcheck or the bare baseline) once: the
 caller (bench/run.py) interleaves the trials and takes medians.
 
-The driver waits for a workflow to reach a wait the same way on both sides: it polls the workflow's `status`
-query every POLL seconds (Spotcheck: the awaited decision kinds; bare: the awaited step).
+The driver waits for a workflow to reach a wait the same way on both sides (`_poll`): it describes the
+workflow until nothing is pending (no workflow task, no activity), then asks its `status` query (Spotcheck:
+the awaited decision kinds; bare: the awaited step), and goes on if the wait is not open yet.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
 
 from bench.baseline import BareWorkflow, EmptyWorkflow
@@ -21,8 +24,8 @@ from bench.stack import Stack, WorkerProcess
 from starter.client import SpotcheckClient
 from tests import factories as f
 
-POLL = 0.02  # seconds between two status queries of one workflow
-POLLERS = 4  # workflows polled at once while waiting for many to park
+POLL = 0.01, 0.25  # seconds between two looks at one workflow: first, doubling up to the second
+POLLERS = 16  # workflows polled at once while waiting for many to park
 START_WINDOW = 32  # concurrent start calls
 SETTLE = 1.0  # seconds after parking, before a measurement starts (publishing, audits finish)
 MIB = 1024 * 1024
@@ -48,15 +51,32 @@ async def bounded(n: int, window: int, fn: Callable[[int], Awaitable[T]]) -> lis
     return await asyncio.gather(*(one(i) for i in range(n)))
 
 
-async def _poll(ask: Callable[[], Awaitable[Any]], ready: Callable[[Any], bool], what: str, within: float) -> None:
+async def _idle(handle: WorkflowHandle[Any, Any]) -> bool:
+    """No workflow task and no activity pending (the server's view: the worker is not asked)."""
+    client = handle._client
+    raw = await client.workflow_service.describe_workflow_execution(DescribeWorkflowExecutionRequest(
+        namespace=client.namespace, execution=WorkflowExecution(workflow_id=handle.id)))
+    return not raw.pending_activities and not raw.HasField("pending_workflow_task")
+
+
+async def _poll(handle: WorkflowHandle[Any, Any], ask: Callable[[], Awaitable[Any]], ready: Callable[[Any], bool],
+                what: str, within: float) -> None:
+    """Until `ready(ask())`. The workflow is described until it is idle, and only then asked (a query costs
+    the worker a task, a describe only the server); the pause between two looks doubles from POLL[0] to
+    POLL[1], so that a workflow that takes long is not looked at proportionally more often."""
     deadline = time.monotonic() + within
+    pause = POLL[0]
     while True:
-        answer = await ask()
-        if ready(answer):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: still {answer!r:.300} after {within:.0f} s")
-        await asyncio.sleep(POLL)
+        await asyncio.sleep(pause)
+        if await _idle(handle):
+            answer = await ask()
+            if ready(answer):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: still {answer!r:.300} after {within:.0f} s")
+        elif time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: still busy after {within:.0f} s")
+        pause = min(2 * pause, POLL[1])
 
 
 class Side(Protocol):
@@ -84,7 +104,7 @@ class SpotSide:
         return await self.spot.start_sample(item)
 
     async def awaiting(self, handle: WorkflowHandle[Any, Any], kind: str, within: float = 300) -> None:
-        await _poll(lambda: handle.query("status"), lambda s: any(a["kind"] == kind for a in s["awaiting"]),
+        await _poll(handle, lambda: handle.query("status"), lambda s: any(a["kind"] == kind for a in s["awaiting"]),
                     f"{handle.id} awaiting {kind}", within)
 
     async def parked(self, handle: WorkflowHandle[Any, Any]) -> None:
@@ -108,7 +128,7 @@ class BareSide:
                                                 task_queue=self.worker.task_queue)
 
     async def at_step(self, handle: WorkflowHandle[Any, Any], step: int, within: float = 300) -> None:
-        await _poll(lambda: handle.query(BareWorkflow.status), lambda s: s == step, f"{handle.id} at {step}", within)
+        await _poll(handle, lambda: handle.query(BareWorkflow.status), lambda s: s == step, f"{handle.id} at {step}", within)
 
     async def parked(self, handle: WorkflowHandle[Any, Any]) -> None:
         await self.at_step(handle, 0)
@@ -306,28 +326,32 @@ async def rss_per_1000(stack: Stack, client: Client, kind: str, n: int, warm: in
         stack.stop_worker(worker)
 
 
-async def open_samples(stack: Stack, client: Client, n: int, pairs: int, cache: int | None) -> dict[str, Any]:
-    """n open (parked) samples on one fresh Spotcheck worker whose cache holds `cache` workflows (None: the
-    worker's own setting; so most samples are evicted). Worker RSS at n/2 and at n open, extrapolated to
-    100,000 along that slope; then `pairs` sealing decisions, one at a time, alternately on an evicted sample
-    (one of the first started) and on a cached one (one of the last)."""
+async def open_samples(stack: Stack, client: Client, n: int, pairs: int, cache: int | None,
+                       budget_s: float | None) -> dict[str, Any]:
+    """Up to n open (parked) samples on one fresh Spotcheck worker whose cache holds `cache` workflows (None:
+    the worker's own setting), parked batch by batch until n or `budget_s` seconds; the worker's RSS after
+    each batch. Then `pairs` sealing decisions, one at a time, alternately on an evicted sample (among the
+    first started) and on a cached one (among the last)."""
     worker = await stack.start_worker("spotcheck", max_cached=cache)
     try:
         cache = worker.max_cached_workflows
         side = SpotSide(client, worker)
         batch = max(10, min(500, cache // 2))  # parked batch by batch: the pollers only query cached samples
         handles: list[WorkflowHandle[Any, Any]] = []
-        half: tuple[int, int] | None = None
+        rss: list[tuple[int, float]] = [(0, worker.rss() / MIB)]
         t0 = time.perf_counter()
-        while len(handles) < n:
+        while len(handles) < n and (budget_s is None or time.perf_counter() - t0 < budget_s):
             handles += (await start_and_park(side, min(batch, n - len(handles)))).handles
-            if half is None and len(handles) >= n // 2:
-                half = (len(handles), worker.rss())
+            rss.append((len(handles), worker.rss() / MIB))
         park_s = time.perf_counter() - t0
         await asyncio.sleep(2 * SETTLE)
-        rss = worker.rss()
-        assert half is not None
-        slope = (rss - half[1]) / max(1, n - half[0])
+        n = len(handles)
+        rss.append((n, worker.rss() / MIB))
+        # Growth per open sample once the cache is full: from the first count past twice the cache (else past
+        # the cache) to the end.
+        beyond = [p for p in rss if p[0] >= 2 * cache] or [p for p in rss if p[0] >= cache] or rss[:1]
+        first = beyond[0] if beyond[0][0] < n else rss[0]
+        slope = (rss[-1][1] - first[1]) / max(1, n - first[0])
         evicted_pool = handles[: max(1, n - cache - batch)]
         evicted = [evicted_pool[i * len(evicted_pool) // pairs] for i in range(pairs)]
         cached = handles[-pairs:]
@@ -340,9 +364,8 @@ async def open_samples(stack: Stack, client: Client, n: int, pairs: int, cache: 
                 if not receipt["accepted"]:
                     raise RuntimeError(f"{handle.id} refused the decision: {receipt}")
         return {
-            "n": n, "cache": cache, "evicted_beyond_cache": n > cache, "park_s": park_s,
-            "rss_mib": rss / MIB, "rss_half_mib": half[1] / MIB, "half_n": half[0],
-            "rss_100k_mib": (rss + slope * (100_000 - n)) / MIB if n < 100_000 else rss / MIB,
+            "n": n, "cache": cache, "evicted": max(0, n - cache), "park_s": park_s, "rss_mib": rss[-1][1],
+            "rss_points": rss, "slope_mib_per_open": slope, "slope_from": first[0],
             "evicted_ms": [1000 * t for t in times["evicted"]], "cached_ms": [1000 * t for t in times["cached"]],
         }
     finally:

@@ -1,7 +1,7 @@
 """`make bench`: every figure of issue 9 beside its bare-Temporal baseline in one run, trials interleaved
 (Spotcheck and bare alternate which goes first), written to bench/RESULTS.md (bench/report.py).
 
-    make bench                                 # the full run (about 10 minutes on 2 cores)
+    make bench                                 # the full run (10 to 15 minutes on 2 shared cores)
     make bench BENCH_ARGS=--quick              # every figure with tiny sizes (under 2 minutes)
     make bench BENCH_ARGS="--open 100000"      # the 100,000 open samples for real (long)
     .venv/bin/python -m bench --help
@@ -32,22 +32,23 @@ HERE = Path(__file__).resolve().parent
 @dataclass
 class Sizes:
     trials: int = 5
-    lifecycles: int = 40  # pass lifecycles per trial
-    lifecycle_concurrency: int = 16
-    round_trips: int = 100  # decisions per trial
+    lifecycles: int = 16  # pass lifecycles per trial
+    lifecycle_concurrency: int = 8
+    round_trips: int = 40  # decisions per trial
     in_flight: int = 8
-    parked: int = 100  # workflows started and parked per trial
-    starts: int = 200  # start_samples / empty workflow starts per trial
-    memory: int = 1000  # cached workflows per side for the RSS figure
+    parked: int = 40  # workflows started and parked per trial
+    starts: int = 60  # start_samples / empty workflow starts per trial
+    memory: int = 300  # cached workflows per side for the RSS figure
     memory_trials: int = 1
-    open: int = 5000  # open samples on one worker
-    open_cache: int | None = None  # None: the worker's own max_cached_workflows
+    open: int = 3000  # open samples on one worker, at most…
+    open_budget_s: float | None = 240  # …parked within this many seconds (None: all of them)
+    open_cache: int | None = 200  # that worker's max_cached_workflows (None: the worker's own setting)
     latency_pairs: int = 20  # evicted/cached decision pairs
     warmup: int = 4  # untimed lifecycles per side before the first trial
 
 
 QUICK = Sizes(trials=2, lifecycles=4, lifecycle_concurrency=4, round_trips=8, parked=8, starts=10, memory=20,
-              open=60, open_cache=10, latency_pairs=2, warmup=1)
+              open=60, open_budget_s=None, open_cache=10, latency_pairs=2, warmup=1)
 
 
 @dataclass
@@ -133,7 +134,7 @@ async def measure(sizes: Sizes, results: Trials, env: Environment) -> None:
 
         phase.next(f"3. {sizes.open} open samples on one worker")
         results.add("open", "spotcheck", await fig.open_samples(s, client, sizes.open, sizes.latency_pairs,
-                                                                sizes.open_cache))
+                                                                sizes.open_cache, sizes.open_budget_s))
 
         phase.next("6. history sizes (time-skipping server)")
         results.add("history", "spotcheck", await fig.history_sizes(s.dsn))
@@ -155,9 +156,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes: every figure, for a smoke test")
     p.add_argument("--trials", type=int, help="trials per side of each interleaved figure")
-    p.add_argument("--open", type=int, metavar="N", help="open samples on one worker (default 5000)")
-    p.add_argument("--open-cache", type=int, metavar="N", help="that worker's max_cached_workflows "
-                   "(default: the worker's own setting)")
+    p.add_argument("--open", type=int, metavar="N", help="open samples on one worker (default: 3000 or as many "
+                   "as park in 240 s, cache 200; with --open: all N, the worker's own cache)")
+    p.add_argument("--open-cache", type=int, metavar="N", help="that worker's max_cached_workflows")
     p.add_argument("--memory", type=int, metavar="N", help="cached workflows per side for RSS per 1,000")
     p.add_argument("--out", type=Path, help="where to write the results (default bench/RESULTS.md; "
                    "with --quick bench/RESULTS-quick.md)")
@@ -168,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
     sizes = Sizes(**asdict(QUICK)) if args.quick else Sizes()
-    for name in ("trials", "open", "open_cache", "memory"):
+    if args.open is not None:
+        sizes.open, sizes.open_budget_s, sizes.open_cache = args.open, None, None
+    for name in ("trials", "open_cache", "memory"):
         if getattr(args, name) is not None:
             setattr(sizes, name, getattr(args, name))
     out = args.out or HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
