@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
 from bench.baseline import BareWorkflow, EmptyWorkflow
 from bench.stack import Stack, WorkerProcess
@@ -30,6 +31,8 @@ START_WINDOW = 32  # concurrent start calls
 SETTLE = 1.0  # seconds after parking, before a measurement starts (publishing, audits finish)
 MIB = 1024 * 1024
 T = TypeVar("T")
+TRANSIENT = (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE,
+             RPCStatusCode.RESOURCE_EXHAUSTED)
 
 # A pass lifecycle: the decisions it takes, each once its wait is open.
 PASS_DECISIONS: list[tuple[str, Callable[[], dict[str, Any]]]] = [
@@ -68,14 +71,16 @@ async def _poll(handle: WorkflowHandle[Any, Any], ask: Callable[[], Awaitable[An
     pause = POLL[0]
     while True:
         await asyncio.sleep(pause)
-        if await _idle(handle):
-            answer = await ask()
-            if ready(answer):
+        try:
+            answer = await ask() if await _idle(handle) else None
+        except RPCError as err:  # a loaded server or worker can drop a look: look again
+            if err.status not in TRANSIENT or time.monotonic() > deadline:
+                raise
+        else:
+            if answer is not None and ready(answer):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what}: still {answer!r:.300} after {within:.0f} s")
-        elif time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: still busy after {within:.0f} s")
         pause = min(2 * pause, POLL[1])
 
 
