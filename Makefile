@@ -32,8 +32,11 @@ histories: venv
 		tests/test_branch_rectification.py \
 		tests/test_calendar_recompute.py::test_loading_a_year_moves_a_spring_festival_deadline
 
+# Issue 9's figures beside bare Temporal, written to bench/RESULTS.md (about 10 min on 2 cores);
+# BENCH_ARGS=--quick for tiny sizes (under 2 min), BENCH_ARGS="--open 100000" for the full open-sample count.
+BENCH_ARGS ?=
 bench: venv
-	$(BIN)/python -m bench.history_size
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # docs/rules.md from the rule packs (tests/test_rules_show.py fails when it is stale).
 rules-doc: venv

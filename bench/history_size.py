@@ -4,12 +4,13 @@ Temporal keeps every event of a workflow's history; a sample lives for months, s
 bounds replay time and the per-workflow history limit (50,000 events / 50 MB). Figures are reported as
 ratios against the simplest complete path (pass → closed) measured in the same run.
 
-    make bench        # or: .venv/bin/python -m bench.history_size
+    .venv/bin/python -m bench.history_size     # every path; `make bench` measures two of them (bench/figures.py)
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -42,9 +43,7 @@ async def _to_testing(client: SpotcheckClient, channel: str) -> tuple[Any, str]:
 
 
 async def _retained_and_closed(client: SpotcheckClient, env: WorkflowEnvironment, handle: Any, no: str) -> Any:
-    """A passed sample through its retention period and the disposal decision to closed."""
-    await wait_for(handle, lambda s: s.stage == "retention")
-    await env.sleep(timedelta(days=100))
+    """A passed sample's return, awaited from the verdict (due when its retention period ends), to closed."""
     await wait_for(handle, awaiting("disposal"))
     await client.decide(no, f.disposal())
     await handle.result()
@@ -75,6 +74,10 @@ async def online_objection_retest_pass(client: SpotcheckClient, env: WorkflowEnv
     return await _retained_and_closed(client, env, handle, no)
 
 
+def _overdue(kind: str) -> Callable[[Any], bool]:
+    return lambda s: any(a.kind == kind and a.overdue for a in s.awaiting)
+
+
 async def overdue_everywhere(client: SpotcheckClient, env: WorkflowEnvironment) -> Any:
     """Every wait runs past its reminder and deadline before the decision comes."""
     order = f.order("offline_production")
@@ -85,7 +88,7 @@ async def overdue_everywhere(client: SpotcheckClient, env: WorkflowEnvironment) 
     for kind, decision in steps:
         await wait_for(handle, awaiting(kind))
         await env.sleep(timedelta(days=45))
-        await wait_for(handle, lambda s, k=kind: any(a.kind == k and a.overdue for a in s.awaiting))
+        await wait_for(handle, _overdue(kind))
         await client.decide(no, decision)
     await wait_for(handle, awaiting("objection"))
     await env.sleep(timedelta(days=17))
@@ -107,17 +110,23 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
-async def main() -> None:
-    pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="spotcheck-bench-")) / "pgdata", keep=False)
-    pool = await create_pool(pg.dsn)
+async def measure(names: list[str] | None = None, dsn: str | None = None) -> list[tuple[str, int, int]]:
+    """(path, events, bytes) of each scenario named (default: all), each on a time-skipping server of its
+    own, against PostgreSQL at `dsn` (default: an embedded one for this call)."""
+    pg, folder = None, None
+    if dsn is None:
+        folder = Path(tempfile.mkdtemp(prefix="spotcheck-bench-"))
+        pg = EmbeddedPostgres(folder / "pgdata", keep=False)
+        dsn = pg.dsn
+    pool = await create_pool(dsn)
     await apply_migrations(pool)
     rows = []
     try:
-        for name, scenario in SCENARIOS.items():
+        for name in names or list(SCENARIOS):
             env = await time_skipping_env()
             try:
                 async with running_worker(env.client, pool, f"bench-{uuid.uuid4()}") as client:
-                    handle = await scenario(client, env)
+                    handle = await SCENARIOS[name](client, env)
                     history = await handle.fetch_history()
                     size = sum(e.ByteSize() for e in history.events)
                     rows.append((name, len(history.events), size))
@@ -125,7 +134,15 @@ async def main() -> None:
                 await env.shutdown()
     finally:
         await pool.close()
-        pg.stop()
+        if pg is not None:
+            pg.stop()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+async def main() -> None:
+    rows = await measure()
     base_events, base_bytes = rows[0][1], rows[0][2]
     print(f"{'path':<50} {'events':>7} {'× base':>7} {'KiB':>7} {'× base':>7}")
     for name, events, size in rows:

@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import psutil
@@ -33,13 +33,15 @@ CLI_TYPE_NAMES = {
     IndexType.KEYWORD_LIST: "KeywordList",
 }
 
-# Demo-friendly server settings: new search attributes usable at once, updates and eager start on.
-DYNAMIC_CONFIG = {
-    "system.forceSearchAttributesCacheRefreshOnRead": "true",
+# Server settings for measuring (bench/): updates and eager start on, nothing that costs per request.
+MEASURING_CONFIG = {
     "frontend.enableUpdateWorkflowExecution": "true",
     "frontend.enableUpdateWorkflowExecutionAsyncAccepted": "true",
     "system.enableEagerWorkflowStart": "true",
 }
+# Demo-friendly server settings: as above, and new search attributes usable at once (a cluster-metadata
+# read on every search-attribute lookup: never measure with it).
+DYNAMIC_CONFIG = {"system.forceSearchAttributesCacheRefreshOnRead": "true", **MEASURING_CONFIG}
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
@@ -82,7 +84,8 @@ class DevServerError(RuntimeError):
 
 
 class DevServer:
-    """`temporal server start-dev` on HOST with its SQLite file and log in `state_dir`."""
+    """`temporal server start-dev` on HOST with its SQLite file and log in `state_dir`. `in_memory`: no
+    SQLite file (state lost on stop); `dynamic_config`: the server's settings (default DYNAMIC_CONFIG)."""
 
     def __init__(
         self,
@@ -93,6 +96,8 @@ class DevServer:
         search_attributes: Iterable[SearchAttributeKey] = (),
         log_level: str = "warn",
         codec_endpoint: str | None = None,
+        in_memory: bool = False,
+        dynamic_config: Mapping[str, str] = DYNAMIC_CONFIG,
     ) -> None:
         self.state_dir = state_dir
         self.port = port
@@ -100,6 +105,8 @@ class DevServer:
         self.search_attributes = tuple(search_attributes)
         self.log_level = log_level
         self.codec_endpoint = codec_endpoint  # the Web UI's remote codec (starter/codec_server.py)
+        self.in_memory = in_memory
+        self.dynamic_config = dict(dynamic_config)
         self.db_file = state_dir / "temporal.sqlite"
         self.log_file = state_dir / "temporal.log"
         self.pid_file = state_dir / "temporal.pid"
@@ -118,9 +125,10 @@ class DevServer:
         return self._proc.pid if self._proc else None
 
     def command(self) -> list[str]:
-        cmd = [
-            temporal_cli(), "server", "start-dev",
-            "--db-filename", str(self.db_file),
+        cmd = [temporal_cli(), "server", "start-dev"]
+        if not self.in_memory:
+            cmd += ["--db-filename", str(self.db_file)]
+        cmd += [
             "--ip", HOST,
             "--port", str(self.port),
             "--ui-port", str(self.ui_port),
@@ -131,7 +139,7 @@ class DevServer:
             cmd += ["--ui-codec-endpoint", self.codec_endpoint]
         for key in self.search_attributes:
             cmd += ["--search-attribute", f"{key.name}={CLI_TYPE_NAMES[key.indexed_value_type]}"]
-        for name, value in DYNAMIC_CONFIG.items():
+        for name, value in self.dynamic_config.items():
             cmd += ["--dynamic-config-value", f"{name}={value}"]
         return cmd
 

@@ -77,6 +77,12 @@ def task_queue() -> str:
     return f"tq-{uuid.uuid4()}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The quick bench (tests/test_bench.py) is long and mostly waits: first, so that with xdist it runs
+    # beside the rest of the suite rather than after it.
+    items.sort(key=lambda item: item.get_closest_marker("bench") is None)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     # The SDK can crash at interpreter exit after every test passed (sdk-python issue 300); leave with
