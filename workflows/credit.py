@@ -293,7 +293,7 @@ class CreditWorkflow(BranchProcess):
             await self._enter("listed")
         else:
             await self._publish()
-        await workflow.wait_condition(lambda: self.desk.arrived(APPLICATION) or self._continue_due())
+        await workflow.wait_condition(lambda: self._arrived(APPLICATION) or self._continue_due())
         if self._continue_due():
             raise WaitInterrupted(APPLICATION.value)
         return self._take(APPLICATION)

@@ -104,6 +104,7 @@ class DecisionProcess:
         self._needed_operator = False  # once set, the NeedsOperator search attribute is kept up to date
         self._retries = 0
         self._audits: list[asyncio.Task[None]] = []
+        self._audit_of: dict[str, asyncio.Task[None]] = {}  # an accepted decision's audit row, by request id
         self._hardened_run: bool | None = None
         self._lean_run: bool | None = None
         self._recounts_asked = self._recounts_done = 0  # `calendar_updated` signals asked / acted on
@@ -170,7 +171,7 @@ class DecisionProcess:
         await self._publish()
 
         def arrived() -> bool:
-            return self.desk.arrived(kind)
+            return self._arrived(kind)
 
         if deadline.remind_at is not None and not await self._until_deadline(wait, arrived, interrupt, remind=True):
             deadline = wait.deadline
@@ -261,8 +262,22 @@ class DecisionProcess:
         await self._outbox("escalation", step, wait, f"超期督办: {deadline.title} 已于 {deadline.due_date} 到期")
         await self._publish()
 
+    def _arrived(self, *kinds: DecisionKind) -> bool:
+        """A decision of one of `kinds` was taken and (lean runs) its audit row is written: the process acts on
+        a decision once it is on the audit trail, in a later workflow task than the one that answered the
+        caller, so the answer never waits for the work the decision sets off."""
+        for kind in kinds:
+            decision = self.desk.inbox.get(kind)
+            if decision is None:
+                continue
+            audit = self._audit_of.get(decision.request_id)
+            if audit is None or audit.done() or not self._lean():
+                return True
+        return False
+
     def _take(self, kind: DecisionKind) -> Decision:
         decision = self.desk.pop(kind)
+        self._audit_of.pop(decision.request_id, None)
         self.evidence.extend(decision.evidence)
         self._event("decision", f"{kind.value} = {decision.outcome} by {decision.actor.role.value} "
                     f"{decision.actor.id}" + (f": {decision.reason}" if decision.reason else ""))
@@ -407,7 +422,10 @@ class DecisionProcess:
             self._event("rejected", f"rejected {receipt.kind}={receipt.outcome} via {via}: {receipt.reason}")
         if self._hardened():
             # Durable in history already; the audit row follows exactly once (an idempotent write).
-            self._audits.append(asyncio.create_task(self._audit(intake, via)))
+            audit = asyncio.create_task(self._audit(intake, via))
+            self._audits.append(audit)
+            if receipt.accepted:
+                self._audit_of[receipt.request_id] = audit
         else:
             await self._audit(intake, via)
         return receipt

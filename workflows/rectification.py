@@ -458,13 +458,13 @@ class RectificationWorkflow(BranchProcess):
         await self._publish()
 
         def arrived() -> bool:
-            return self.desk.arrived(REPORT, EXTENSION)
+            return self._arrived(REPORT, EXTENSION)
 
         while True:
-            if self.desk.arrived(EXTENSION):
+            if self._arrived(EXTENSION):
                 await self._decide_extension(self._take(EXTENSION))
                 continue
-            if self.desk.arrived(REPORT):
+            if self._arrived(REPORT):
                 self.desk.shut(EXTENSION, "rectification_extension no longer decided: the rectification report "
                                       "has been received")
                 return self._take(REPORT)
@@ -485,8 +485,8 @@ class RectificationWorkflow(BranchProcess):
             elif wait.deadline.on_expiry == "escalate":  # a rule pack may choose to chase instead of hand over
                 if not wait.overdue:  # escalated once: a continued run resumes the overdue wait
                     await self._escalate(wait)
-                await workflow.wait_condition(lambda: self.desk.arrived(REPORT) or self._continue_due())
-                if not self.desk.arrived(REPORT):
+                await workflow.wait_condition(lambda: self._arrived(REPORT) or self._continue_due())
+                if not self._arrived(REPORT):
                     raise WaitInterrupted(REPORT.value)
                 return self._take(REPORT)
             else:
