@@ -281,3 +281,45 @@ async def test_a_write_that_cannot_succeed_waits_visibly_for_an_operator(
         assert (await search_attributes(handle))["NeedsOperator"] is False
         assert await _workflow_task_failures(handle) == 0
         await terminate_when_idle(handle)
+
+
+class _HoldAuditRows(Interceptor):
+    """Holds every `record_decision` (the audit row) until `release` is set, as a slow database would."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        outer = self
+
+        class Inbound(ActivityInboundInterceptor):
+            async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+                if activity.info().activity_type == "record_decision":
+                    await outer.release.wait()
+                return await self.next.execute_activity(input)
+
+        return Inbound(next)
+
+
+async def test_the_answer_comes_at_once_and_the_decision_is_acted_on_once_audited(
+    ts_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    """The caller's receipt never waits for the audit row or for what the decision sets off; the sample acts
+    on the decision only once it is on the audit trail."""
+    from tests.workflow_env import mocked_worker
+
+    hold = _HoldAuditRows()
+    async with mocked_worker(ts_env.client, task_queue, interceptors=[hold]) as (client, store):
+        order = f.order("offline_production")
+        handle = await client.start_sample(order)
+        await wait_for(handle, awaiting("sampling_record"))
+        receipt = await asyncio.wait_for(client.decide(order["sample_no"], f.sealed()), 10)
+        assert receipt is not None and receipt.accepted
+        await asyncio.sleep(1.0)
+        status = await status_of(handle)
+        assert status.stage == "sampling" and not store.audit_trail(handle.id)  # received, not yet acted on
+        hold.release.set()
+        status = await wait_for(handle, awaiting("sample_receipt"))
+        assert status.stage == "in_transit"
+        assert [(r["kind"], r["accepted"]) for r in store.audit_trail(handle.id)] == [("sampling_record", True)]
+        await terminate_when_idle(handle)
