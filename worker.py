@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from codec import data_converter_from_env
@@ -27,6 +27,16 @@ SANDBOX = SandboxRestrictions.default.with_passthrough_all_modules()
 # How many workflows the worker keeps in memory. An evicted one is rebuilt from its history when it next
 # has work (a decision, a timer). Sizing: docs/design.md §8 and bench/RESULTS.md.
 WORKFLOW_CACHE = 5000
+
+
+def workflow_runner(environ: Mapping[str, str] = os.environ) -> WorkflowRunner:
+    """SPOTCHECK_WORKFLOW_SANDBOX: `on` (default) runs workflows in the SDK's sandbox, which refuses
+    non-deterministic calls at run time; `off` runs them without it, measurably faster (bench/RESULTS.md),
+    for deployments that rely on the replay tests instead. A bad value stops the worker, naming the variable."""
+    raw = environ.get("SPOTCHECK_WORKFLOW_SANDBOX", "on").strip().lower()
+    if raw not in ("on", "off"):
+        raise ValueError("SPOTCHECK_WORKFLOW_SANDBOX: must be on or off")
+    return SandboxedWorkflowRunner(restrictions=SANDBOX) if raw == "on" else UnsandboxedWorkflowRunner()
 
 
 def workflow_cache_size(environ: Mapping[str, str] = os.environ) -> int:
@@ -55,7 +65,7 @@ def build_worker(
     from activities.registry import all_activities
     from workflows.registry import all_workflows
 
-    options.setdefault("workflow_runner", SandboxedWorkflowRunner(restrictions=SANDBOX))
+    options.setdefault("workflow_runner", workflow_runner())
     options.setdefault("max_cached_workflows", workflow_cache_size())
     # Data that can never be written fails its activity for good (the workflow then asks an operator).
     options["interceptors"] = [DataErrorsAreFinal(), *options.get("interceptors", ())]
@@ -110,6 +120,7 @@ async def main() -> None:
     try:
         setup = signing_setup()
         workflow_cache_size()
+        workflow_runner()
         pool_max_size()
     except KeyFileError as err:
         raise SystemExit(f"signing keys: {err}") from None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from tests import factories as f
 from tests.workflow_env import mocked_worker
-from worker import WORKFLOW_CACHE, workflow_cache_size
+from worker import WORKFLOW_CACHE, workflow_cache_size, workflow_runner
 
 
 async def test_many_orders_start_concurrently_in_order_with_progress(
@@ -50,3 +52,10 @@ def test_the_database_pool_is_sized_deliberately() -> None:
     for bad in ("lots", "0", "5000"):
         with pytest.raises(ValueError, match="^SPOTCHECK_DB_POOL_MAX: must be a whole number"):
             pool_max_size({"SPOTCHECK_DB_POOL_MAX": bad})
+
+
+def test_the_sandbox_is_on_unless_turned_off() -> None:
+    assert isinstance(workflow_runner({}), SandboxedWorkflowRunner)
+    assert isinstance(workflow_runner({"SPOTCHECK_WORKFLOW_SANDBOX": "off"}), UnsandboxedWorkflowRunner)
+    with pytest.raises(ValueError, match="^SPOTCHECK_WORKFLOW_SANDBOX: must be on or off$"):
+        workflow_runner({"SPOTCHECK_WORKFLOW_SANDBOX": "maybe"})
