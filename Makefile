@@ -10,7 +10,7 @@ $(BIN)/spotcheck: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(BIN)/spotcheck
 
-.PHONY: venv run test lint unit histories bench
+.PHONY: venv run test lint unit histories bench rules-doc
 venv: $(BIN)/spotcheck
 
 run: venv
@@ -28,10 +28,16 @@ test: lint
 # Save the histories of real runs for the replay tests (tests/histories/); commit them.
 histories: venv
 	SPOTCHECK_RECORD_HISTORIES=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
-		tests/test_sample_lifecycle.py tests/test_bad_decisions.py tests/test_full_sample.py
+		tests/test_sample_lifecycle.py tests/test_bad_decisions.py tests/test_full_sample.py \
+		tests/test_branch_rectification.py \
+		tests/test_calendar_recompute.py::test_loading_a_year_moves_a_spring_festival_deadline
 
 # Issue 9's figures beside bare Temporal, written to bench/RESULTS.md (about 10 min on 2 cores);
 # BENCH_ARGS=--quick for tiny sizes (under 2 min), BENCH_ARGS="--open 100000" for the full open-sample count.
 BENCH_ARGS ?=
 bench: venv
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# docs/rules.md from the rule packs (tests/test_rules_show.py fails when it is stale).
+rules-doc: venv
+	$(BIN)/spotcheck rules show --markdown > docs/rules.md

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -19,9 +19,24 @@ if TYPE_CHECKING:
     from activities.keys import SigningSetup
 
 TASK_QUEUE = "spotcheck"
-# The keyring the worker configures lives in domain.signing: workflows must see this process's module, not a
-# fresh copy of it inside the sandbox.
-SANDBOX = SandboxRestrictions.default.with_passthrough_modules("domain.signing")
+# Every module is passed through the sandbox: Spotcheck's workflow, domain and activity-definition modules
+# hold no mutable state and do no I/O at import (tests/test_layers.py), so one copy in the worker process
+# serves every workflow instead of a fresh import per instance (the sandbox's runtime checks, such as
+# refusing datetime.now(), still apply). The keyring in domain.signing is this process's, as it must be.
+SANDBOX = SandboxRestrictions.default.with_passthrough_all_modules()
+# How many workflows the worker keeps in memory. An evicted one is rebuilt from its history when it next
+# has work (a decision, a timer). Sizing: docs/design.md §8 and bench/RESULTS.md.
+WORKFLOW_CACHE = 5000
+
+
+def workflow_cache_size(environ: Mapping[str, str] = os.environ) -> int:
+    """SPOTCHECK_WORKFLOW_CACHE, or WORKFLOW_CACHE; a bad value stops the worker, naming the variable."""
+    raw = environ.get("SPOTCHECK_WORKFLOW_CACHE", "").strip()
+    if not raw:
+        return WORKFLOW_CACHE
+    if not raw.isdigit() or not 2 <= int(raw) <= 10_000_000:
+        raise ValueError("SPOTCHECK_WORKFLOW_CACHE: must be a whole number from 2 to 10000000")
+    return int(raw)
 
 
 def build_worker(
@@ -41,6 +56,7 @@ def build_worker(
     from workflows.registry import all_workflows
 
     options.setdefault("workflow_runner", SandboxedWorkflowRunner(restrictions=SANDBOX))
+    options.setdefault("max_cached_workflows", workflow_cache_size())
     # Data that can never be written fails its activity for good (the workflow then asks an operator).
     options["interceptors"] = [DataErrorsAreFinal(), *options.get("interceptors", ())]
     if activities is None:
@@ -88,12 +104,17 @@ async def main() -> None:
     dsn = os.environ.get("DATABASE_URL")
     if not dsn:
         raise SystemExit("DATABASE_URL is not set (or use `spotcheck up` for the embedded stack)")
+    from activities.db import pool_max_size
     from activities.keys import KeyFileError, signing_setup
 
     try:
         setup = signing_setup()
+        workflow_cache_size()
+        pool_max_size()
     except KeyFileError as err:
         raise SystemExit(f"signing keys: {err}") from None
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     configure_tracing("spotcheck-worker")
     await run_worker(await connect(), dsn, os.environ.get("SPOTCHECK_TASK_QUEUE", TASK_QUEUE), setup)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -66,7 +67,8 @@ async def _set_codecs(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(dsn: str, **kw: Any) -> asyncpg.Pool:
-    """A pool (1..10 connections unless overridden) whose json and jsonb columns take and give dicts."""
+    """A pool (1..SPOTCHECK_DB_POOL_MAX connections, default 20, unless overridden) whose json and jsonb
+    columns take and give dicts."""
     user_init: Callable[[asyncpg.Connection], Awaitable[None]] | None = kw.pop("init", None)
 
     async def init(conn: asyncpg.Connection) -> None:
@@ -75,8 +77,25 @@ async def create_pool(dsn: str, **kw: Any) -> asyncpg.Pool:
             await user_init(conn)
 
     kw.setdefault("min_size", 1)
-    kw.setdefault("max_size", 10)
+    kw.setdefault("max_size", pool_max_size())
+    # No session state to undo on release: Spotcheck never SETs, LISTENs or takes session-level locks (its
+    # advisory lock is transaction-scoped), so asyncpg's default reset query would be a round trip per write.
+    kw.setdefault("reset", _nothing_to_reset)
     return await asyncpg.create_pool(dsn, init=init, **kw)
+
+
+async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
+    return None
+
+
+def pool_max_size(environ: Mapping[str, str] = os.environ) -> int:
+    """SPOTCHECK_DB_POOL_MAX (default 20): at most this many connections per worker process."""
+    raw = environ.get("SPOTCHECK_DB_POOL_MAX", "").strip()
+    if not raw:
+        return 20
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise ValueError("SPOTCHECK_DB_POOL_MAX: must be a whole number from 1 to 1000")
+    return int(raw)
 
 
 async def _apply_one(conn: _Conn, name: str, sql: str) -> bool:

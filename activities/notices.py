@@ -61,6 +61,17 @@ def cn_date(value: Any) -> str:
     return str(value)
 
 
+@jinja2.pass_context
+def cn_due(ctx: jinja2.runtime.Context, value: Any) -> str:
+    """A deadline as cn_date, marked when the workflow says it is an estimate (`estimated_dates`: the ISO
+    dates of its deadlines counted over a year whose holiday schedule is not published yet)."""
+    text = cn_date(value)
+    day = str(value)[:10]
+    if day in (ctx.get("estimated_dates") or ()):
+        return f"{text}（预计，{day[:4]}年节假日安排尚未公布）"
+    return text
+
+
 def role_name(value: Any) -> str:
     """case_officer -> its Chinese name; several roles ("lab/case_officer" or a list) joined with 、."""
     roles = value if isinstance(value, list | tuple) else re.split(r"\s*[/,，、]\s*", str(value))
@@ -83,6 +94,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["cn_number"] = cn_number
     env.filters["cn_date"] = cn_date
+    env.filters["cn_due"] = cn_due
     env.filters["role_name"] = role_name
     return env
 

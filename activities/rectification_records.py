@@ -41,8 +41,8 @@ async def rectification_terms(req: TermsRequest) -> RectificationTerms:
     """The extension terms of the rectification rule in the pack in force on the day the order was served
     (the same cached packs and overrides as the deadlines, so the two never disagree)."""
     try:
-        pack = pack_in_force(_packs(rules_dir()), req.start.astimezone(CHINA).date())
-        rule = pack.with_overrides(overrides_from_env()).rule(RULE_ID)
+        on = req.start.astimezone(CHINA).date()
+        rule = pack_in_force(_packs(rules_dir()), on).with_overrides(overrides_from_env()).rule(RULE_ID, on)
     except (RulePackError, KeyError) as exc:
         raise ApplicationError(str(exc), type="NoRectificationRule", non_retryable=True) from exc
     if rule.extension_length is None:

@@ -48,6 +48,8 @@ class BranchSpec:
     # TERMINATE guards against a sample terminated by an operator (awaited branches close before their
     # sample does, so it never fires otherwise); ABANDON for a branch that outlives its sample.
     parent_close: ParentClose = "terminate"
+    # Kinds only runs started before a patch still await: routed to the branch, never awaited by new runs.
+    retired: tuple[DecisionKind, ...] = ()
 
     def payloads(self) -> dict[DecisionKind, type[BaseModel] | None]:
         return {k: PAYLOADS.get(k) for k in self.kinds}
@@ -59,9 +61,11 @@ class BranchSpec:
 BRANCHES: dict[Branch, BranchSpec] = {spec.branch: spec for spec in (
     BranchSpec(
         Branch.RECTIFICATION, "责令整改 rectification", "RectificationWorkflow",
-        (DecisionKind.RECTIFICATION_EXTENSION, DecisionKind.RECTIFICATION_REPORT,
-         DecisionKind.RECTIFICATION_REVIEW),
-        records=("rectifications",),
+        # Order 18 ch. 6: the report, the 复查 (three at most), the provincial 公告, the 停业整顿 order.
+        (DecisionKind.RECTIFICATION_REPORT, DecisionKind.RE_INSPECTION, DecisionKind.PROVINCIAL_ANNOUNCEMENT,
+         DecisionKind.SUSPENSION_ORDER),
+        records=("rectifications", "re_inspections", "result_handovers"),
+        retired=(DecisionKind.RECTIFICATION_EXTENSION, DecisionKind.RECTIFICATION_REVIEW),
     ),
     # A credit listing lasts a year (or until repaired): holding the sample open that long would keep
     # every sample "open" in the monitors' lists for nothing, so it outlives the sample on its own timers.
@@ -97,7 +101,9 @@ BRANCHES: dict[Branch, BranchSpec] = {spec.branch: spec for spec in (
 )}
 
 # Which branch takes a decision kind, for routing a decision sent to the sample number.
-BRANCH_OF_KIND: dict[str, Branch] = {k.value: spec.branch for spec in BRANCHES.values() for k in spec.kinds}
+BRANCH_OF_KIND: dict[str, Branch] = {
+    k.value: spec.branch for spec in BRANCHES.values() for k in (*spec.kinds, *spec.retired)
+}
 
 
 class SampleResult(BaseModel):

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from domain.bounds import (
     MAX_EVIDENCE,
@@ -65,9 +65,12 @@ class DecisionKind(StrEnum):
     RETEST_REPORT = "retest_report"
     DISPOSAL = "disposal"  # return or dispose of the sample
     # post-handling branches
-    RECTIFICATION_EXTENSION = "rectification_extension"  # 延期整改: granted once, asked before expiry
+    RECTIFICATION_EXTENSION = "rectification_extension"  # retired: 延期整改 of runs before Order 18 handling
     RECTIFICATION_REPORT = "rectification_report"  # the firm's 整改报告
-    RECTIFICATION_REVIEW = "rectification_review"  # 整改复查
+    RECTIFICATION_REVIEW = "rectification_review"  # retired: 整改复查 of runs before Order 18 handling
+    RE_INSPECTION = "re_inspection"  # 复查 (Order 18 Art. 47-49): pass or fail, on a sample the party gives free
+    PROVINCIAL_ANNOUNCEMENT = "provincial_announcement"  # 省级公告 of a failed 复查 (Art. 47), with its date
+    SUSPENSION_ORDER = "suspension_order"  # 责令停业，限期整顿 (Art. 48; 产品质量法 Art. 17), with its period
     CREDIT_REPAIR_APPLICATION = "credit_repair_application"  # 信用修复申请
     CREDIT_REPAIR_ACCEPTANCE = "credit_repair_acceptance"  # 受理 (2 working days)
     CREDIT_REPAIR_REVIEW = "credit_repair_review"  # 修复决定 (15 working days)
@@ -100,6 +103,9 @@ AWAITED_TEXT: dict[DecisionKind, str] = {
     DecisionKind.RECTIFICATION_EXTENSION: "a decision on the firm's request to extend rectification",
     DecisionKind.RECTIFICATION_REPORT: "the firm's rectification report",
     DecisionKind.RECTIFICATION_REVIEW: "the review of the rectification",
+    DecisionKind.RE_INSPECTION: "the 复查 (re-inspection) of the corrected product",
+    DecisionKind.PROVINCIAL_ANNOUNCEMENT: "the provincial bureau's 公告 of the failed 复查",
+    DecisionKind.SUSPENSION_ORDER: "the order to suspend business and reorganise (责令停业，限期整顿)",
     DecisionKind.CREDIT_REPAIR_APPLICATION: "a credit-repair application",
     DecisionKind.CREDIT_REPAIR_ACCEPTANCE: "acceptance of the credit-repair application",
     DecisionKind.CREDIT_REPAIR_REVIEW: "the credit-repair decision",
@@ -156,6 +162,12 @@ ROLE_MATRIX: dict[DecisionKind, dict[str, frozenset[Role]]] = {
         "accepted": frozenset({Role.CASE_OFFICER}),
         "rejected": frozenset({Role.CASE_OFFICER}),
     },
+    DecisionKind.RE_INSPECTION: {
+        "pass": frozenset({Role.CASE_OFFICER}),
+        "fail": frozenset({Role.CASE_OFFICER}),
+    },
+    DecisionKind.PROVINCIAL_ANNOUNCEMENT: {"announced": frozenset({Role.CASE_OFFICER})},
+    DecisionKind.SUSPENSION_ORDER: {"ordered": frozenset({Role.ENFORCEMENT})},
     DecisionKind.CREDIT_REPAIR_APPLICATION: {"filed": frozenset({Role.ENTERPRISE, Role.CREDIT_OFFICER})},
     DecisionKind.CREDIT_REPAIR_ACCEPTANCE: {
         "accepted": frozenset({Role.CREDIT_OFFICER}),
@@ -225,6 +237,7 @@ REASON_REQUIRED: frozenset[tuple[DecisionKind, str]] = frozenset(
         (DecisionKind.OBJECTION, "filed"),
         (DecisionKind.RECTIFICATION_EXTENSION, "refused"),
         (DecisionKind.RECTIFICATION_REVIEW, "rejected"),
+        (DecisionKind.RE_INSPECTION, "fail"),
         (DecisionKind.CREDIT_REPAIR_ACCEPTANCE, "refused"),
         (DecisionKind.CREDIT_REPAIR_REVIEW, "rejected"),
         (DecisionKind.SERIOUS_DISHONESTY_REVIEW, "listed"),
@@ -367,14 +380,67 @@ class RectificationExtensionData(_Payload):
     days: int | None = Field(default=None, ge=1, le=60, description="extension granted, in calendar days")
 
 
+class ReInspectionData(_Payload):
+    """A 复查 (Order 18 Art. 47-49): its report, and the sample the party provided free (Art. 49)."""
+
+    report_no: MaybeCode | None = Field(default=None, description="the 复查 test report number")
+    sample_provided_free: bool = Field(default=True, description="复查所需样品由被抽样生产者、销售者无偿提供 (Art. 49)")
+
+
+class ProvincialAnnouncementData(_Payload):
+    """The provincial bureau's 公告 (Order 18 Art. 47 ¶2): its date starts the second 复查 window (Art. 48)."""
+
+    announced_on: Day | None = Field(default=None, description="公告日 (default: the day it is recorded); the "
+                                     "second 复查 window runs from it")
+    announcement_no: MaybeCode | None = None
+
+
+class SuspensionOrderData(_Payload):
+    """责令停业，限期整顿 (Order 18 Art. 48; 产品质量法 Art. 17): the 整顿 period is set in the order."""
+
+    days: int = Field(ge=1, le=365, description="the 整顿 period, in calendar days from the order")
+    decision_no: MaybeCode | None = None
+
+
 class CaseFilingData(_Payload):
     case_no: MaybeCode | None = None
+
+
+class HeavyPenalty(StrEnum):
+    """The 较重行政处罚 of 《市场监督管理严重违法失信名单管理办法》(市场监管总局令第44号) 第二条."""
+
+    AGGRAVATED_FINE = "aggravated_fine"  # 依照行政处罚裁量基准，按照从重处罚原则处以罚款
+    QUALIFICATION_LOWERED = "qualification_lowered"  # 降低资质等级
+    LICENCE_REVOKED = "licence_revoked"  # 吊销许可证件、营业执照
+    BUSINESS_RESTRICTED = "business_restricted"  # 限制开展生产经营活动、责令停产停业、责令关闭、限制从业
+    OTHER = "other"  # 法律、行政法规和部门规章规定的其他较重行政处罚
+
+    @property
+    def label(self) -> str:
+        return _HEAVY_PENALTY_LABELS[self]
+
+
+_HEAVY_PENALTY_LABELS = {
+    HeavyPenalty.AGGRAVATED_FINE: "从重处罚的罚款",
+    HeavyPenalty.QUALIFICATION_LOWERED: "降低资质等级",
+    HeavyPenalty.LICENCE_REVOKED: "吊销许可证件、营业执照",
+    HeavyPenalty.BUSINESS_RESTRICTED: "限制生产经营、责令停产停业、责令关闭、限制从业",
+    HeavyPenalty.OTHER: "法律、行政法规和部门规章规定的其他较重行政处罚",
+}
 
 
 class CaseOutcomeData(_Payload):
     decision_no: MaybeCode | None = None
     fine_amount: Money | None = Field(default=None, description="罚没款 in CNY")
-    heavy: bool = Field(default=False, description="a heavy penalty: counts for the serious-dishonesty check")
+    heavy: bool = Field(default=False, description="a 较重行政处罚 (市场监管总局令第44号 第二条): the only ground "
+                        "for a serious-dishonesty proposal")
+    heavy_kind: HeavyPenalty | None = Field(default=None, description="which 较重行政处罚; only with heavy")
+
+    @model_validator(mode="after")
+    def _kind_only_when_heavy(self) -> CaseOutcomeData:
+        if self.heavy_kind is not None and not self.heavy:
+            raise ValueError("heavy_kind: only with heavy = true (a 较重行政处罚)")
+        return self
 
 
 class DelistConfirmationData(_Payload):
@@ -432,6 +498,9 @@ PAYLOADS: dict[DecisionKind, type[_Payload]] = {
     DecisionKind.RESULT_DELIVERY: ResultDeliveryData,
     DecisionKind.OBJECTION: ObjectionData,
     DecisionKind.RECTIFICATION_EXTENSION: RectificationExtensionData,
+    DecisionKind.RE_INSPECTION: ReInspectionData,
+    DecisionKind.PROVINCIAL_ANNOUNCEMENT: ProvincialAnnouncementData,
+    DecisionKind.SUSPENSION_ORDER: SuspensionOrderData,
     DecisionKind.CASE_FILING: CaseFilingData,
     DecisionKind.CASE_OUTCOME: CaseOutcomeData,
     DecisionKind.DELIST_CONFIRMATION: DelistConfirmationData,
@@ -502,6 +571,9 @@ def decision_problem(
         return "data.seal_intact: a sample whose seal is broken cannot be accepted; reject it for re-sampling"
     if isinstance(payload, RectificationExtensionData) and decision.outcome == "granted" and not payload.days:
         return "data.days: a granted extension must say how many days"
+    if isinstance(payload, ReInspectionData) and not payload.sample_provided_free:
+        return ("data.sample_provided_free: the 复查 sample is provided free by the party "
+                "(产品质量监督抽查管理暂行办法 第四十九条)")
     if kind is DecisionKind.DISPOSAL and decision.outcome == "returned" and purchased:
         return "a purchased sample is not returned to the seller: decide disposal=disposed"
     return None

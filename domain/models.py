@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from domain.bounds import MAX_CODE, Choice, Code, Day, MaybeCode, MaybeName, Money, Name, Text, Url, text
+from domain.credit import DishonestyTier
 from domain.credit_code import credit_code_problem
 
 SAMPLE_NO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$"
@@ -105,6 +106,9 @@ class SampleOrder(_Strict):
         description="compresses every deadline for demos: 86400 runs a day per second; recorded with the order",
     )
     follows_sample_no: MaybeCode | None = Field(default=None, description="for follow-up sampling: the earlier sample")
+    dishonesty_tier: Annotated[DishonestyTier, Choice] | None = Field(
+        default=None, description="失信信息类别 a fail of this plan is published with (轻微 minor / 一般 general / "
+        "严重 serious, 国家发展改革委令第36号); none: general")
 
     @property
     def workflow_id(self) -> str:

@@ -139,8 +139,50 @@ class RectificationRow(BaseModel):
     review_outcome: str | None = Field(default=None, description="accepted / rejected")
     review_reason: str | None = None
     follow_up_sample_no: str | None = None
-    closed_outcome: str | None = Field(default=None, description="accepted / rejected / missed")
+    closed_outcome: str | None = Field(
+        default=None, description="accepted / rejected / missed (before Order 18 handling); accepted / "
+        "corrected_after_announcement / corrected_after_suspension / revocation_proposed")
+    # Order 18 ch. 6 (runs with patch order18-result-handling)
+    re_inspection_due: datetime | None = Field(default=None, description="复查 due: 75 days from the order")
+    re_inspection_outcome: str | None = Field(default=None, description="the latest 复查: pass / fail")
+    announced_on: date | None = Field(default=None, description="the provincial 公告 of a failed 复查")
+    announcement_no: str | None = None
+    second_window_opens: datetime | None = Field(default=None, description="60 days after the 公告")
+    second_window_closes: datetime | None = Field(default=None, description="90 days after the 公告")
+    suspension_days: int | None = Field(default=None, description="整顿 period set in the order")
+    suspension_ends: datetime | None = None
     updated_at: datetime
+
+
+class ReInspectionRow(BaseModel):
+    """One 复查 (Order 18 Art. 47-49), append-only, keyed by the branch's workflow id and its round."""
+
+    workflow_id: str
+    sample_no: str
+    round: str = Field(description="first (Art. 47) / second (Art. 48) / after_suspension (Art. 48)")
+    due: datetime
+    decided_at: datetime
+    outcome: str = Field(description="pass / fail")
+    reason: str | None = None
+    report_no: str | None = None
+    sample_provided_free: bool = Field(description="the 复查 sample was provided free by the party (Art. 49)")
+    request_id: str
+
+
+class ResultHandoverRecord(BaseModel):
+    """A hand-over of result handling (Order 18 ch. 6) with its own record beside its outbox message:
+    通报 to the producer's bureau (Art. 44 ¶2), report for the provincial 公告 (Art. 47), 停业整顿 to enforcement
+    (Art. 48), licence-revocation proposal (Art. 48). Append-only, keyed by workflow id and step."""
+
+    workflow_id: str
+    step_id: str
+    sample_no: str
+    action: str
+    recipient: str
+    reference: str = Field(description="the outbox reference of the hand-over")
+    basis: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    at: datetime
 
 
 class TermsRequest(BaseModel):
@@ -169,7 +211,9 @@ class CreditListing(BaseModel):
     enterprise_name: str
     published_at: AwareDatetime
     publicity_due: AwareDatetime
-    listed_until: AwareDatetime
+    listed_until: AwareDatetime = Field(description="publicity ends by itself: the tier's longest or the opinion's year")
+    dishonesty_tier: str | None = Field(default=None, description="minor / general / serious; None before tiers")
+    repair_from: AwareDatetime | None = Field(default=None, description="end of the shortest publicity period")
     updated_at: WrittenAt = None
 
 

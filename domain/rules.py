@@ -2,6 +2,10 @@
 
 A pack is one TOML file in `rules/` (named after its `effective_from` date). The sample in force on a date
 uses the newest pack that took effect on or before it, so a rule change never rewrites running history.
+Inside a pack one rule may have several versions, each with its own `effective_from` / `effective_to`
+(inclusive dates; in TOML an array of tables `[[rules.<id>]]`, while a plain `[rules.<id>]` table is one
+version): a deadline uses the version in force on its start date, and versions of one rule never overlap.
+A rule marked `basis_checked` cites an article (第…条 or Art.) in its basis.
 Every rule stays configurable: `SPOTCHECK_RULE_OVERRIDES` (JSON) or `RulePack.with_overrides`.
 
 Pure: no Temporal imports, no files, no environment, so workflows may import the models. Reading the
@@ -10,12 +14,14 @@ files and the environment is done by `activities/rule_packs.py` (only activities
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import date
 from enum import StrEnum
 from typing import Any
 
 from pydantic import (
+    AliasChoices,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -27,6 +33,8 @@ from pydantic import (
 )
 
 RULE_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
+# An article cited in a basis: 第十五条, 第6条, Art. 15.
+ARTICLE = re.compile(r"第[〇零一二三四五六七八九十百千0-9]+条|\bArt\.\s*\d")
 
 
 class Unit(StrEnum):
@@ -56,7 +64,7 @@ class Rule(BaseModel):
 
     id: str = Field(pattern=RULE_ID_PATTERN)
     title: str = Field(min_length=1, description="Chinese and English")
-    length: int = Field(gt=0)
+    length: int = Field(ge=0, description="0 only for a period that simply ends (on_expiry = expire): none")
     unit: Unit
     trigger: str = Field(min_length=1, description="what starts the clock")
     on_expiry: ExpiryAction
@@ -74,6 +82,23 @@ class Rule(BaseModel):
     basis_checked: bool = Field(description="checked against the official text")
     scope: Scope
     note: str | None = None
+    effective_from: date | None = Field(default=None, description="first day this version applies (inclusive)")
+    effective_to: date | None = Field(default=None, description="last day this version applies (inclusive)")
+
+    def in_force(self, on: date) -> bool:
+        return (self.effective_from is None or self.effective_from <= on) and (
+            self.effective_to is None or on <= self.effective_to)
+
+    @model_validator(mode="after")
+    def _whole(self) -> Rule:
+        if self.length == 0 and self.on_expiry != ExpiryAction.EXPIRE:
+            raise ValueError(f"length: 0 is only allowed with on_expiry = expire (here: {self.on_expiry})")
+        if self.effective_from and self.effective_to and self.effective_to < self.effective_from:
+            raise ValueError(f"effective_to: {self.effective_to} is before effective_from {self.effective_from}")
+        if self.basis_checked and not ARTICLE.search(self.basis):
+            raise ValueError("basis_checked: a checked basis must cite an article (第…条 or Art. N); "
+                             "cite it or set basis_checked = false")
+        return self
 
     @field_validator("default_outcome")
     @classmethod
@@ -91,7 +116,7 @@ class Rule(BaseModel):
     @classmethod
     def _reminder_inside_period(cls, value: int, info: ValidationInfo) -> int:
         length = info.data.get("length")
-        if length is not None and value >= length:
+        if value and length is not None and value >= length:
             raise ValueError(f"must be less than length ({length})")
         return value
 
@@ -114,28 +139,46 @@ class RulePack(BaseModel):
     version: str = Field(min_length=1)
     effective_from: date
     title: str = Field(min_length=1)
-    rules: dict[str, Rule] = Field(min_length=1)
+    # The versions of each rule, oldest first (a plain TOML table is one version).
+    rules: dict[str, tuple[Rule, ...]] = Field(min_length=1)
 
     @model_validator(mode="before")
     @classmethod
     def _ids_from_keys(cls, data: Any) -> Any:
-        # In TOML the id is the table key ([rules.objection_window]); fill it in so each Rule knows it.
+        # In TOML the id is the table key ([rules.objection_window] or [[rules.x]]); fill it in so each Rule
+        # knows it, and make a single table a list of one version.
         if isinstance(data, dict) and isinstance(data.get("rules"), dict):
             rules = {
-                key: ({"id": key, **value} if isinstance(value, dict) else value)
+                key: [({"id": key, **v} if isinstance(v, dict) else v)
+                      for v in (value if isinstance(value, list | tuple) else [value])]
                 for key, value in data["rules"].items()
             }
             data = {**data, "rules": rules}
         return data
 
     @model_validator(mode="after")
-    def _ids_match_keys(self) -> RulePack:
-        for key, rule in self.rules.items():
-            if rule.id != key:
-                raise ValueError(f"rule {key}: id: must equal the table key, not {rule.id!r}")
+    def _versions_fit(self) -> RulePack:
+        ordered = {}
+        for key, versions in self.rules.items():
+            if not versions:
+                raise ValueError(f"rule {key}: no version")
+            for rule in versions:
+                if rule.id != key:
+                    raise ValueError(f"rule {key}: id: must equal the table key, not {rule.id!r}")
+            versions = tuple(sorted(versions, key=lambda r: r.effective_from or date.min))
+            for earlier, later in zip(versions, versions[1:], strict=False):
+                if earlier.effective_to is None or later.effective_from is None \
+                        or later.effective_from <= earlier.effective_to:
+                    raise ValueError(
+                        f"rule {key}: effective_from: the version from {later.effective_from or 'the start'} "
+                        f"overlaps the version {_span(earlier)}; give each version its effective_from and "
+                        "effective_to"
+                    )
+            ordered[key] = versions
+        object.__setattr__(self, "rules", ordered)
         return self
 
-    def rule(self, rule_id: str) -> Rule:
+    def versions(self, rule_id: str) -> tuple[Rule, ...]:
         try:
             return self.rules[rule_id]
         except KeyError:
@@ -143,8 +186,28 @@ class RulePack(BaseModel):
                 f"no rule {rule_id!r} in rule pack {self.version}; known: {', '.join(sorted(self.rules))}"
             ) from None
 
+    def rule(self, rule_id: str, on: date | None = None) -> Rule:
+        """The version of the rule in force on `on`; without a date, the rule's only version."""
+        versions = self.versions(rule_id)
+        if on is None:
+            if len(versions) == 1:
+                return versions[0]
+            raise KeyError(f"rule {rule_id} has {len(versions)} versions in rule pack {self.version}: "
+                           "name the date")
+        for rule in versions:
+            if rule.in_force(on):
+                return rule
+        raise KeyError(f"no version of rule {rule_id!r} in force on {on} in rule pack {self.version} "
+                       f"(versions: {', '.join(_span(r) for r in versions)})")
+
+    def rules_on(self, on: date) -> dict[str, Rule]:
+        """Every rule in force on `on`, one version each, by id."""
+        return {key: rule for key, versions in sorted(self.rules.items())
+                for rule in versions if rule.in_force(on)}
+
     def with_overrides(self, overrides: dict[str, dict[str, Any]]) -> RulePack:
-        """A validated copy with some rules' fields replaced, e.g. {"objection_window": {"length": 20}}."""
+        """A validated copy with some rules' fields replaced, e.g. {"objection_window": {"length": 20}}
+        (every version of the rule)."""
         if not overrides:
             return self
         data = self.model_dump()
@@ -156,11 +219,16 @@ class RulePack(BaseModel):
                 )
             if not isinstance(changes, dict):
                 raise RulePackError(f"overrides: rule {rule_id}: expected a table of fields")
-            data["rules"][rule_id].update(changes)
+            for version in data["rules"][rule_id]:
+                version.update(changes)
         try:
             return RulePack.model_validate(data)
         except ValidationError as exc:
             raise RulePackError(_describe(exc, "overrides")) from None
+
+
+def _span(rule: Rule) -> str:
+    return f"{rule.effective_from or 'the start'} to {rule.effective_to or 'open end'}"
 
 
 class RulePackError(ValueError):
@@ -192,8 +260,15 @@ class Deadline(BaseModel):
     basis: str
     basis_checked: bool
     pack_version: str
-    beyond_schedule: bool = Field(description="days past the known holiday schedule were assumed Mon-Fri")
+    # Days in a year whose holiday schedule is not known were assumed Monday to Friday. Histories recorded
+    # before the calendar files call it `beyond_schedule`: still read.
+    estimated: bool = Field(validation_alias=AliasChoices("estimated", "beyond_schedule"),
+                            description="counted over a year whose holiday schedule is not known")
     due_date: date = Field(description="the legal due date in China time")
+    # The rule version applied (in force on the start date); None: the version has no such bound. Absent
+    # from deadlines recorded before rules had versions.
+    effective_from: date | None = None
+    effective_to: date | None = None
 
 
 # -- parsing and choosing -----------------------------------------------------------------------------
@@ -207,8 +282,13 @@ def _describe(exc: ValidationError, where: str) -> str:
         if error["type"] == "extra_forbidden":
             message = "unknown field"
         if len(loc) >= 2 and loc[0] == "rules":
-            field = ".".join(loc[2:])
-            lines.append(f"{where}: rule {loc[1]}: {field + ': ' if field else ''}{message}")
+            rest = loc[2:]
+            version = ""
+            if rest and rest[0].isdigit():  # the index of the version in [[rules.<id>]]
+                version = f" (version {int(rest[0]) + 1})" if rest[0] != "0" else ""
+                rest = rest[1:]
+            field = ".".join(rest)
+            lines.append(f"{where}: rule {loc[1]}{version}: {field + ': ' if field else ''}{message}")
         elif loc:
             lines.append(f"{where}: {'.'.join(loc)}: {message}")
         else:

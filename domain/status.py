@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from domain.rules import Deadline
 
@@ -19,7 +19,8 @@ class Awaiting(BaseModel):
     due_at: datetime = Field(description="when the timer fires in real time (differs only with time_scale)")
     basis: str
     overdue: bool = False
-    beyond_schedule: bool = False
+    # The deadline is an estimate (its year's holiday schedule is not known); `beyond_schedule` in old payloads.
+    estimated: bool = Field(default=False, validation_alias=AliasChoices("estimated", "beyond_schedule"))
 
 
 class TimelineEvent(BaseModel):

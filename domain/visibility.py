@@ -24,10 +24,13 @@ NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
 OVERDUE = SearchAttributeKey.for_bool("Overdue")
 # A write failed for good and the process waits for an operator (`operator_retry`); set once it happens.
 NEEDS_OPERATOR = SearchAttributeKey.for_bool("NeedsOperator")
+# An open wait's deadline is an estimate (its year's holiday schedule is not known yet): what
+# `spotcheck calendar load` looks for to recompute.
+ESTIMATED_DEADLINE = SearchAttributeKey.for_bool("EstimatedDeadline")
 
 ALL = (
     SAMPLE_NO, PRODUCT_CODE, REGION, CHANNEL, TASK_TYPE, STAGE, VERDICT,
-    ENTERPRISE_CODE, PLAN_ID, AWAITING_ROLE, NEXT_DEADLINE, OVERDUE, NEEDS_OPERATOR,
+    ENTERPRISE_CODE, PLAN_ID, AWAITING_ROLE, NEXT_DEADLINE, OVERDUE, NEEDS_OPERATOR, ESTIMATED_DEADLINE,
 )
 
 

@@ -12,11 +12,13 @@ import signal
 import sys
 import uuid
 from collections.abc import Coroutine
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from domain.bounds import one_line, quoted, text_problem
 from domain.decisions import ROLE_MATRIX, DecisionKind, Role
+from domain.holidays import estimate_note
 from domain.models import SAMPLE_NO_PATTERN
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
@@ -174,7 +176,8 @@ async def _sample_show(args: argparse.Namespace) -> int:
     print(f"verdict: {status.verdict}")
     for w in status.awaiting:
         flag = "  OVERDUE" if w.overdue else ""
-        print(f"awaiting {w.kind} from {'/'.join(w.roles)} by {w.due.date()} ({w.title}){flag}")
+        estimate = f" [{estimate_note(w.due.date())}]" if w.estimated else ""
+        print(f"awaiting {w.kind} from {'/'.join(w.roles)} by {w.due.date()}{estimate} ({w.title}){flag}")
     if status.failed_items:
         print("failed items:")
         for item in status.failed_items:
@@ -311,7 +314,133 @@ async def _list(args: argparse.Namespace) -> int:
         print(f"{r['sample_no'] or r['workflow_id']:<24} {r['stage'] or '':<18} {r['verdict'] or '':<17} "
               f"{r['region'] or '':<7} {','.join(r['awaiting_role']):<22} {(r['next_deadline'] or '')[:19]:<20} "
               f"{'yes' if r['overdue'] else ''}")
+    if any(r["estimated"] for r in rows):
+        print("ESTIMATED: " + ", ".join(r["sample_no"] or r["workflow_id"] for r in rows if r["estimated"])
+              + " wait on a date whose year's holiday schedule is not published yet (`spotcheck calendar load`)")
     return EXIT_OK
+
+
+# --- calendar ----------------------------------------------------------------------------------
+
+
+async def _calendar_load(args: argparse.Namespace) -> int:
+    """Validate a year file, add it to the calendar folder, then have every open wait with an estimated
+    deadline computed again."""
+    from activities.holiday_files import loaded_dir, read_year, save_year
+    from domain.holidays import HolidayYearError
+
+    try:
+        year = read_year(Path(args.file), "file")
+        text = _read_text(args.file)
+        path = None if args.dry_run else save_year(year, text)
+    except HolidayYearError as err:  # names the field, never the content
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
+        return EXIT_REJECTED
+    except (InputError, OSError) as err:
+        print(f"error: {input_problem(err, 'file')}", file=sys.stderr)
+        return EXIT_REJECTED
+    if path is None:
+        print(f"valid: {year.year} {year.citation()} (not loaded: --dry-run)")
+        return EXIT_OK
+    print(f"loaded {year.year} into {loaded_dir()}: {year.citation()}")
+    told = await (await _connect(args)).recompute_estimated(year.year)
+    print(f"told {len(told)} workflow(s) with an estimated deadline to compute it again"
+          + (": " + ", ".join(told) if told else ""))
+    return EXIT_OK
+
+
+def _calendar_show(args: argparse.Namespace) -> int:
+    from activities.holiday_files import known_years
+
+    known = [k for k in known_years() if args.year is None or k.year.year == args.year]
+    if args.json:
+        _print_json([{"year": k.year.year, "source": k.source, "path": str(k.path), "citation": k.year.citation(),
+                      **k.year.model_dump(mode="json")} for k in known])
+        return EXIT_OK
+    if not known:
+        print(f"no holiday schedule for {args.year}: deadlines in it are estimated (Monday to Friday)"
+              if args.year else "no holiday schedules")
+        return EXIT_OK if args.year else EXIT_REJECTED
+    for k in known:
+        print(f"{k.year.year}  {k.source:<7}  {k.year.citation()}")
+        if args.year is not None:
+            for h in k.year.holidays:
+                worked = ", ".join(str(d) for d in h.make_up_days)
+                print(f"  {h.name}: {h.first} – {h.last}" + (f"; make-up working days {worked}" if worked else ""))
+    return EXIT_OK
+
+
+# --- rules ---------------------------------------------------------------------------------------
+
+
+def rule_rows(pack: Any, on: date | None) -> list[dict[str, Any]]:
+    """One row per rule version: those in force on `on`, or (None) every version of the pack."""
+    from domain.rules import ARTICLE
+
+    rules = list(pack.rules_on(on).values()) if on is not None else [
+        r for _, versions in sorted(pack.rules.items()) for r in versions]
+    return [{
+        "rule": r.id, "title": r.title, "length": r.length, "unit": r.unit.value,
+        "value": f"{r.length} {r.unit.value}" + (f" (+{r.extension_length} once)" if r.extension_length else ""),
+        "on_expiry": r.on_expiry.value, "basis": r.basis, "articles": ARTICLE.findall(r.basis),
+        "basis_checked": r.basis_checked, "scope": r.scope.value,
+        "effective_from": r.effective_from.isoformat() if r.effective_from else None,
+        "effective_to": r.effective_to.isoformat() if r.effective_to else None,
+        "pack_version": pack.version,
+    } for r in rules]
+
+
+def _span(row: dict[str, Any]) -> str:
+    if not row["effective_from"] and not row["effective_to"]:
+        return "always"
+    return f"{row['effective_from'] or '…'} – {row['effective_to'] or '…'}"
+
+
+def rules_markdown(packs: list[Any]) -> str:
+    """docs/rules.md: every version of every rule of every pack (regenerate: `make rules-doc`)."""
+    out = ["# Rules", "",
+           "Generated from `rules/*.toml` by `spotcheck rules show --markdown` (`make rules-doc`); do not",
+           "edit by hand. A rule with several versions applies the one in force on a deadline's start date",
+           "(China time); *checked* means the basis was checked against the official text and cites its article.", ""]
+    for pack in packs:
+        out += [f"## {pack.version} (in force from {pack.effective_from})", "", pack.title, "",
+                "| rule | value | on expiry | in force | checked | basis |", "|---|---|---|---|---|---|"]
+        for row in rule_rows(pack, None):
+            basis = row["basis"].replace("|", "\\|")
+            out.append(f"| `{row['rule']}` | {row['value']} | {row['on_expiry']} | {_span(row)} | "
+                       f"{'yes' if row['basis_checked'] else 'no'} | {basis} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _rules_show(args: argparse.Namespace) -> int:
+    from activities.calendar import CHINA
+    from activities.rule_packs import load_rule_packs, overrides_from_env, pack_in_force
+
+    packs = load_rule_packs()
+    if args.markdown:
+        print(rules_markdown(packs), end="")
+        return EXIT_OK
+    on = None if args.all else (args.at or datetime.now(CHINA).date())
+    pack = pack_in_force(packs, on or max(p.effective_from for p in packs)).with_overrides(overrides_from_env())
+    rows = rule_rows(pack, on)
+    if args.json:
+        _print_json({"on": on.isoformat() if on else None, "pack_version": pack.version, "rules": rows})
+        return EXIT_OK
+    print(f"rule pack {pack.version}, " + (f"rules in force on {on}" if on else "every rule version"))
+    width = max(len(r["rule"]) for r in rows)
+    print(f"{'RULE':<{width}}  {'VALUE':<28} {'CHECKED':<8} {'IN FORCE':<25} BASIS")
+    for r in rows:
+        print(f"{r['rule']:<{width}}  {r['value']:<28} {'yes' if r['basis_checked'] else 'no':<8} "
+              f"{_span(r):<25} {r['basis']}")
+    return EXIT_OK
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 # --- schema ------------------------------------------------------------------------------------
@@ -397,9 +526,32 @@ def build_parser() -> argparse.ArgumentParser:
         _client_options(lst)
         lst.set_defaults(func=_list)
 
+    cal = sub.add_parser("calendar", help="the holiday schedules deadlines are counted on")
+    cal_sub = cal.add_subparsers(dest="calendar_command", required=True)
+    load = cal_sub.add_parser("load", help="add a year's holiday schedule (TOML, see calendar/2026.toml) and "
+                              "recompute every estimated deadline")
+    load.add_argument("file")
+    load.add_argument("--dry-run", action="store_true", help="only validate the file")
+    _client_options(load)
+    load.set_defaults(func=_calendar_load)
+    cal_show = cal_sub.add_parser("show", help="the years known, their source and notice")
+    cal_show.add_argument("year", nargs="?", type=int)
+    cal_show.add_argument("--json", action="store_true")
+    cal_show.set_defaults(func=_calendar_show)
+
     schema = sub.add_parser("schema", help="print a JSON schema: an order, a decision, or a decision kind's data")
     schema.add_argument("model", choices=["sample-order", "decision", *(k.value for k in DecisionKind)])
     schema.set_defaults(func=_schema)
+
+    rules = sub.add_parser("rules", help="the rule pack: deadlines with their legal basis")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    rshow = rules_sub.add_parser("show", help="the rules in force on a date (default today, China time)")
+    when = rshow.add_mutually_exclusive_group()
+    when.add_argument("--at", type=_iso_date, metavar="DATE", help="YYYY-MM-DD (default: today, China time)")
+    when.add_argument("--all", action="store_true", help="every version of every rule")
+    rshow.add_argument("--json", action="store_true")
+    rshow.add_argument("--markdown", action="store_true", help="every pack and version as docs/rules.md")
+    rshow.set_defaults(func=_rules_show)
 
     try:
         from starter import stack

@@ -3,9 +3,10 @@ The CLI is a thin layer over this, so both validate the same way."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +41,9 @@ from telemetry import configure_tracing, tracing_interceptors
 from workflows.sample import SampleWorkflow
 
 DEFAULT_TASK_QUEUE = "spotcheck"
+# Starts in flight at once in `start_samples`: enough to keep the server busy, bounded so that a file of
+# 100,000 orders never opens 100,000 requests.
+START_WINDOW = 32
 
 
 class OrderError(ValueError):
@@ -183,16 +187,37 @@ class SpotcheckClient:
         except WorkflowAlreadyStartedError:
             raise OrderError([f"sample_no: sample {order.sample_no} was already started"], order.sample_no) from None
 
-    async def start_samples(self, orders: Iterable[Any]) -> list[StartResult]:
-        """Start each order; a bad one is reported (with its place in `orders`) and the others still start."""
-        results = []
-        for index, raw in enumerate(orders):
-            try:
-                handle = await self.start_sample(raw)
-                results.append(StartResult(handle.id.removeprefix("sample-"), handle.id, index=index))
-            except OrderError as err:
-                results.append(StartResult(err.sample_no, None, str(err), index=index))
-        return results
+    async def start_samples(
+        self, orders: Iterable[Any], *, window: int = START_WINDOW,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[StartResult]:
+        """Start each order, up to `window` starts in flight at once; the results are in the orders' order.
+        A bad order is reported (with its place in `orders`) and the others still start; a start the server
+        did not take (unreachable, overloaded) is reported as not started with the server's reason.
+        `progress(done, total)` is called after each start."""
+        items = list(orders)
+        results: list[StartResult | None] = [None] * len(items)
+        queue = iter(enumerate(items))
+        done = 0
+
+        async def starter() -> None:
+            nonlocal done
+            for index, raw in queue:  # one shared iterator: each order is taken by exactly one starter
+                try:
+                    handle = await self.start_sample(raw)
+                    results[index] = StartResult(handle.id.removeprefix("sample-"), handle.id, index=index)
+                except OrderError as err:
+                    results[index] = StartResult(err.sample_no, None, str(err), index=index)
+                except RPCError as err:
+                    no = raw.get("sample_no") if isinstance(raw, dict) else getattr(raw, "sample_no", None)
+                    results[index] = StartResult(no if isinstance(no, str) else None, None,
+                                                 f"not started: the server answered {err.status.name}", index=index)
+                done += 1
+                if progress is not None:
+                    progress(done, len(items))
+
+        await asyncio.gather(*(starter() for _ in range(max(1, min(window, len(items))))))
+        return [r for r in results if r is not None]
 
     # --- decisions -----------------------------------------------------------------------------
 
@@ -281,9 +306,29 @@ class SpotcheckClient:
                 "awaiting_role": list(attrs.get(sa.AWAITING_ROLE) or []),
                 "next_deadline": (d.isoformat() if (d := attrs.get(sa.NEXT_DEADLINE)) else None),
                 "overdue": bool(attrs.get(sa.OVERDUE)),
+                "estimated": bool(attrs.get(sa.ESTIMATED_DEADLINE)),
                 "running": wf.status == WorkflowExecutionStatus.RUNNING,
             })
         return rows
+
+    # --- the holiday calendar ------------------------------------------------------------------
+
+    async def recompute_estimated(self, year: int | None = None) -> list[str]:
+        """Tell every running workflow with an estimated deadline (EstimatedDeadline) that the calendar
+        changed (`calendar_updated`): each computes those deadlines again and moves its timers. The ids told."""
+        told = []
+        query = "EstimatedDeadline = true AND ExecutionStatus = 'Running'"
+        async for wf in self.client.list_workflows(query):
+            await self.tell_calendar_updated(wf.id, year)
+            told.append(wf.id)
+        return told
+
+    async def tell_calendar_updated(self, workflow_id: str, year: int | None = None) -> None:
+        try:
+            await self.client.get_workflow_handle(workflow_id).signal("calendar_updated", {"year": year})
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:  # closed since it was listed: nothing to move
+                raise
 
 
 def list_query(

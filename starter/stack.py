@@ -135,6 +135,9 @@ async def _up(args: argparse.Namespace, state: Path) -> int:
     from worker import connect
 
     stop_orphan(state)
+    # Years loaded with `spotcheck calendar load` live beside the stack's other data (docs/design.md §5).
+    from activities.holiday_files import CALENDAR_DIR_ENV
+    os.environ.setdefault(CALENDAR_DIR_ENV, str(state / "calendar"))
     port = _pick_port(args.port, "Temporal gRPC")
     ui_port = _pick_port(args.ui_port, "the Web UI")
     if ui_port == port:

@@ -16,10 +16,15 @@ import pytest_asyncio
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.holiday_files import CALENDAR_DIR_ENV
 from domain import visibility
 from starter.binaries import temporal_cli
 from starter.postgres import EmbeddedPostgres
 from tests.workflow_env import time_skipping_env
+
+# Loaded holiday years live in a folder of the tests' own (each test that loads one takes its own folder):
+# a year loaded into a developer's stack must not change what the tests count.
+os.environ[CALENDAR_DIR_ENV] = tempfile.mkdtemp(prefix="spotcheck-calendar-")
 
 
 @pytest_asyncio.fixture

@@ -292,6 +292,14 @@ class FakeActivities:
     async def rectification_save(self, row: rec.RectificationRow) -> None:
         self.store.upsert("rectifications", row.model_dump(), key=WF, keep=["sample_no", "ordered_at"])
 
+    @activity.defn(name="record_re_inspection")
+    async def record_re_inspection(self, row: rec.ReInspectionRow) -> bool:
+        return self.store.insert_once("re_inspections", row.model_dump(), key=("workflow_id", "round"))
+
+    @activity.defn(name="record_result_handover")
+    async def record_result_handover(self, record: rec.ResultHandoverRecord) -> bool:
+        return self.store.insert_once("result_handovers", record.model_dump(), key=("workflow_id", "step_id"))
+
     @activity.defn(name="recall_save")
     async def recall_save(self, row: rec.RecallRow) -> None:
         self.store.upsert("recalls", row.model_dump(), key=WF, keep=["sample_no"])

@@ -58,8 +58,7 @@ async def decide_in_branch(
 
 async def full_online_fail(client: SpotcheckClient, env: WorkflowEnvironment) -> dict[str, WorkflowHandle[Any, Any]]:
     """A nonconforming online sample from purchase to closure: a lead found while buying, objection and
-    re-test, rectification with
-    an extension, ordered recall, CCC suspension, delisting, enforcement filing and penalty, then the
+    re-test, rectification corrected and passed on its 复查 (Order 18), ordered recall, CCC suspension, delisting, enforcement filing and penalty, then the
     credit listing repaired after the allowed wait. Returns the handles of the sample and its credit branch."""
     order = f.order("online")
     no = order["sample_no"]
@@ -67,10 +66,9 @@ async def full_online_fail(client: SpotcheckClient, env: WorkflowEnvironment) ->
     d = f.decision
     # The lead found while buying went to its line at once; its outcome flows back into the sample.
     await decide_in_branch(client, handle, no, "lead", d("lead_outcome", "confirmed", "enforcement"))
-    await decide_in_branch(client, handle, no, "rectification",
-                           d("rectification_extension", "granted", "case_officer", data={"days": 30}))
     await decide_in_branch(client, handle, no, "rectification", d("rectification_report", "submitted", "enterprise"))
-    await decide_in_branch(client, handle, no, "rectification", d("rectification_review", "accepted", "case_officer"))
+    await decide_in_branch(client, handle, no, "rectification",
+                           d("re_inspection", "pass", "case_officer", data={"report_no": "复查-2026-01"}))
     await decide_in_branch(client, handle, no, "enforcement",
                            d("case_filing", "filed", "enforcement", data={"case_no": "杭市监案〔2026〕1号"}))
     await decide_in_branch(client, handle, no, "enforcement",

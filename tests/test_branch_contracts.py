@@ -72,18 +72,21 @@ def extra_field(kind: str) -> str:
 
 
 CONTRACTS: dict[Branch, Contract] = {
+    # Order 18 ch. 6: the report, a failed 复查 (its wait escalates), the provincial 公告; the branch then waits
+    # for the second 复查 window to open (test_branch_rectification runs on through 整顿 to the revocation).
     Branch.RECTIFICATION: Contract(
-        steps=(d("rectification_extension", "granted", "case_officer", data={"days": 20}),
-               d("rectification_report", "submitted", "enterprise"),
-               d("rectification_review", "rejected", "case_officer", reason="复查不合格")),
-        late=2,  # a missed report closes the branch `missed` (test_branch_rectification); the review escalates
-        bad=(("granted without days", d("rectification_extension", "granted", "case_officer"),
-              "data.days: a granted extension must say how many days"),
-             ("malformed days", d("rectification_extension", "granted", "case_officer", data={"days": "ten"}),
-              "malformed data for rectification_extension: data.days")),
-        row={"extended_days": 20, "review_outcome": "rejected", "closed_outcome": "rejected"},
+        steps=(d("rectification_report", "submitted", "enterprise"),
+               d("re_inspection", "fail", "case_officer", reason="复查不合格", data={"report_no": "FJ-1"}),
+               d("provincial_announcement", "announced", "case_officer",
+                 data={"announcement_no": "浙市监公告〔2026〕7号"})),
+        late=1,  # the correction period simply ends (test_branch_rectification); the 复查 escalates
+        bad=(("a 复查 before the report", d("re_inspection", "pass", "case_officer"),
+              "not awaited: the sample waits for rectification_report, not re_inspection"),
+             ("a suspension order before any 复查", d("suspension_order", "ordered", "enforcement", data={"days": 30}),
+              "not awaited: the sample waits for rectification_report, not suspension_order")),
+        row={"re_inspection_outcome": "fail", "announcement_no": "浙市监公告〔2026〕7号", "closed_outcome": None},
     ),
-    # The first wait, a repair application, has no deadline of its own and is refused for six months: a heavy
+    # The first wait, a repair application, has no deadline of its own and is refused for the shortest period: a heavy
     # penalty sent with the start opens the serious-dishonesty review, which has both.
     Branch.CREDIT: Contract(
         steps=(d("serious_dishonesty_review", "listed", "credit_officer", reason="重大行政处罚"),),

@@ -79,9 +79,9 @@ def repair_from(s: BranchStatus) -> date:
 
 
 async def past_repair_wait(ts_env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any]) -> BranchStatus:
-    """Skip to the first day a repair application is taken (six months after publication)."""
+    """Skip to the first day a repair application is taken (the shortest publicity period after publication)."""
     s = await until(handle, listed)
-    wait = next(d for d in s.deadlines if d.rule_id == "credit_repair_wait")
+    wait = next(d for d in s.deadlines if d.rule_id.startswith("credit_repair_wait"))
     await ts_env.sleep(wait.due - await ts_env.get_current_time() + timedelta(hours=1))
     return s
 
@@ -123,20 +123,22 @@ async def test_published_listed_for_a_year_then_removed(
     async with running_worker(ts_env.client, pool, task_queue) as client:
         inp = new_input()
         party = inp.order.sampled_party
-        # Its own fail and one four years ago: not two within three years, so no serious-dishonesty proposal.
-        await add_fail(pool, inp, inp.order.sample_no, date.today())
-        await add_fail(pool, inp, f"OLD-{uuid.uuid4().hex[:8]}", date.today() - timedelta(days=4 * 365))
         handle, _ = await start(client, inp)
         s = await until(handle, listed)
-        assert s.data["fails_in_three_years"] == 1
+        assert "fails_in_three_years" not in s.data  # no criterion of Order 44
+        # No tier given: a general listing, under the rule versions of 《信用修复管理办法》 (in force 2026-04-01).
+        assert s.data["dishonesty_tier"] == "general"
         rules = {d.rule_id: d for d in s.deadlines}
         assert rules["credit_publicity"].length == 20 and rules["credit_publicity"].unit == "working_days"
+        assert (rules["credit_repair_wait_general"].length, rules["credit_publicity_max_general"].length) == (3, 12)
+        assert rules["credit_repair_wait_general"].effective_from == date(2026, 4, 1)
         row = await credit_listing_row(pool, handle.id)
         assert row is not None
         assert (row["credit_code"], row["enterprise_name"], row["sample_no"]) == (
             party.credit_code, party.name, inp.order.sample_no)
         assert row["publicity_due"] == rules["credit_publicity"].due
-        assert row["listed_until"] == rules["credit_listing"].due
+        assert row["listed_until"] == rules["credit_listing"].due  # the opinion's year ties with the longest
+        assert (row["dishonesty_tier"], row["repair_from"]) == ("general", rules["credit_repair_wait_general"].due)
         assert 365 <= (row["listed_until"] - row["published_at"]).days <= 366
         assert row["removed_at"] is None and row["serious_dishonesty"] is None
         outbox = await outbox_for(pool, handle.id)
@@ -144,7 +146,8 @@ async def test_published_listed_for_a_year_then_removed(
         assert outbox[0]["payload"]["credit_code"] == party.credit_code
         [notice] = await notices_for(pool, handle.id)
         assert notice["title"] == "信用公示信息"
-        for text in (party.name, party.credit_code, "输出电压", "GB 4943.1-2022", "330100 市场监督管理局", "公示期为十二个月"):
+        for text in (party.name, party.credit_code, "输出电压", "GB 4943.1-2022", "330100 市场监督管理局", "公示期为十二个月",
+                     "失信信息类别：一般失信信息", "满三个月后，可以依照《信用修复管理办法》申请信用修复"):
             assert text in notice["body"], text
         result = await handle.result()
     assert (result.stage, result.outcome, result.data["removal_reason"]) == ("closed", "expired", "expired")
@@ -158,15 +161,15 @@ async def test_published_listed_for_a_year_then_removed(
 # --- credit repair ---------------------------------------------------------------------------------
 
 
-async def test_repair_application_before_six_months_is_refused_with_the_date(
+async def test_repair_application_before_the_shortest_period_is_refused_with_the_date(
     ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
 ) -> None:
     async with running_worker(ts_env.client, pool, task_queue) as client:
         handle, inp = await start(client)
         s = await until(handle, listed)
         first_day = repair_from(s)
-        assert first_day > date.today() + timedelta(days=180)
-        await ts_env.sleep(timedelta(days=100))
+        assert first_day > date.today() + timedelta(days=88)
+        await ts_env.sleep(timedelta(days=60))
         with pytest.raises(DecisionRejected) as err:
             await client.decide(inp.order.sample_no, apply_(), workflow_id=handle.id)
         assert f"credit repair may be applied for from {first_day}" in err.value.reason
@@ -205,6 +208,8 @@ async def test_repair_granted_after_the_wait_removes_the_listing_early(
     notices = await notices_for(pool, handle.id)
     assert templates(notices) == ["credit_publicity", "credit_repair_decision"]
     assert notices[1]["title"] == "信用修复决定书" and "决定准予信用修复" in notices[1]["body"]
+    # Published after 2026-04-01: the decision cites the measures of that version (Order 36), not the 2021 ones.
+    assert "根据《信用修复管理办法》的规定" in notices[1]["body"] and "市场监督管理信用修复" not in notices[1]["body"]
 
 
 async def test_repair_refused_or_rejected_keeps_the_listing_until_it_expires(
@@ -284,28 +289,38 @@ async def test_repair_acceptance_refuses_its_bad_decisions_and_takes_a_late_one(
 # --- serious-dishonesty list ------------------------------------------------------------------------
 
 
-async def test_serious_dishonesty_proposed_for_two_fails_in_three_years(
+async def test_serious_dishonesty_needs_a_heavier_penalty_not_two_fails(
     ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
 ) -> None:
+    """Order 44 第二条: two fails within three years propose nothing; a 较重行政处罚 does, with its kind."""
     async with running_worker(ts_env.client, pool, task_queue) as client:
         inp = new_input()
         await add_fail(pool, inp, inp.order.sample_no, date.today())
         await add_fail(pool, inp, f"OLD-{uuid.uuid4().hex[:8]}", date.today() - timedelta(days=2 * 365))
         handle, _ = await start(client, inp)
+        s = await until(handle, listed)
+        await ts_env.sleep(timedelta(days=10))
+        s = await status(handle)
+        assert not awaiting("serious_dishonesty_review")(s) and "serious_dishonesty" not in s.data
+        await handle.signal(CreditWorkflow.enforcement_result,
+                            {"heavy": True, "heavy_kind": "business_restricted", "fine_amount": "80000"})
         s = await until(handle, awaiting("serious_dishonesty_review"))
-        assert s.data["fails_in_three_years"] == 2 and s.data["serious_dishonesty"] == "proposed"
-        assert (await credit_listing_row(pool, handle.id) or {})["serious_dishonesty"] == "proposed"
+        assert s.data["serious_dishonesty"] == "proposed"
+        assert s.data["enforcement"] == {"heavy": True, "heavy_kind": "business_restricted", "fine_amount": "80000"}
+        row = await credit_listing_row(pool, handle.id)
+        assert row is not None and row["serious_dishonesty"] == "proposed"
+        assert "较重行政处罚 (市场监管总局令第44号 第二条): 限制生产经营、责令停产停业" in row["serious_basis"]
         with pytest.raises(DecisionRejected, match="reason: required"):
             await client.decide(inp.order.sample_no, f.decision("serious_dishonesty_review", "listed", "credit_officer"),
                                 workflow_id=handle.id)
         await client.decide(inp.order.sample_no, f.decision(
-            "serious_dishonesty_review", "listed", "credit_officer", reason="三年内两次抽查不合格"), workflow_id=handle.id)
+            "serious_dishonesty_review", "listed", "credit_officer", reason="责令停产停业, 情节严重"), workflow_id=handle.id)
         s = await until(handle, lambda s: s.data.get("serious_dishonesty") == "listed")
         assert not awaiting("serious_dishonesty_review")(s)
         result = await handle.result()
     assert result.outcome == "expired"
     row = await credit_listing_row(pool, handle.id)
-    assert row is not None and row["serious_dishonesty"] == "listed" and "2 fails" in row["serious_basis"]
+    assert row is not None and row["serious_dishonesty"] == "listed" and "第二条" in row["serious_basis"]
     assert actions(await outbox_for(pool, handle.id)) == ["publish_listing", "list_serious_dishonesty",
                                                           "remove_listing"]
 
@@ -316,12 +331,14 @@ async def test_serious_dishonesty_proposed_once_on_a_heavy_penalty(
     async with running_worker(ts_env.client, pool, task_queue) as client:
         handle, inp = await start(client)
         s = await until(handle, listed)
-        assert s.data["fails_in_three_years"] == 1
         # Not heavy, or not even a result: nothing proposed, nothing broken.
         await handle.signal(CreditWorkflow.enforcement_result, {"heavy": False, "fine_amount": "5000"})
         await handle.signal(CreditWorkflow.enforcement_result, "罚款")
-        s = await until(handle, lambda s: any(e.event == "rejected" for e in s.timeline))
+        await handle.signal(CreditWorkflow.enforcement_result, {"heavy": "yes"})
+        await handle.signal(CreditWorkflow.enforcement_result, {"heavy": False, "heavy_kind": {"x": [1]}})
+        s = await until(handle, lambda s: sum(e.event == "rejected" for e in s.timeline) == 2)
         assert not awaiting("serious_dishonesty_review")(s) and "serious_dishonesty" not in s.data
+        assert any("not a 较重行政处罚" in e.text for e in s.timeline if e.event == "enforcement_result")
         await ts_env.sleep(timedelta(days=40))
         await handle.signal(CreditWorkflow.enforcement_result, {"heavy": True, "fine_amount": "200000"})
         await handle.signal(CreditWorkflow.enforcement_result, {"heavy": True, "fine_amount": "300000"})
@@ -329,6 +346,7 @@ async def test_serious_dishonesty_proposed_once_on_a_heavy_penalty(
         assert sum(e.event == "serious_dishonesty" for e in s.timeline) == 1
         row = await credit_listing_row(pool, handle.id)
         assert row is not None and row["serious_dishonesty"] == "proposed" and "200000" in row["serious_basis"]
+        assert "kind not stated" in row["serious_basis"]
         await client.decide(inp.order.sample_no, f.decision(
             "serious_dishonesty_review", "not_listed", "credit_officer", reason="罚款未达严重失信标准"),
             workflow_id=handle.id)

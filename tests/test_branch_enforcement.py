@@ -83,9 +83,9 @@ def filed(case_no: str = CASE_NO) -> dict[str, Any]:
     return f.decision("case_filing", "filed", "enforcement", data={"case_no": case_no})
 
 
-def penalty(fine: str = "50000", heavy: bool = True) -> dict[str, Any]:
+def penalty(fine: str = "50000", heavy: bool = True, **more: Any) -> dict[str, Any]:
     return f.decision("case_outcome", "penalty", "enforcement",
-                      data={"decision_no": "杭市监罚〔2026〕7号", "fine_amount": fine, "heavy": heavy})
+                      data={"decision_no": "杭市监罚〔2026〕7号", "fine_amount": fine, "heavy": heavy, **more})
 
 
 def decided(kind: str, outcome: str, role: str = "enforcement", reason: str | None = "经审查") -> dict[str, Any]:
@@ -149,11 +149,14 @@ async def test_hand_over_filing_and_penalty(ts_env: WorkflowEnvironment, pool: a
              "not awaited: the sample waits for case_outcome, not crime_transfer_receipt"),
             ("police decide the outcome", f.decision("case_outcome", "penalty", "public_security"),
              "role public_security may not decide case_outcome=penalty"),
+            ("a heavier penalty's kind on one not heavy", penalty(heavy=False, heavy_kind="licence_revoked"),
+             "heavy_kind: only with heavy = true"),
         ])
-        await client.decide(no, penalty(), workflow_id=handle.id)
+        await client.decide(no, penalty(heavy_kind="aggravated_fine"), workflow_id=handle.id)
         report = await handle.result()
         assert (report.outcome, report.closed, report.stage) == ("penalty", True, "closed")
-        assert report.data == {"fine_amount": "50000", "heavy": True}
+        # Passed on to the credit branch by the sample: which 较重行政处罚 (Order 44 第二条).
+        assert report.data == {"fine_amount": "50000", "heavy": True, "heavy_kind": "aggravated_fine"}
         assert (await search_attributes(handle))["Stage"] == "enforcement:closed"
     row = await enforcement_case(pool, handle.id)
     assert row is not None
@@ -163,7 +166,7 @@ async def test_hand_over_filing_and_penalty(ts_env: WorkflowEnvironment, pool: a
     trail = await audit_trail(pool, handle.id)
     assert [(r["kind"], r["outcome"]) for r in trail if r["accepted"]] == [
         ("case_filing", "filed"), ("case_outcome", "penalty")]
-    assert sum(not r["accepted"] for r in trail) == 3
+    assert sum(not r["accepted"] for r in trail) == 4
 
 
 # --- filing --------------------------------------------------------------------------------------
@@ -364,8 +367,11 @@ async def test_a_lead_from_another_branch_is_worded_and_quoted(
 
 async def test_merged_case_lists_every_sample(ts_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str) -> None:
     merged = [
-        {"sample_no": "ZJ-A-001", "workflow_id": "sample-ZJ-A-001", "region": "330100", "batch": "20250715"},
-        {"sample_no": "ZJ-B-002", "workflow_id": "sample-ZJ-B-002", "region": "330200", "batch": "20250801"},
+        {"sample_no": "ZJ-A-001", "workflow_id": "sample-ZJ-A-001", "region": "330100", "batch": "20250715",
+         "report_no": "ZJPQ-A-1"},
+        {"sample_no": "ZJ-B-002", "workflow_id": "sample-ZJ-B-002", "region": "330200", "batch": "20250801",
+         "report_no": "ZJPQ-B-2"},
+        # A member recorded before report numbers were kept: the letter shows a dash.
         {"sample_no": "ZJ-C-003", "workflow_id": "sample-ZJ-C-003", "region": "330300", "batch": None},
     ]
     case_id = f"case-{uuid.uuid4().hex[:8]}"
@@ -377,7 +383,8 @@ async def test_merged_case_lists_every_sample(ts_env: WorkflowEnvironment, pool:
         body = letter["body"]
         assert "跨区域并案移送" in body and "三批次" in body and "merged_case" not in body
         for s in merged:
-            assert f"| {s['sample_no']} | {s['region']} | {s['batch'] or '未标注'} |" in body
+            row = f"| {s['sample_no']} | {s.get('report_no') or '—'} | {s['region']} | {s['batch'] or '未标注'} |"
+            assert row in body, row
         assert f"{case_id}-01" in body
         assert "440300 市场监督管理局执法稽查部门" in body  # the labelled producer's locality
         [handover] = [m for m in await outbox_for(pool, case_id) if m["channel"] == "enforcement"]

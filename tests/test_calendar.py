@@ -1,5 +1,5 @@
-"""Working-day arithmetic on the real PRC schedule (chinese_calendar), and deadlines computed from the
-real rule pack. Expected dates were read off the schedule itself (see the comments)."""
+"""Working-day arithmetic on the real PRC schedule (the cited year files in calendar/), and deadlines
+computed from the real rule pack. Expected dates were read off the schedule itself (see the comments)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from activities.calendar import (
     is_working_day,
 )
 from activities.rule_packs import RULE_OVERRIDES_ENV, RULES_DIR_ENV, load_rule_pack
-from domain.rules import Deadline, DeadlineRequest, Rule
+from domain.rules import Deadline, DeadlineRequest, Rule, RulePack
 
 REAL_PACK = load_rule_pack(Path(__file__).resolve().parent.parent / "rules" / "2025-10-11.toml")
 VERSION = REAL_PACK.version
@@ -28,7 +28,7 @@ VERSION = REAL_PACK.version
 
 def _deadline(rule_id: str, start: datetime, **kwargs: Any) -> Deadline:
     req = DeadlineRequest(rule_id=rule_id, start=start, **kwargs)
-    return compute_deadline_for(REAL_PACK.rule(rule_id), VERSION, req)
+    return compute_deadline_for(REAL_PACK.rule(rule_id, start.astimezone(CHINA).date()), VERSION, req)
 
 
 def _china(y: int, m: int, d: int, hh: int = 10, mm: int = 0) -> datetime:
@@ -95,12 +95,12 @@ def test_result_notice_across_national_day() -> None:
     assert d.due.astimezone(CHINA).time() == time(23, 59, 59)
     assert d.remind_at == _end_of_day_utc(date(2025, 10, 11))  # 5 - 2 = 3 working days
     assert (d.unit, d.length, d.on_expiry, d.pack_version) == ("working_days", 5, "escalate", VERSION)
-    assert d.basis_checked and not d.beyond_schedule
+    assert not d.estimated
 
 
 def test_lab_testing_beyond_schedule() -> None:
     d = _deadline("lab_testing", _china(2026, 12, 21))
-    assert d.beyond_schedule
+    assert d.estimated
     # Dec 22-31 2026: 8 working days known; then 12 weekdays of 2027: Jan 1 .. Jan 18.
     assert d.due_date == date(2027, 1, 18)
 
@@ -142,13 +142,12 @@ def test_no_roll_when_the_rule_says_so() -> None:
     assert d.remind_at is None
 
 
-def test_extension_rolls_over_new_year_2026() -> None:
-    # Nov 3 + 60 = Jan 2 2026 (holiday), Jan 3 off, Sun Jan 4 is a make-up working day.
-    d = _deadline("rectification", _china(2025, 11, 3), extended=True)
+def test_rectification_rolls_over_new_year_2026() -> None:
+    # Order 18 Art. 46: Nov 3 + 60 = Jan 2 2026 (holiday), Jan 3 off, Sun Jan 4 is a make-up working day.
+    d = _deadline("rectification", _china(2025, 11, 3))
     assert (d.length, d.due_date) == (60, date(2026, 1, 4))
-    assert _deadline("rectification", _china(2025, 11, 3)).due_date == date(2025, 12, 3)
     with pytest.raises(ValueError, match="no extension"):
-        _deadline("objection_window", _china(2025, 11, 3), extended=True)
+        _deadline("rectification", _china(2025, 11, 3), extended=True)
 
 
 def test_add_months_clamps_the_day() -> None:
@@ -162,7 +161,7 @@ def test_add_months_clamps_the_day() -> None:
 
 def test_months_rule_clamps_then_rolls() -> None:
     # Aug 31 + 6 months = Feb 28 2026, a Saturday but a make-up working day: kept.
-    assert _deadline("credit_repair_wait", _china(2025, 8, 31)).due_date == date(2026, 2, 28)
+    assert _deadline("credit_repair_wait_general", _china(2025, 8, 31)).due_date == date(2026, 2, 28)
     # Nov 15 + 3 months = Feb 15 2026 (Spring Festival) -> Feb 24.
     assert _deadline("sample_retention", _china(2025, 11, 15)).due_date == date(2026, 2, 24)
 
@@ -185,7 +184,7 @@ def test_hours_rule_is_exact_even_on_a_holiday() -> None:
     assert d.due == datetime(2025, 10, 2, 14, 30, tzinfo=UTC)
     assert d.due_date == date(2025, 10, 2)
     assert d.remind_at == datetime(2025, 10, 2, 10, 30, tzinfo=UTC)  # 4 hours before
-    assert d.unit == "hours" and not d.beyond_schedule
+    assert d.unit == "hours" and not d.estimated
 
 
 def test_days_are_counted_in_china_time() -> None:
@@ -212,6 +211,25 @@ async def test_activity_uses_the_pack_in_force() -> None:
     assert "产品质量法" in d.basis
 
 
+async def test_activity_uses_the_rule_version_in_force_on_the_start_date() -> None:
+    """The deadline says which version applied; a version's last day still takes it, the next day the next."""
+    old = await compute_deadline(DeadlineRequest(rule_id="credit_repair_wait_general", start=_china(2026, 3, 31, 23)))
+    new = await compute_deadline(DeadlineRequest(rule_id="credit_repair_wait_general", start=_china(2026, 4, 1, 0, 30)))
+    assert (old.length, old.effective_from, old.effective_to) == (6, None, date(2026, 3, 31))
+    assert (new.length, new.effective_from, new.effective_to) == (3, date(2026, 4, 1), None)
+    assert "2021" in old.basis and "第36号" in new.basis
+    # The start date is the China date: 2026-03-31 20:00 UTC is already 2026-04-01 in China.
+    utc = await compute_deadline(DeadlineRequest(rule_id="credit_repair_wait_general",
+                                                 start=datetime(2026, 3, 31, 20, tzinfo=UTC)))
+    assert utc.effective_from == date(2026, 4, 1)
+
+
+def test_deadlines_recorded_before_versions_still_decode() -> None:
+    recorded = _deadline("objection_window", _china(2025, 11, 7)).model_dump(mode="json")
+    del recorded["effective_from"], recorded["effective_to"]
+    assert Deadline.model_validate(recorded).effective_from is None
+
+
 async def test_activity_caches_packs(monkeypatch: pytest.MonkeyPatch) -> None:
     await compute_deadline(DeadlineRequest(rule_id="result_notice", start=_china(2025, 11, 3)))
 
@@ -227,6 +245,20 @@ async def test_activity_applies_env_overrides(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv(RULE_OVERRIDES_ENV, '{"result_notice": {"length": 10}}')
     d = await compute_deadline(DeadlineRequest(rule_id="result_notice", start=_china(2025, 11, 3)))
     assert (d.length, d.due_date) == (10, date(2025, 11, 17))
+
+
+async def test_overrides_are_validated_once_per_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pack with overrides is validated once per setting, not on every deadline; a new setting counts."""
+    calls = []
+    original = RulePack.with_overrides
+    monkeypatch.setattr(RulePack, "with_overrides", lambda self, o: calls.append(o) or original(self, o))
+    monkeypatch.setenv(RULE_OVERRIDES_ENV, '{"result_notice": {"length": 11}}')
+    for _ in range(5):
+        d = await compute_deadline(DeadlineRequest(rule_id="result_notice", start=_china(2025, 11, 3)))
+    assert d.length == 11 and len(calls) == 1
+    monkeypatch.setenv(RULE_OVERRIDES_ENV, '{"result_notice": {"length": 12}}')
+    d = await compute_deadline(DeadlineRequest(rule_id="result_notice", start=_china(2025, 11, 3)))
+    assert d.length == 12 and len(calls) == 2
 
 
 async def test_activity_refuses_what_can_never_succeed() -> None:

@@ -55,6 +55,8 @@ def valid_data(kind: DecisionKind, outcome: str) -> dict[str, Any]:
         return {"report_no": "R-1", "failed_items": FAILED_ITEMS if outcome == "fail" else []}
     if kind is DecisionKind.RECTIFICATION_EXTENSION and outcome == "granted":
         return {"days": 30}
+    if kind is DecisionKind.SUSPENSION_ORDER:  # the 整顿 period is set in the order
+        return {"days": 30}
     return {}
 
 
@@ -500,3 +502,14 @@ def test_an_unknown_outcome_is_quoted_short() -> None:
     message = problem(make("lab_report", "z" * 64, "lab", data={"report_no": "R"}))
     assert message is not None
     assert message.startswith("unknown outcome 'zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz…' for lab_report")
+
+
+def test_a_re_inspection_sample_is_provided_free_by_the_party() -> None:
+    """Order 18 Art. 49: a 复查 on a sample the party did not provide free is refused, naming the article."""
+    decision = make("re_inspection", "pass", "case_officer", data={"sample_provided_free": False})
+    assert problem(decision) == ("data.sample_provided_free: the 复查 sample is provided free by the party "
+                                 "(产品质量监督抽查管理暂行办法 第四十九条)")
+    assert problem(make("re_inspection", "pass", "case_officer")) is None
+    no_period = problem(make("suspension_order", "ordered", "enforcement"))
+    assert no_period is not None and "data.days: Field required" in no_period
+

@@ -33,7 +33,7 @@ def deadline(rule_id: str = "lab_testing", due_date: date = date(2025, 11, 20), 
         "basis": f"basis of {rule_id}",
         "basis_checked": True,
         "pack_version": "test-pack",
-        "beyond_schedule": False,
+        "estimated": False,
         "due_date": due_date,
     }
     return Deadline(**{**fields, **overrides})
@@ -267,7 +267,7 @@ def test_pop_hands_over_the_decision_and_ends_the_wait() -> None:
 
 
 def test_to_awaiting_carries_the_deadline() -> None:
-    dl = deadline("sample_receipt", beyond_schedule=True, basis="市场监管总局令第18号 Art. 20")
+    dl = deadline("sample_receipt", estimated=True, basis="市场监管总局令第18号 Art. 20")
     d = DecisionDesk(purchased=False, new_id=lambda: "fixed-id")
     wait = d.open(RECEIPT, dl, NOW + timedelta(days=3))
     wait.overdue = True
@@ -277,7 +277,7 @@ def test_to_awaiting_carries_the_deadline() -> None:
     assert (awaiting.rule_id, awaiting.title, awaiting.basis) == (dl.rule_id, dl.title, dl.basis)
     assert awaiting.due == dl.due
     assert awaiting.due_at == NOW + timedelta(days=3)
-    assert awaiting.overdue and awaiting.beyond_schedule
+    assert awaiting.overdue and awaiting.estimated
     assert d.awaiting() == [awaiting]
 
 

@@ -500,3 +500,29 @@ async def test_rows_written_before_009_take_the_next_write(fresh_dsn: str, tmp_p
         assert await p.fetchval("SELECT action FROM certificate_actions") == "revoked"
     finally:
         await p.close()
+
+
+async def test_result_handling_records_are_written_once(pool: asyncpg.Pool) -> None:
+    """A 复查 row per round and a hand-over record per step (Order 18 ch. 6): a retried write adds nothing."""
+    from activities.result_handling_records import (
+        ResultHandlingRecords,
+        re_inspection_rows,
+        result_handover_rows,
+    )
+    from domain.records import ReInspectionRow, ResultHandoverRecord
+
+    records, no, at = ResultHandlingRecords(pool), f"R-{uuid.uuid4().hex[:8]}", datetime(2026, 3, 2, tzinfo=UTC)
+    row = ReInspectionRow(workflow_id=f"sample-{no}-rectification", sample_no=no, round="first", due=at,
+                          decided_at=at, outcome="fail", reason="复查不合格", sample_provided_free=True,
+                          request_id="r1")
+    handover = ResultHandoverRecord(workflow_id=f"sample-{no}", step_id="producer-bureau-notification",
+                                    sample_no=no, action="notify_producer_bureau", recipient="120200 市场监督管理局",
+                                    reference="outbox:1", basis="第四十四条第二款", data={"a": 1}, at=at)
+    assert [await records.record_re_inspection(row), await records.record_re_inspection(row)] == [True, False]
+    assert [await records.record_result_handover(handover),
+            await records.record_result_handover(handover)] == [True, False]
+    [stored] = await re_inspection_rows(pool, no)
+    assert (stored["round"], stored["outcome"], stored["sample_provided_free"]) == ("first", "fail", True)
+    [told] = await result_handover_rows(pool, no)
+    assert (told["action"], told["data"]) == ("notify_producer_bureau", {"a": 1})
+

@@ -17,6 +17,7 @@ from tests.workflow_env import (
     search_attributes,
     settle_in_post_handling,
     terminate_when_idle,
+    to_objection_window,
     to_testing,
     wait_for,
 )
@@ -111,11 +112,7 @@ async def test_objection_accepted_then_retest(
     async with mocked_worker(ts_env.client, task_queue) as (client, store):
         order = f.order("online")
         no = order["sample_no"]
-        handle = await to_testing(client, order)
-        await client.decide(no, f.report("fail"))
-        await wait_for(handle, awaiting("result_delivery"))
-        await client.decide(no, f.delivered())
-        await wait_for(handle, awaiting("objection"))
+        handle = await to_objection_window(client, order)
         await client.decide(no, f.objection())
         await wait_for(handle, awaiting("objection_review"))
         await client.decide(no, f.review("accepted"))
@@ -142,11 +139,7 @@ async def test_objection_rejected_makes_the_fail_final(
     async with mocked_worker(ts_env.client, task_queue) as (client, store):
         order = f.order("offline_production")
         no = order["sample_no"]
-        handle = await to_testing(client, order)
-        await client.decide(no, f.report("fail"))
-        await wait_for(handle, awaiting("result_delivery"))
-        await client.decide(no, f.delivered())
-        await wait_for(handle, awaiting("objection"))
+        handle = await to_objection_window(client, order)
         await client.decide(no, f.objection())
         await wait_for(handle, awaiting("objection_review"))
         with pytest.raises(DecisionRejected, match="reason: required"):
@@ -298,3 +291,33 @@ async def test_a_silent_labelled_producer_is_taken_to_confirm(
     trail = store.audit_trail(handle.id)
     defaults = [r for r in trail if r["via"] == "default"]
     assert [(r["kind"], r["outcome"]) for r in defaults] == [("producer_confirmation", "confirmed")]
+
+
+@pytest.mark.parametrize("channel", ["offline_circulation", "offline_production"])
+async def test_a_fail_made_outside_the_area_is_told_to_the_producers_bureau_once(
+    channel: str, ts_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    """Order 18 Art. 44 ¶2: the organising bureau (330200, Ningbo) finds a failed product whose labelled
+    producer is in Tianjin (120222): a 通报 to the producer's bureau at the same level (120200), through the
+    outbox with its own record, once. A producer sampled inside the area (330106 in 330100) is told nothing.
+    The result notice orders the stop of making or selling the same product (Art. 45)."""
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
+        order = f.order(channel)
+        handle = await to_objection_window(client, order)
+        await ts_env.sleep(timedelta(days=17))
+        await settle_in_post_handling(handle)
+    told = [r for r in store.rows["result_handovers"].values() if r["workflow_id"] == handle.id]
+    sent = [m for m in store.outbox_for(handle.id) if m["step_id"] == "producer-bureau-notification"]
+    notice = store.notices_for(handle.id)[0]["body"]
+    if channel == "offline_production":
+        assert (told, sent) == ([], [])
+        assert "第四十五条" in notice and "立即停止生产、销售同一产品" in notice
+        return
+    [record], [message] = told, sent
+    assert (record["action"], record["recipient"], record["step_id"]) == (
+        "notify_producer_bureau", "120200 市场监督管理局", "producer-bureau-notification")
+    assert "第四十四条第二款" in record["basis"] and record["reference"] == f"outbox:{message['id']}"
+    assert record["data"]["producer"]["region"] == "120222" and record["data"]["organising_region"] == "330200"
+    assert (message["channel"], message["recipient"]) == ("notification", "120200 市场监督管理局")
+    assert len(store.calls["record_result_handover"]) == 1
+    assert "第四十五条" in notice and "立即停止销售同一产品" in notice

@@ -20,7 +20,7 @@ DUE = Deadline(
     due=datetime(2025, 12, 3, 15, 59, 59, tzinfo=UTC), remind_at=datetime(2025, 11, 26, 15, 59, 59, tzinfo=UTC),
     unit="calendar_days", length=30, on_expiry="enforcement_lead", default_outcome=None,
     basis="原《产品质量监督抽查管理办法》(国家质检总局令第133号)", basis_checked=True, pack_version="zj-2025-10-11",
-    beyond_schedule=False, due_date=DUE_DATE,
+    estimated=False, due_date=DUE_DATE,
 )
 
 
@@ -49,7 +49,7 @@ def test_the_window_has_no_reminder_expires_and_is_shorter() -> None:
     assert "extension" in window.title
     # Everything else is the rectification deadline's own; the deadline itself is left as it was.
     same = {"rule_id", "start", "unit", "default_outcome", "basis", "basis_checked", "pack_version",
-            "beyond_schedule"}
+            "estimated"}
     assert window.model_dump(include=same) == DUE.model_dump(include=same)
     assert DUE.due_date == DUE_DATE and DUE.remind_at is not None and DUE.on_expiry == "enforcement_lead"
 

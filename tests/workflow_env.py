@@ -67,6 +67,17 @@ async def to_testing(
     return handle
 
 
+async def to_objection_window(client: SpotcheckClient, order: dict[str, Any]) -> WorkflowHandle[Any, Any]:
+    """Start a sample, have the lab report a fail and the result delivered: to the open objection window."""
+    handle = await to_testing(client, order)
+    no = order["sample_no"]
+    await client.decide(no, f.report("fail"))
+    await wait_for(handle, awaiting("result_delivery"))
+    await client.decide(no, f.delivered())
+    await wait_for(handle, awaiting("objection"))
+    return handle
+
+
 class RecordingClient(SpotcheckClient):
     """Remembers the samples it started so their histories can be saved for the replay tests."""
 
@@ -107,6 +118,12 @@ async def mocked_worker(
     options["interceptors"] = [*options.get("interceptors", ()), RecordCalls(store)]
     async with running_worker(client, None, task_queue, activities=mock_activities(store), **options) as spot:
         yield spot, store
+
+
+async def record_history(handle: WorkflowHandle[Any, Any]) -> None:
+    """Under `make histories`, keep the history of a workflow started on its own (a branch) too."""
+    if os.environ.get("SPOTCHECK_RECORD_HISTORIES"):
+        await save_histories([handle])
 
 
 async def save_histories(handles: list[WorkflowHandle[Any, Any]]) -> None:

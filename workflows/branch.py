@@ -34,6 +34,7 @@ class BranchProcess(DecisionProcess):
         self.outcome: str | None = None
         self.enforcement_lead: str | None = None
         self.data: dict[str, Any] = {}
+        self._told: BranchReport | None = None  # the report the sample last got (lean runs)
         if inp.carried is not None:  # a continued run: `_resume_state` holds the branch's own part
             self._restore_process(inp.carried)
             self.stage, self.outcome = inp.carried.stage, inp.carried.outcome
@@ -78,16 +79,22 @@ class BranchProcess(DecisionProcess):
         publish(f"{self.SPEC.branch.value}:{self.stage}",
                 branch_details(self.order, self.SPEC.title, str(self.stage), self.outcome, awaiting,
                                self.needs_operator),
-                awaiting=awaiting, needs_operator=self._operator_attribute())
+                awaiting=awaiting, needs_operator=self._operator_attribute(),
+                estimated=self._estimated_attribute(awaiting), only_changed=self._lean())
 
     async def _publish(self) -> None:
         self._show()
         await self._tell_sample()
 
     async def _tell_sample(self) -> None:
+        """The sample's view of this branch follows its changes (lean runs: only when the report changed)."""
+        report = self._report()
+        if self._lean():
+            if report == self._told:
+                return
+            self._told = report
         sample = workflow.get_external_workflow_handle(self.input.sample_workflow_id)
         try:
-            report = self._report()
             await sample.signal("branch_update", self._seal(report.model_dump(mode="json"), sample.id)
                                 if self._hardened() else report)
         except Exception:  # noqa: BLE001 - the sample may have closed (a credit listing outlives it)

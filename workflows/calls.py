@@ -4,7 +4,10 @@
 - ABANDON on cancellation: a process that stops waiting (a merged case took over, a listing ended) must not
   send a cancel request that races the activity's completion (the time-skipping server then refuses the
   workflow task for good); every write is idempotent, so an abandoned one that completes is harmless;
-- a summary in words, shown in the Web UI's event history."""
+- a summary in words, shown in the Web UI's event history;
+- `local=True` for the short bookkeeping steps (deadlines, the sample's projection): a local activity runs in
+  the worker within the workflow task and leaves one marker event instead of three events and a second
+  workflow task (see docs/design.md §8, patch `lean-bookkeeping`)."""
 
 from __future__ import annotations
 
@@ -26,17 +29,25 @@ RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=40)
 
 @overload
 async def call(
-    activity: Callable[..., Awaitable[T]], arg: Any, *, summary: str, result_type: type | None = None
+    activity: Callable[..., Awaitable[T]], arg: Any, *, summary: str, result_type: type | None = None,
+    local: bool = False,
 ) -> T: ...
 
 
 @overload
-async def call(activity: str, arg: Any, *, summary: str, result_type: type | None = None) -> Any: ...
+async def call(
+    activity: str, arg: Any, *, summary: str, result_type: type | None = None, local: bool = False
+) -> Any: ...
 
 
-async def call(activity: Any, arg: Any, *, summary: str, result_type: type | None = None) -> Any:
+async def call(
+    activity: Any, arg: Any, *, summary: str, result_type: type | None = None, local: bool = False
+) -> Any:
     """Run `activity` (a function, an activity method of a class, or a registered name) with `arg`."""
-    return await workflow.execute_activity(
+    run: Callable[..., Awaitable[Any]] = (
+        workflow.execute_local_activity if local else workflow.execute_activity
+    )
+    return await run(
         activity,
         arg,
         start_to_close_timeout=ACTIVITY_TIMEOUT,

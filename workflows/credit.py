@@ -1,12 +1,18 @@
 """CreditWorkflow (`sample-<no>-credit`): 信用约束与修复, the credit branch of a final fail.
 
-publishing → listed (one year, rule credit_listing) → removed (expired) → closed. While listed, from six
-months after publication (rule credit_repair_wait), the enterprise may apply for credit repair:
-repair_acceptance (2 wd) → repair_review (15 wd) → approved: the listing ends early (repaired); refused or
-rejected: back to listed, and a new application may be made later. The year-long listing timer runs all
-the while, beside the repair path. Alongside, the serious-dishonesty check (严重失信名单): two fails within
-three years, or a heavy penalty reported by the enforcement branch (signal `enforcement_result`), propose
-listing once for a credit officer's decision.
+publishing → listed → removed (expired) → closed. The listing is published with its dishonesty tier (minor,
+general, serious: `domain/credit.py`; from the branch context or the order, default general) and takes its periods from
+the rule versions in force on the publication day: it ends by itself at the tier's longest period or the
+opinion's one year (rule credit_listing), whichever comes first; after the tier's shortest period
+(credit_repair_wait_<tier>; none for a minor listing from 2026-04-01) the enterprise may apply for credit
+repair: repair_acceptance (2 wd) → repair_review (15 wd) → approved: the listing ends early (repaired);
+refused or rejected: back to listed, and a new application may be made later. An application before the
+shortest period is refused with the first allowed day. The listing timer runs all the while, beside the
+repair path. Alongside, the serious-dishonesty check (严重失信名单, Order 44): a 较重行政处罚 reported by the
+enforcement branch (signal `enforcement_result`) proposes listing once for a credit officer's decision.
+
+Runs recorded before the tiers (patch `CREDIT_TIERS`) replay as they ran: one year (credit_listing), repair
+after rule credit_repair_wait, and a fail count (two fails within three years) as a second criterion.
 
 Why the sample starts this branch with ParentClosePolicy.ABANDON and does not wait for it: the listing
 lasts a year, far longer than the sample's other branches, and must outlive the sample without holding it
@@ -26,7 +32,7 @@ at the review it waited for, each wait with its deadline (`_resumed_waits`), and
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from temporalio import workflow
@@ -34,7 +40,20 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.credit_records import CreditRecordActivities
     from domain.branches import BRANCHES, Branch, BranchInput, BranchReport
-    from domain.decisions import Decision, DecisionKind
+    from domain.credit import (
+        OPINION_RULE,
+        PUBLICITY_RULE,
+        TIER_NAMES,
+        heavy_penalty,
+        longest_rule,
+        publicity_end,
+        repair_measures,
+        repair_opens,
+        repair_too_early,
+        shortest_rule,
+        tier_of,
+    )
+    from domain.decisions import Decision, DecisionKind, HeavyPenalty
     from domain.records import CreditFailCount, CreditListing, CreditListingChange
     from domain.rules import Deadline
     from workflows.branch import BranchProcess
@@ -45,9 +64,12 @@ ACCEPTANCE = DecisionKind.CREDIT_REPAIR_ACCEPTANCE
 REVIEW = DecisionKind.CREDIT_REPAIR_REVIEW
 SERIOUS_REVIEW = DecisionKind.SERIOUS_DISHONESTY_REVIEW
 REPAIR_KINDS = (APPLICATION, ACCEPTANCE, REVIEW)
+HEAVY_KINDS = frozenset(k.value for k in HeavyPenalty)
 
-# 市场监督管理严重违法失信名单管理办法: repeated fails within three years meet the criteria. A look-back,
-# not a deadline, so it is not in the rule pack.
+# Dishonesty tiers and periods from the rule versions in force on publication (Order 36), the serious-dishonesty
+# criterion of Order 44 (a 较重行政处罚 only): everything after publication in runs that saw this patch.
+CREDIT_TIERS = "credit-tiers-order-36"
+# Runs recorded before CREDIT_TIERS only: their criterion of two fails within three years (not Order 44's).
 SERIOUS_LOOKBACK_MONTHS = 36
 SERIOUS_MIN_FAILS = 2
 
@@ -61,6 +83,7 @@ ORDER = ["opened", "publishing", *LISTED, "removed", "closed"]
 @workflow.defn
 class CreditWorkflow(BranchProcess):
     SPEC = BRANCHES[Branch.CREDIT]
+    PATCHES = (CREDIT_TIERS,)
 
     @workflow.init
     def __init__(self, inp: BranchInput) -> None:
@@ -104,10 +127,12 @@ class CreditWorkflow(BranchProcess):
         """Publication, the year (beside credit repair and the serious-dishonesty check), removal; a continued
         run resumes at its stage (`_runs`)."""
         if self._runs("publishing", ORDER):
-            fails = await self._count_fails()
-            if fails >= SERIOUS_MIN_FAILS:
-                self.serious_basis = f"{fails} fails within three years (credit code {self.credit_code})"
-            await self._publish_listing()
+            tiered = workflow.patched(CREDIT_TIERS)
+            if not tiered:
+                fails = await self._count_fails()
+                if fails >= SERIOUS_MIN_FAILS:
+                    self.serious_basis = f"{fails} fails within three years (credit code {self.credit_code})"
+            await self._publish_listing(tiered)
         if not self.serious_done:
             self._serious = asyncio.create_task(self._serious_dishonesty_check())
         if not self._resuming_after(LISTED[-1], ORDER):  # not continued once the listing had ended
@@ -130,13 +155,25 @@ class CreditWorkflow(BranchProcess):
 
     # --- publication and removal ----------------------------------------------------------------
 
-    async def _publish_listing(self) -> None:
+    async def _publish_listing(self, tiered: bool) -> None:
         await self._enter("publishing")
-        publicity = await self._deadline("credit_publicity")
+        publicity = await self._deadline(PUBLICITY_RULE)
         # Handed over at once; the rule's 20 working days are the latest lawful date, shown to monitors.
         published = self.clock.now()
-        listing = await self._deadline("credit_listing", start=published)
-        self.repair_from = await self._deadline("credit_repair_wait", start=published)
+        opinion = await self._deadline(OPINION_RULE, start=published)
+        if tiered:
+            # The tier is decided now, and each period is the version of its rule in force today.
+            tier, why = tier_of(self.input.context, self.order.dishonesty_tier)
+            longest = await self._deadline(longest_rule(tier), start=published)
+            listing = publicity_end(longest, opinion)
+            self.repair_from = await self._deadline(shortest_rule(tier), start=published)
+            self.data.update({"dishonesty_tier": tier.value, "longest_until": str(longest.due_date)})
+            self._event("tier", f"published as {TIER_NAMES[tier]} dishonesty information ({tier.value}, {why}); "
+                        f"repair from {repair_opens(self.repair_from)}, publicity ends {listing.due_date} "
+                        f"(rule {listing.rule_id})")
+        else:
+            tier, listing = None, opinion
+            self.repair_from = await self._deadline("credit_repair_wait", start=published)
         self.listing = listing
         receipt = await self._hand_over(
             "credit_publicity", "publish_listing", "credit-publish", PUBLICITY_SYSTEM,
@@ -154,11 +191,13 @@ class CreditWorkflow(BranchProcess):
             "published_on": str(published.date()), "listed_until": str(listing.due_date),
             "publicity_due": str(publicity.due_date), "listing_months": listing.length,
             "repair_months": self.repair_from.length, "basis": publicity.basis,
+            "tier_name": TIER_NAMES[tier] if tier else None, "repair_basis": repair_measures(self.repair_from),
         })
         await self._do(CreditRecordActivities.credit_record_listing, CreditListing(
             workflow_id=workflow.info().workflow_id, sample_no=self.order.sample_no, credit_code=self.credit_code,
             enterprise_name=self.enterprise_name, published_at=published, publicity_due=publicity.due,
-            listed_until=listing.due,
+            listed_until=listing.due, dishonesty_tier=tier.value if tier else None,
+            repair_from=self.repair_from.due if tier else None,
         ), summary="Record the credit listing")
         self.data.update({
             "credit_code": self.credit_code, "enterprise_name": self.enterprise_name,
@@ -272,43 +311,45 @@ class CreditWorkflow(BranchProcess):
             "enterprise_name": self.enterprise_name, "credit_code": self.credit_code,
             "published_on": str(self.listing.start.date()), "listed_until": str(self.listing.due_date),
             "removal_due": str(removal.due_date) if removal else None,
+            # The measures the listing follows (the version in force when it was published), never a constant.
+            "repair_measures": repair_measures(self.repair_from) if self.repair_from else "《市场监督管理信用修复管理办法》",
         })
 
     def _repair_from_date(self) -> date:
-        """The first day an application is taken: the day after six months of publicity have passed."""
+        """The first day an application is taken: after the shortest publicity period."""
         assert self.repair_from is not None
-        return self.repair_from.due_date + timedelta(days=1)
+        return repair_opens(self.repair_from)
 
     def _too_early(self, decision: Decision) -> str | None:
-        """An application before six months of publicity is refused with the first allowed date."""
-        if (decision.kind is APPLICATION and self.repair_from is not None
-                and self.clock.now() <= self.repair_from.due):
-            return (f"credit repair may be applied for from {self._repair_from_date()}: "
-                    f"{self.repair_from.length} months after publication ({self.repair_from.basis})")
+        """An application before the shortest publicity period has passed is refused with the first allowed
+        date (the refusal is audited and timelined like every refused decision)."""
+        if decision.kind is APPLICATION and self.repair_from is not None:
+            return repair_too_early(self.repair_from, self.clock.now())
         return None
 
     # --- serious-dishonesty list ------------------------------------------------------------------
 
     @workflow.signal(name="enforcement_result")
     def enforcement_result(self, *args: Any) -> None:
-        """The enforcement branch's outcome, forwarded by the sample: {"heavy": bool, "fine_amount": ...}.
+        """The enforcement branch's outcome, forwarded by the sample: {"heavy": bool, "heavy_kind": ...,
+        "fine_amount": ...}. Only a 较重行政处罚 (heavy, Order 44 第二条) proposes the serious-dishonesty list.
         Internal (sealed by the sample); a malformed one shows in the timeline instead of being dropped unseen."""
         result = self._internal("enforcement_result", args)
         if result is None:
             return
         if not isinstance(result, dict) or not isinstance(result.get("heavy", False), bool):
-            self._event("rejected", "enforcement_result ignored: expected {heavy: bool, fine_amount}, got "
-                        + type(result).__name__)
+            self._event("rejected", "enforcement_result ignored: expected {heavy: bool, heavy_kind, fine_amount}, "
+                        "got " + type(result).__name__)
             return
-        heavy, fine = result.get("heavy", False), result.get("fine_amount")
-        self.data["enforcement"] = {"heavy": heavy, "fine_amount": None if fine is None else str(fine)}
-        self._event("enforcement_result", f"enforcement penalty reported: {'heavy' if heavy else 'not heavy'}"
-                    + (f", fine {fine} CNY" if fine is not None else ""))
+        heavy, why = heavy_penalty(result)
+        fine, kind = result.get("fine_amount"), result.get("heavy_kind")
+        self.data["enforcement"] = {"heavy": heavy, "heavy_kind": kind if isinstance(kind, str) and kind in HEAVY_KINDS else None,
+                                    "fine_amount": None if fine is None else str(fine)}
+        self._event("enforcement_result", f"enforcement penalty reported: {why}"[:500])
         # Proposed once: a heavy penalty after an earlier proposal adds nothing; one after the listing is
         # gone comes too late for this branch.
         if heavy and self.serious_basis is None and not self.listing_over:
-            self.serious_basis = "heavy penalty reported by the enforcement branch" + (
-                f" (fine {fine} CNY)" if fine is not None else "")
+            self.serious_basis = why[:500]
 
     async def _serious_dishonesty_check(self) -> None:
         """Proposed once the criteria are met, then decided; a continued run resumes the review it waited for.

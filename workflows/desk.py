@@ -32,6 +32,7 @@ class Wait:
     deadline: Deadline
     due_at: datetime  # real time the timer fires
     overdue: bool = False
+    movable: bool = False  # its timers follow a recomputed deadline (DecisionProcess._until_deadline)
 
     @property
     def roles(self) -> list[str]:
@@ -41,7 +42,7 @@ class Wait:
         d = self.deadline
         return Awaiting(kind=self.kind.value, roles=self.roles, rule_id=d.rule_id, title=d.title, due=d.due,
                         due_at=self.due_at, basis=d.basis, overdue=self.overdue,
-                        beyond_schedule=d.beyond_schedule)
+                        estimated=d.estimated)
 
 
 @dataclass

@@ -191,6 +191,8 @@ class EnforcementWorkflow(BranchProcess):
             # The sample forwards this to the credit branch (a heavy penalty counts for its check).
             self.data = {"fine_amount": None if data.fine_amount is None else str(data.fine_amount),
                          "heavy": data.heavy}
+            if data.heavy_kind is not None:  # which 较重行政处罚 (Order 44 第二条), for the credit branch's proposal
+                self.data["heavy_kind"] = data.heavy_kind.value
             return await self._close("penalty")
         await self._record_case(outcome="no_penalty", closed_outcome="no_penalty")
         return await self._close("no_penalty")

@@ -12,16 +12,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.adapters import OutboundActivities
     from activities.calendar import compute_deadline
     from activities.notices import NoticeActivities
     from activities.records import RecordActivities
+    from activities.result_handling_records import ResultHandlingRecords
     from domain import intake, signing
     from domain.decisions import (
         AWAITED_TEXT,
@@ -36,9 +37,16 @@ with workflow.unsafe.imports_passed_through():
     from domain.intake import Throttle, clean_text, single_input
     from domain.models import SampleOrder
     from domain.policy import DeploymentPolicy
-    from domain.records import DecisionRecord, Handover, HandoverReceipt, NoticeRequest, OutboxMessage
+    from domain.records import (
+        DecisionRecord,
+        Handover,
+        HandoverReceipt,
+        NoticeRequest,
+        OutboxMessage,
+        ResultHandoverRecord,
+    )
     from domain.rules import Deadline, DeadlineRequest
-    from domain.status import ProcessCarry, TimelineEvent
+    from domain.status import Awaiting, ProcessCarry, TimelineEvent
     from workflows.calls import call
     from workflows.clock import SampleClock
     from workflows.desk import DecisionDesk, Intake, Wait
@@ -47,6 +55,13 @@ SYSTEM = Actor(id="spotcheck", role=Role.CASE_OFFICER, name="Spotcheck (rule pac
 # Runs recorded before the hardened intake (one input of any shape, answer before the audit row, sealed
 # internal signals, the deployment policy, operator hand-off) replay as they ran (docs/design.md §8).
 HARDENED = "hardened-intake"
+# Runs recorded before it ran every bookkeeping step as a full activity and upserted every search attribute
+# at every publish; newer runs compute deadlines and write projections as local activities and upsert only
+# the attributes whose value changes (docs/design.md §8).
+LEAN = "lean-bookkeeping"
+# Runs from before the holiday schedule became data neither publish EstimatedDeadline nor take
+# `calendar_updated` (docs/design.md §5, §8).
+CALENDAR = "calendar-data"
 # Histories recorded before the policy existed: no signatures, and the order's time_scale as given.
 LEGACY_POLICY = DeploymentPolicy(require_signatures=False, max_time_scale=864000.0, signing_key_ids=[])
 
@@ -67,6 +82,8 @@ class DecisionProcess:
 
     order: SampleOrder
     stage: Any
+    # The process's own patches (beyond those every process shares), asked at the start of each lean run.
+    PATCHES: ClassVar[tuple[str, ...]] = ()
 
     def _setup(
         self,
@@ -88,6 +105,8 @@ class DecisionProcess:
         self._retries = 0
         self._audits: list[asyncio.Task[None]] = []
         self._hardened_run: bool | None = None
+        self._lean_run: bool | None = None
+        self._recounts_asked = self._recounts_done = 0  # `calendar_updated` signals asked / acted on
         self._resumed_waits: dict[DecisionKind, Deadline] = {}  # a continued run's open waits, as they were
         self._resume_at: str | None = None  # in a continued run: the stage it resumes at
         self.runs = 1
@@ -98,6 +117,7 @@ class DecisionProcess:
         # Branches share the sample's clock origin so that compressed dates agree across workflows.
         self.clock = SampleClock(clock_origin or workflow.now(), order.time_scale)
         self._seq = 0
+        self._versions()
 
     def _show(self) -> None:
         """What monitors see: search attributes and the current details (no activity: it cannot fail)."""
@@ -144,19 +164,21 @@ class DecisionProcess:
             rule_id, start=start, length=length
         )
         wait = self._open(kind, deadline)
-        self._event("awaiting", f"awaiting {AWAITED_TEXT[kind]} from {'/'.join(wait.roles)} by {deadline.due_date}")
+        wait.movable = True  # its timers follow a recomputed deadline (`calendar_updated`)
+        self._event("awaiting", f"awaiting {AWAITED_TEXT[kind]} from {'/'.join(wait.roles)} by {deadline.due_date}"
+                    + (" (estimated)" if deadline.estimated else ""))
         await self._publish()
 
         def arrived() -> bool:
             return self.desk.arrived(kind)
 
-        if deadline.remind_at is not None and not await self._until(
-            arrived, deadline.remind_at, f"Reminder: {deadline.title} due {deadline.due_date}", interrupt
-        ):
+        if deadline.remind_at is not None and not await self._until_deadline(wait, arrived, interrupt, remind=True):
+            deadline = wait.deadline
             await self._outbox("reminder", f"reminder-{kind.value}-{len(self.deadlines)}", wait,
                                f"提醒: {deadline.title} 将于 {deadline.due_date} 到期")
-        if await self._until(arrived, deadline.due, f"{deadline.title} ends {deadline.due_date}", interrupt):
+        if await self._until_deadline(wait, arrived, interrupt):
             return self._take(kind)
+        deadline = wait.deadline
         if deadline.on_expiry == "expire" and may_expire:
             await self._close_window(wait)
             return None
@@ -185,6 +207,21 @@ class DecisionProcess:
         if interrupt():
             raise WaitInterrupted(summary)
         return arrived
+
+    async def _until_deadline(self, wait: Wait, done: Callable[[], bool], interrupt: Interrupt, *,
+                              remind: bool = False) -> bool:
+        """`_until` the wait's reminder or due time; when `calendar_updated` moves the deadline meanwhile,
+        the timer moves with it (a new timer until the new time)."""
+        while True:
+            deadline = wait.deadline
+            at = deadline.remind_at if remind else deadline.due
+            if at is None:  # the recomputed deadline has no reminder: none is sent
+                return True
+            what = f"Reminder: {deadline.title} due" if remind else f"{deadline.title} ends"
+            arrived = await self._until(lambda d=deadline: done() or wait.deadline is not d, at,  # type: ignore[misc]
+                                        f"{what} {deadline.due_date}", interrupt)
+            if wait.deadline is deadline or done():
+                return arrived
 
     async def _close_window(self, wait: Wait) -> None:
         deadline = wait.deadline
@@ -231,6 +268,53 @@ class DecisionProcess:
                     f"{decision.actor.id}" + (f": {decision.reason}" if decision.reason else ""))
         return decision
 
+    # --- a holiday schedule loaded: estimated deadlines computed again ------------------------------
+
+    def _calendar_data(self) -> bool:
+        """Whether this run has the calendar as data (EstimatedDeadline, `calendar_updated`)."""
+        return workflow.patched(CALENDAR)
+
+    def _estimated_attribute(self, awaiting: Sequence[Awaiting]) -> bool | None:
+        """EstimatedDeadline for `publish`: None (left alone) in runs from before the calendar data."""
+        return any(a.estimated for a in awaiting) if self._calendar_data() else None
+
+    @workflow.signal(name="calendar_updated")
+    async def calendar_updated(self, *args: Any) -> None:
+        """A year of the holiday schedule was loaded (`spotcheck calendar load`): every open wait whose
+        deadline was estimated is computed again, and its timers move. Any payload is taken and none is
+        trusted: the deadline activity reads the calendar itself, so a stray signal changes nothing. Signals
+        arriving during a recount are served by one more pass, not one each."""
+        if not self._calendar_data():
+            return
+        self._recounts_asked += 1
+        if self._recounts_asked - self._recounts_done > 1:
+            return  # a recount is under way and will pass once more
+        while self._recounts_done < self._recounts_asked:
+            self._recounts_done = self._recounts_asked
+            for wait in [w for w in self.desk.waits.values() if w.deadline.estimated and not w.overdue]:
+                await self._recount(wait)
+
+    async def _recount(self, wait: Wait) -> None:
+        old = wait.deadline
+        if not wait.movable:  # a branch's own timer on this date (e.g. an extension window): left as it is
+            self._event("deadline_kept", f"{old.title}: {old.due_date} stays an estimate (this wait's own "
+                        "timers are not moved)")
+            return
+        new = await self._do(
+            compute_deadline,
+            DeadlineRequest(rule_id=old.rule_id, start=old.start, length=old.length),  # length: as applied
+            summary=f"Recompute the estimated deadline of rule {old.rule_id} ({old.due_date}) for sample "
+                    f"{self.order.sample_no}",
+        )
+        if self.desk.waits.get(wait.kind) is not wait or wait.overdue or (new.due, new.estimated) == (old.due, old.estimated):
+            return  # decided or overdue meanwhile, or nothing known yet about the year
+        if old in self.deadlines:
+            self.deadlines[self.deadlines.index(old)] = new
+        wait.deadline, wait.due_at = new, self.clock.to_real(new.due)
+        self._event("deadline_moved", f"{new.title}: {old.due_date} (estimated) → {new.due_date}"
+                    + (" (still estimated)" if new.estimated else " (holiday schedule loaded)"))
+        await self._publish()
+
     # --- the run's version and the deployment policy ---------------------------------------------
 
     def _hardened(self) -> bool:
@@ -238,6 +322,24 @@ class DecisionProcess:
         if self._hardened_run is None:
             self._hardened_run = workflow.patched(HARDENED)
         return self._hardened_run
+
+    def _versions(self) -> None:
+        """Ask the patches this run may take, in a fixed order at its very start (in `__init__`), before any
+        local activity. A local activity's result can reach a replay a workflow task earlier than it reached
+        the live run, so a patch first asked after one would be asked too early on replay (nondeterminism).
+        Runs recorded before lean bookkeeping had no local activity after their start: they keep asking
+        their patches where they always did."""
+        self._calendar_data()
+        if self._lean():
+            self._hardened()
+            for patch in self.PATCHES:
+                workflow.patched(patch)
+
+    def _lean(self) -> bool:
+        """Whether this run keeps its bookkeeping lean (local activities, changed attributes only)."""
+        if self._lean_run is None:
+            self._lean_run = workflow.patched(LEAN)
+        return self._lean_run
 
     def _adopt_policy(self, policy: DeploymentPolicy) -> None:
         """The deployment's policy, as recorded for this run: signatures, and how far the clock may be
@@ -400,6 +502,7 @@ class DecisionProcess:
             DeadlineRequest(rule_id=rule_id, start=start or self.clock.now(), length=length, extended=extended),
             summary=f"Compute the {'extended ' if extended else ''}deadline of rule {rule_id} for sample "
                     f"{self.order.sample_no}",
+            local=self._lean(),  # pure: a rule and the calendar
         )
         if keep:
             self.deadlines.append(deadline)
@@ -431,19 +534,23 @@ class DecisionProcess:
             summary=f"Record the {'accepted' if receipt.accepted else 'rejected'} decision in the audit trail",
         )
 
-    async def _do(self, activity: Callable[..., Awaitable[T]] | str, arg: Any, *, summary: str) -> T:
-        """Run a step's activity. One that fails for good (its retries spent, or data that can never be
-        written) puts the process in `needs_operator`, visible to monitors and alerted, until an operator
-        signals `operator_retry`: it never retries forever on its own, and the process never fails."""
+    async def _do(
+        self, activity: Callable[..., Awaitable[T]] | str, arg: Any, *, summary: str, local: bool = False
+    ) -> T:
+        """Run a step's activity (`local`: as a local activity, for bookkeeping). One that fails for good
+        (its retries spent, or data that can never be written) puts the process in `needs_operator`, visible
+        to monitors and alerted, until an operator signals `operator_retry`: it never retries forever on its
+        own, and the process never fails."""
         while True:
             try:
-                return await call(activity, arg, summary=summary)
-            except ActivityError as err:
-                if not self._hardened():
+                return await call(activity, arg, summary=summary, local=local)
+            except (ActivityError, FailureError) as err:
+                # A local activity's failure arrives as its own error, not wrapped in an ActivityError.
+                if not self._hardened() or not (local or isinstance(err, ActivityError)):
                     raise
                 await self._wait_for_operator(summary, err)
 
-    async def _wait_for_operator(self, step: str, err: ActivityError) -> None:
+    async def _wait_for_operator(self, step: str, err: FailureError) -> None:
         """Every step that failed waits for the same `operator_retry`; monitors see the first one."""
         generation = self._retries
         if self.needs_operator is None:
@@ -492,6 +599,10 @@ class DecisionProcess:
             "notice_no": f"{self.order.sample_no}-{len(self.notices) + 1:02d}",
             **extra,
         }
+        estimated = sorted({str(d.due_date) for d in [*self.deadlines, *(w.deadline for w in self.desk.waits.values())]
+                            if d.estimated})
+        if estimated:  # templates mark these dates (`cn_due`)
+            context["estimated_dates"] = estimated
         record = await self._do(
             NoticeActivities.render_notice,
             NoticeRequest(workflow_id=workflow.info().workflow_id, step_id=step_id, template=template,
@@ -526,3 +637,17 @@ class DecisionProcess:
         )
         self._event("handover", f"{system}: {subject} ({receipt.reference})")
         return receipt
+
+    async def _recorded_hand_over(
+        self, system: str, action: str, step_id: str, recipient: str, subject: str, basis: str,
+        payload: dict[str, Any],
+    ) -> None:
+        """A hand-over of result handling (Order 18 ch. 6) through the outbox, with its own record in
+        `result_handovers`; each once, keyed by workflow id and step."""
+        receipt = await self._hand_over(system, action, step_id, recipient, subject,
+                                        {"sample_no": self.order.sample_no, "basis": basis, **payload})
+        await self._do(ResultHandlingRecords.record_result_handover, ResultHandoverRecord(
+            workflow_id=workflow.info().workflow_id, step_id=step_id, sample_no=self.order.sample_no,
+            action=action, recipient=recipient, reference=receipt.reference, basis=basis, data=payload,
+            at=self.clock.now(),
+        ), summary=f"Record the hand-over {action} of sample {self.order.sample_no}")

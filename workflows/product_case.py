@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.status import BranchReport
     from workflows.calls import call
     from workflows.enforcement import EnforcementWorkflow
-    from workflows.process import HARDENED
+    from workflows.process import HARDENED, LEAN
     from workflows.visibility import publish
 
 # A fail date becomes a moment for the deadline activity: noon, China time (no DST, a fixed offset).
@@ -80,6 +80,7 @@ class ProductCaseWorkflow:
         self.rejected: list[str] = []
         self.closed = False
         self._hardened: bool | None = None
+        self._lean: bool | None = None
 
     # --- signals and the query -----------------------------------------------------------------
 
@@ -125,6 +126,9 @@ class ProductCaseWorkflow:
     async def run(self, state: ProductCaseState) -> ProductCaseStatus:
         if self._hardened is None:
             self._hardened = workflow.patched(HARDENED)
+        self._lean = workflow.patched(LEAN)
+        if self._lean:  # before any local activity (see DecisionProcess._versions)
+            workflow.patched(MERGED_JOINS)
         await self._publish()
         while True:
             while self.pending:
@@ -166,6 +170,7 @@ class ProductCaseWorkflow:
             compute_deadline,
             DeadlineRequest(rule_id=MERGE_WINDOW_RULE, start=datetime.combine(report.failed_on, NOON)),
             summary=f"Compute the merge window of the fail of sample {report.sample_no}",
+            local=bool(self._lean),
         )
         fail = CaseFail(
             sample_no=report.sample_no, sample_workflow_id=report.sample_workflow_id,
@@ -339,8 +344,11 @@ class ProductCaseWorkflow:
         )
 
     async def _publish(self) -> None:
+        if self._lean is None:
+            self._lean = workflow.patched(LEAN)
         publish(self.stage, self._details(), extra=[sa.PRODUCT_CODE.value_set(self.key.product_code),
-                                                    sa.ENTERPRISE_CODE.value_set(self.key.credit_code)])
+                                                    sa.ENTERPRISE_CODE.value_set(self.key.credit_code)],
+                only_changed=self._lean)
 
     def _details(self) -> str:
         regions = sorted({f.region for f in self.s.fails})

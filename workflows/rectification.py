@@ -1,11 +1,22 @@
-"""RectificationWorkflow (`sample-<no>-rectification`): 责令整改 and 跟踪抽查 after a final fail.
+"""RectificationWorkflow (`sample-<no>-rectification`): result handling of a final fail per Order 18 chapter 6
+(《产品质量监督抽查管理暂行办法》, 市场监管总局令第18号, Art. 45-49), and 跟踪抽查 after it.
 
-ordered → (the firm's report, or one extension decision, until the deadline) → review → closed.
-- no report by the final due date: closed `missed`, an enforcement lead;
-- rectification rejected on review: closed `rejected`, an enforcement lead;
-- accepted: `follow_up_scheduled`, and after the rule pack's interval a new SampleWorkflow
-  `sample-<no>-FU1` (task type follow_up) is started as a child that is abandoned: it is a real sample
-  of its own, with its own lifetime, and must outlive this branch.
+Runs with the patch ORDER18 (`_result_handling`, the whole flow in one place):
+ordered (责令改正 within 60 days, Art. 46; the firm's report, optional) → re_inspection (复查 due 75 days from
+the order, Art. 47; the sample provided free, Art. 49)
+- pass: `follow_up_scheduled`, closed `accepted` after the follow-up sample is started (as before);
+- fail: reported level by level to the provincial bureau → announcement (its 公告, with its date) →
+  second_window (a timer: the second 复查 is refused until 60 days after the 公告) → second_re_inspection (by
+  90 days after the 公告, Art. 48) → pass: closed `corrected_after_announcement`; fail: 责令停业，限期整顿 handed
+  to enforcement → suspension (the order, with its 整顿 period) → suspended (a timer to the period's end) →
+  final_re_inspection → pass: closed `corrected_after_suspension`; fail: a licence-revocation proposal
+  (吊销营业执照) handed to the registration authority, closed `revocation_proposed`.
+
+Runs before the patch (`_steps`, kept so their histories replay): ordered → (the firm's report, or one
+extension decision, until the deadline) → review → closed `accepted`, `rejected` or `missed`.
+
+The follow-up sample: after the rule pack's interval a new SampleWorkflow `sample-<no>-FU1` (task type
+follow_up) is started as a child that is abandoned: a real sample of its own, which must outlive this branch.
 
 A long history continues as new at any wait (and, in hardened runs, during the follow-up interval): the new
 run resumes at its stage (ORDER) on the deadlines it had, with the terms, the row, the reminders already sent
@@ -26,48 +37,310 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from activities.rectification_records import RectificationRecords, rectification_terms
+    from activities.result_handling_records import ResultHandlingRecords
     from domain.branches import BRANCHES, Branch, BranchInput, BranchReport
-    from domain.decisions import Decision, DecisionKind, RectificationExtensionData
+    from domain.decisions import (
+        Decision,
+        DecisionKind,
+        ProvincialAnnouncementData,
+        RectificationExtensionData,
+        ReInspectionData,
+        SuspensionOrderData,
+    )
     from domain.models import SampleOrder, TaskType
-    from domain.records import RectificationRow, RectificationTerms, TermsRequest
+    from domain.records import (
+        RectificationRow,
+        RectificationTerms,
+        ReInspectionRow,
+        TermsRequest,
+    )
     from domain.rules import Deadline
     from domain.visibility import sample_attributes
-    from domain.windows import CHINA, extension_refusal, extension_window, too_late
+    from domain.windows import CHINA, END_OF_DAY, extension_refusal, extension_window, too_late
     from workflows.branch import BranchProcess
     from workflows.desk import Wait
     from workflows.process import WaitInterrupted
-    from workflows.sample import SampleWorkflow
+    from workflows.sample import ORDER18, SampleWorkflow
 
 RULE = "rectification"
 REPORT = DecisionKind.RECTIFICATION_REPORT
-EXTENSION = DecisionKind.RECTIFICATION_EXTENSION
-REVIEW = DecisionKind.RECTIFICATION_REVIEW
+EXTENSION = DecisionKind.RECTIFICATION_EXTENSION  # runs before ORDER18 only
+REVIEW = DecisionKind.RECTIFICATION_REVIEW  # runs before ORDER18 only
+RE_INSPECTION = DecisionKind.RE_INSPECTION
+ANNOUNCEMENT = DecisionKind.PROVINCIAL_ANNOUNCEMENT
+SUSPENSION = DecisionKind.SUSPENSION_ORDER
 # The stages along any path (a continued run skips the steps before the one it resumes at).
 ORDER = ["opened", "ordered", "review", "follow_up_scheduled", "closed"]
+# ORDER18 (workflows/sample.py): runs from here on follow Order 18 chapter 6; older histories replay `_steps`.
+STAGES = ["opened", "ordered", "re_inspection", "follow_up_scheduled", "announcement", "second_window",
+          "second_re_inspection", "suspension", "suspended", "final_re_inspection", "closed"]
+ORDER18_BASIS = "《产品质量监督抽查管理暂行办法》(市场监管总局令第18号)"
+# Each 复查: its round (the record's key), its stage, its rule, and the article it rests on.
+ROUNDS = {
+    "first": ("re_inspection", "re_inspection", "第四十七条"),
+    "second": ("second_re_inspection", "second_re_inspection", "第四十八条"),
+    "after_suspension": ("final_re_inspection", "post_suspension_re_inspection", "第四十八条"),
+}
 
 
 @workflow.defn
 class RectificationWorkflow(BranchProcess):
     SPEC = BRANCHES[Branch.RECTIFICATION]
+    PATCHES = (ORDER18,)
 
     @workflow.init
     def __init__(self, inp: BranchInput) -> None:
-        self._setup_branch(inp, extra_check=self._extension_problem)
+        self._setup_branch(inp, extra_check=self._decision_rule_problem)
         self.terms: RectificationTerms | None = None
         self.row: RectificationRow | None = None
         self._ordered: Deadline | None = None  # the deadline first ordered: an extension counts from its start
         self._reminded: set[date] = set()  # due dates already reminded of (a new due date gets its own)
         self._order_notice = self._order_issued_on = ""
         self._follow_up: Deadline | None = None  # when the follow-up sample is started
+        # Order 18 (ORDER18): which rules this run follows, and the periods it counts on.
+        self._order18: bool | None = None  # decided in `run` (a continued run: as its first run decided)
+        self._failed_on: date | None = None  # the first failed 复查, the earliest date of its 公告
+        self._window: tuple[Deadline, Deadline] | None = None  # the second 复查: opens, closes
+        self._suspension: Deadline | None = None  # the 整顿 period ordered
         if self._resume_state:  # a continued run
             self._restore(self._resume_state)
 
     @workflow.run
     async def run(self, inp: BranchInput) -> BranchReport:
+        if self._order18 is None:  # a first run: this one's code, unless it replays a history from before
+            self._order18 = workflow.patched(ORDER18)
         try:
-            return await self._steps()
+            return await (self._result_handling() if self._order18 else self._steps())
         except WaitInterrupted:  # a wait cut short because the history grew long (`_continue_due`)
             return await self._continue_as_new(self._state())
+
+    # --- Order 18 chapter 6: the whole flow ------------------------------------------------------
+
+    async def _result_handling(self) -> BranchReport:
+        """From the order to closed per Order 18 Art. 46-49; a continued run starts at the step it was in."""
+        if self._resume_at == "follow_up_scheduled":
+            return await self._follow_up_then_close()
+        if self._runs("opened", STAGES):
+            await self._order_correction()
+        if self._runs("ordered", STAGES):
+            await self._correction_period()
+            await self._enter("re_inspection")
+        if self._runs("re_inspection", STAGES):
+            if (await self._re_inspect("first")).outcome == "pass":
+                return await self._follow_up_then_close()
+            await self._report_for_announcement()
+        if self._runs("announcement", STAGES):
+            await self._await_announcement()
+        if self._runs("second_window", STAGES):
+            await self._until_window_opens()
+        if self._runs("second_re_inspection", STAGES):
+            if (await self._re_inspect("second")).outcome == "pass":
+                return await self._finish("corrected_after_announcement")
+            await self._hand_over_suspension()
+        if self._runs("suspension", STAGES):
+            await self._await_suspension_order()
+        if self._runs("suspended", STAGES):
+            await self._until_suspension_ends()
+        self._runs("final_re_inspection", STAGES)
+        if (await self._re_inspect("after_suspension")).outcome == "pass":
+            return await self._finish("corrected_after_suspension")
+        await self._propose_licence_revocation()
+        return await self._finish("revocation_proposed")
+
+    async def _order_correction(self) -> None:
+        """责令改正 (Art. 46: within 60 days of the order); the 复查 due (Art. 47: within 75 days); the order
+        notice prints both from the rule pack; the row."""
+        deadline = self._ordered = await self._deadline(RULE)
+        re_inspection = await self._deadline("re_inspection", start=deadline.start, keep=False)
+        self.data.update(due=str(deadline.due_date), re_inspection_due=str(re_inspection.due_date))
+        self._order_notice = self._notice_no()
+        self._order_issued_on = str(self.clock.now().date())  # as `_notice` dates the order notice
+        await self._notice("rectification_order", "rectification-order", {
+            "notice_no": self._order_notice, "days": deadline.length, "due_date": str(deadline.due_date),
+            "basis": deadline.basis, "re_inspection_days": re_inspection.length,
+            "re_inspection_due": str(re_inspection.due_date), "re_inspection_basis": re_inspection.basis,
+            "window": await self._window_lengths(),
+        })
+        await self._enter("ordered")
+        self.row = RectificationRow(workflow_id=workflow.info().workflow_id, sample_no=self.order.sample_no,
+                                    ordered_at=self.clock.now(), due=deadline.due, updated_at=workflow.now(),
+                                    re_inspection_due=re_inspection.due)
+        await self._save()
+
+    async def _correction_period(self) -> None:
+        """The firm's report until the end of the correction period; none by then does not close the case:
+        the 复查 follows all the same (Art. 47)."""
+        assert self.row is not None and self._ordered is not None
+        report = await self._await_or_expire(REPORT, RULE, deadline=self._ordered, interrupt=self._continue_due)
+        if report is None:
+            self._event("no_report", f"no rectification report by {self._ordered.due_date}: the 复查 follows "
+                                     "(Order 18 Art. 47)")
+            return
+        self.row.report_at = self.clock.now()
+        await self._save()
+
+    async def _re_inspect(self, round_: str) -> Decision:
+        """One 复查 (its wait, its notice, its row): `first` within 75 days of the order, `second` in the
+        window after the 公告, `after_suspension` after the 整顿 period."""
+        assert self.row is not None and self._ordered is not None
+        stage, rule, article = ROUNDS[round_]
+        if round_ == "first":
+            decision = await self._await(RE_INSPECTION, rule, start=self._ordered.start, interrupt=self._continue_due)
+        elif round_ == "second":
+            assert self._window is not None
+            decision = await self._await(RE_INSPECTION, rule, deadline=self._window[1], interrupt=self._continue_due)
+        else:
+            assert self._suspension is not None
+            decision = await self._await(RE_INSPECTION, rule, start=self._suspension.due,
+                                         interrupt=self._continue_due)
+        due = next(d for d in reversed(self.deadlines) if d.rule_id == rule)
+        data = ReInspectionData.model_validate(decision.data)
+        await self._do(ResultHandlingRecords.record_re_inspection, ReInspectionRow(
+            workflow_id=workflow.info().workflow_id, sample_no=self.order.sample_no, round=round_, due=due.due,
+            decided_at=self.clock.now(), outcome=decision.outcome, reason=decision.reason,
+            report_no=data.report_no, sample_provided_free=data.sample_provided_free,
+            request_id=decision.request_id,
+        ), summary=f"Record the {round_} 复查 of sample {self.order.sample_no}: {decision.outcome}")
+        self.row.re_inspection_outcome = decision.outcome
+        if decision.outcome == "fail" and round_ == "first":
+            self._failed_on = self._today()
+        follow_up = None
+        if decision.outcome == "pass" and round_ == "first":
+            follow_up = self._follow_up = await self._deadline("follow_up_sampling")
+            self.data["follow_up_due"] = str(follow_up.due_date)
+        await self._re_inspection_notice(round_, decision, article, follow_up)
+        self._event("re_inspection", f"{round_} 复查: {decision.outcome}" + (
+            f" ({decision.reason})" if decision.reason else ""))
+        await self._save()
+        return decision
+
+    async def _re_inspection_notice(
+        self, round_: str, decision: Decision, article: str, follow_up: Deadline | None
+    ) -> None:
+        """复查结论通知书: the outcome, and what follows, with the periods from the rule pack."""
+        window = await self._window_lengths() if decision.outcome == "fail" and round_ == "first" else None
+        await self._notice("re_inspection_result", f"re-inspection-{round_}", {
+            "notice_no": self._notice_no(), "round": round_, "decision": decision.outcome,
+            "reason": decision.reason or "", "basis": f"{ORDER18_BASIS}{article}",
+            "order_notice_no": self._order_notice, "order_issued_on": self._order_issued_on,
+            "follow_up_due": str(follow_up.due_date) if follow_up else None, "window": window,
+        })
+
+    async def _window_lengths(self) -> dict[str, Any]:
+        """The second 复查 window's lengths from the rule pack, for a notice before its dates are known."""
+        opens = await self._deadline("second_re_inspection_opens", keep=False)
+        closes = await self._deadline("second_re_inspection", keep=False)
+        return {"opens_days": opens.length, "closes_days": closes.length, "basis": closes.basis}
+
+    async def _report_for_announcement(self) -> None:
+        """A failed first 复查 is reported level by level to the provincial bureau (Art. 47 ¶2)."""
+        province = f"{self.order.region[:2]}0000 省级市场监督管理局"
+        await self._recorded_hand_over(
+            "provincial_bureau", "report_for_announcement", "report-for-announcement", province,
+            f"逐级上报公告: {self._subject()} 经复查不合格", f"{ORDER18_BASIS}第四十七条",
+            {"failed_on": str(self._failed_on)},
+        )
+        await self._enter("announcement")
+
+    async def _await_announcement(self) -> None:
+        """The provincial 公告 with its date; the second 复查 window runs from it (Art. 48)."""
+        assert self.row is not None
+        decision = await self._await(ANNOUNCEMENT, "provincial_announcement", interrupt=self._continue_due)
+        data = ProvincialAnnouncementData.model_validate(decision.data)
+        announced_on = data.announced_on or self._today()
+        start = datetime.combine(announced_on, END_OF_DAY, tzinfo=CHINA)
+        opens = await self._deadline("second_re_inspection_opens", start=start)
+        closes = await self._deadline("second_re_inspection", start=start)
+        self._window = (opens, closes)
+        self.row.announced_on, self.row.announcement_no = announced_on, data.announcement_no
+        self.row.second_window_opens, self.row.second_window_closes = opens.due, closes.due
+        self.data.update(announced_on=str(announced_on), second_window=f"{opens.due_date}/{closes.due_date}")
+        self._event("announcement", f"公告 of {announced_on}: the second 复查 is due after {opens.due_date} "
+                                    f"and by {closes.due_date}")
+        await self._save()
+        await self._enter("second_window")
+
+    async def _until_window_opens(self) -> None:
+        """The window's opening is a timer; a 复查 decided before it is refused with the reason (Art. 48)."""
+        assert self._window is not None
+        opens, closes = self._window
+        self.desk.closed[RE_INSPECTION] = (
+            f"too early: the second 复查 is made no earlier than {opens.length} days after the 公告 "
+            f"({ORDER18_BASIS}第四十八条); the window opens after {opens.due_date} and closes {closes.due_date}")
+        self._show()
+        await self._until(lambda: False, opens.due, f"The second 复查 window opens after {opens.due_date}",
+                          interrupt=self._continue_due)
+        await self._enter("second_re_inspection")
+
+    async def _hand_over_suspension(self) -> None:
+        """A failed second 复查: 责令停业，限期整顿 (Art. 48; 产品质量法 Art. 17), handed to enforcement."""
+        await self._recorded_hand_over(
+            "enforcement", "order_suspension", "suspension-order",
+            f"{self.order.sampled_party.region} 市场监督管理局执法稽查部门",
+            f"责令停业，限期整顿: {self._subject()} 公告后经复查仍不合格",
+            f"{ORDER18_BASIS}第四十八条; 《中华人民共和国产品质量法》第十七条",
+            {"announced_on": self.data.get("announced_on")},
+        )
+        await self._enter("suspension")
+
+    async def _await_suspension_order(self) -> None:
+        """The order made by enforcement, with its 整顿 period; the period's end (a deadline in history)."""
+        assert self.row is not None
+        decision = await self._await(SUSPENSION, "suspension_order", interrupt=self._continue_due)
+        days = SuspensionOrderData.model_validate(decision.data).days
+        self._suspension = await self._deadline("suspension_period", length=days)
+        self.row.suspension_days, self.row.suspension_ends = days, self._suspension.due
+        self.data.update(suspension_days=days, suspension_ends=str(self._suspension.due_date))
+        self._event("suspension", f"责令停业，限期整顿 for {days} days, until {self._suspension.due_date}")
+        await self._save()
+        await self._enter("suspended")
+
+    async def _until_suspension_ends(self) -> None:
+        assert self._suspension is not None
+        end = self._suspension
+        self.desk.closed[RE_INSPECTION] = (f"too early: the 复查 after the 整顿 period is made once the period ends "
+                                           f"on {end.due_date}")
+        self._show()
+        await self._until(lambda: False, end.due, f"The 整顿 period ends {end.due_date}", interrupt=self._continue_due)
+        await self._enter("final_re_inspection")
+
+    async def _propose_licence_revocation(self) -> None:
+        """整顿期满后经复查仍不合格的，吊销营业执照 (Art. 48): a proposal to the registration authority."""
+        party = self.order.sampled_party
+        await self._recorded_hand_over(
+            "registration", "propose_licence_revocation", "licence-revocation-proposal",
+            f"{party.region} 市场监督管理局登记注册部门",
+            f"吊销营业执照建议: {party.name} ({party.credit_code}) 整顿期满后经复查仍不合格",
+            f"{ORDER18_BASIS}第四十八条; 《中华人民共和国产品质量法》第十七条",
+            {"credit_code": party.credit_code, "suspension_days": self.data.get("suspension_days")},
+        )
+
+    async def _follow_up_then_close(self) -> BranchReport:
+        if self._resume_at == "follow_up_scheduled":
+            self._resume_at = None
+            self._show()  # the Web UI's details are a run's own (the other steps publish at their waits)
+        else:
+            await self._enter("follow_up_scheduled")
+            await self._save()
+        await self._until_follow_up()
+        await self._start_follow_up()
+        return await self._finish("accepted")
+
+    def _decision_rule_problem(self, decision: Decision) -> str | None:
+        """The branch's own rules (pure: they run in the validator): a 公告 dated between the failed 复查 and
+        today; before ORDER18, an extension decided in time and not too long."""
+        if decision.kind is ANNOUNCEMENT and self._failed_on is not None:
+            on = ProvincialAnnouncementData.model_validate(decision.data).announced_on
+            if on is not None and not self._failed_on <= on <= self._today():
+                return (f"data.announced_on: must lie between the failed 复查 on {self._failed_on} and today "
+                        f"{self._today()}")
+        return self._extension_problem(decision)
+
+    def _subject(self) -> str:
+        p = self.order.product
+        return f"{self.order.sample_no} {p.name} {p.brand} {p.model} ({self.order.sampled_party.name})"
+
+    # --- runs before ORDER18 --------------------------------------------------------------------
 
     async def _steps(self) -> BranchReport:
         """From the order to closed; a continued run starts at the step it was in (`_runs`)."""
@@ -134,16 +407,30 @@ class RectificationWorkflow(BranchProcess):
 
     def _state(self) -> dict[str, Any]:
         """What the later steps need in the next run (JSON); the open waits travel in the process's carry."""
-        assert self.terms is not None and self.row is not None and self._ordered is not None
+        assert self.row is not None and self._ordered is not None
+
+        def dumped(d: Deadline | None) -> dict[str, Any] | None:
+            return d.model_dump(mode="json") if d is not None else None
+
         return {
-            "terms": self.terms.model_dump(mode="json"), "row": self.row.model_dump(mode="json"),
+            "order18": self._order18, "failed_on": str(self._failed_on) if self._failed_on else None,
+            "window": [dumped(d) for d in self._window] if self._window else None,
+            "suspension": dumped(self._suspension),
+            "terms": self.terms.model_dump(mode="json") if self.terms else None,
+            "row": self.row.model_dump(mode="json"),
             "ordered": self._ordered.model_dump(mode="json"), "reminded": sorted(map(str, self._reminded)),
             "order_notice": self._order_notice, "order_issued_on": self._order_issued_on,
             "follow_up": self._follow_up.model_dump(mode="json") if self._follow_up else None,
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
-        self.terms = RectificationTerms.model_validate(state["terms"])
+        self._order18 = bool(state.get("order18"))  # carries from before ORDER18 have no key: legacy
+        self._failed_on = date.fromisoformat(state["failed_on"]) if state.get("failed_on") else None
+        if state.get("window"):
+            opens, closes = (Deadline.model_validate(d) for d in state["window"])
+            self._window = (opens, closes)
+        self._suspension = Deadline.model_validate(state["suspension"]) if state.get("suspension") else None
+        self.terms = RectificationTerms.model_validate(state["terms"]) if state.get("terms") else None
         self.row = RectificationRow.model_validate(state["row"])
         self._ordered = Deadline.model_validate(state["ordered"])
         self._reminded = {date.fromisoformat(d) for d in state["reminded"]}

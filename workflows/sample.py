@@ -26,7 +26,8 @@ with workflow.unsafe.imports_passed_through():
         SamplingRecordData,
         delivery_date_problem,
     )
-    from domain.models import SampleOrder, TaskType
+    from domain.jurisdiction import outside_area, same_level_bureau
+    from domain.models import Channel, Party, SampleOrder, TaskType
     from domain.records import SampleProjection
     from domain.rules import Deadline
     from domain.stages import STAGE_TITLES, Stage, Verdict
@@ -53,10 +54,15 @@ POST_HANDLING_PATCH = "post-handling-branches"
 # Released histories keep a passed sample for the whole period and only then await the return decision;
 # newer runs await the return from the verdict, due when the period ends (the basis says "within").
 RETURN_WITHIN_RETENTION = "return-within-retention"
+# Runs from here on tell the producer's bureau of a fail outside the organising bureau's area (Order 18
+# Art. 44 ¶2); the same patch id marks the rectification branch's Order 18 result handling.
+ORDER18 = "order18-result-handling"
 
 
 @workflow.defn
 class SampleWorkflow(DecisionProcess):
+    PATCHES = (POST_HANDLING_PATCH, RETURN_WITHIN_RETENTION, ORDER18)
+
     @workflow.init
     def __init__(self, order: Any, carried: Any = None) -> None:
         # Untyped for the SDK (with an optional second argument it passes plain JSON): validated here.
@@ -71,6 +77,7 @@ class SampleWorkflow(DecisionProcess):
         self.producer_answer: str | None = None
         self._producer_answer: asyncio.Task[None] | None = None
         self._window_start: datetime | None = None  # the objection window runs from the delivery
+        self._projected: tuple[Any, ...] | None = None  # what the `samples` record last got (lean runs)
         if carried is not None:
             self._restore(carried)
 
@@ -223,6 +230,8 @@ class SampleWorkflow(DecisionProcess):
             )
         if reason == "final_fail":
             await register("enterprise_fail", self._result_facts(), self._do)
+            if workflow.patched(ORDER18):
+                await self._notify_producer_bureau()
             await branches.start(Branch.RECTIFICATION)
             await branches.start(Branch.CREDIT)
             await branches.start(Branch.ENFORCEMENT, {"reason": "final_fail"})
@@ -240,6 +249,29 @@ class SampleWorkflow(DecisionProcess):
             await self._enter(Stage.DISPOSAL)
             await self._dispose_of_failed_sample()
         await self._enter(Stage.CLOSED)
+
+    def _producer(self) -> Party | None:
+        """Who made the failed product: the labelled producer unless it denied the product, else the sampled
+        party when sampled where it produces; None when not known."""
+        if self.order.labelled_producer is not None and self.producer_answer != "denied":
+            return self.order.labelled_producer
+        return self.order.sampled_party if self.order.channel is Channel.OFFLINE_PRODUCTION else None
+
+    async def _notify_producer_bureau(self) -> None:
+        """通报 (Order 18 Art. 44 ¶2): a failed product made outside the organising bureau's area is told to
+        the producer's local bureau at the same level, as a hand-over with its own record, once."""
+        producer = self._producer()
+        if producer is None or not outside_area(self.order.region, producer.region):
+            return
+        bureau = same_level_bureau(self.order.region, producer.region)
+        p = self.order.product
+        await self._recorded_hand_over(
+            "notification", "notify_producer_bureau", "producer-bureau-notification", f"{bureau} 市场监督管理局",
+            f"不合格产品通报: {p.name} {p.brand} {p.model}，生产者 {producer.name}",
+            "《产品质量监督抽查管理暂行办法》(市场监管总局令第18号) 第四十四条第二款",
+            {"producer": producer.model_dump(mode="json"), "organising_region": self.order.region,
+             "producer_bureau_region": bureau, "report_no": self.report_no, "failed_items": self.failed_items},
+        )
 
     async def _dispose_of_failed_sample(self) -> None:
         disposal = await self._await(DecisionKind.DISPOSAL, "failed_sample_disposal", interrupt=self._continue_due)
@@ -424,32 +456,44 @@ class SampleWorkflow(DecisionProcess):
         branches = list(self.branches.reports.values())
         details = sample_details(self.order, self.stage, self.verdict, self.desk.awaiting(), branches,
                                  self.needs_operator)
-        publish(self.stage.value, details, awaiting=self._awaiting(), verdict=self.verdict.value,
-                needs_operator=self._operator_attribute())
+        awaiting = self._awaiting()
+        publish(self.stage.value, details, awaiting=awaiting, verdict=self.verdict.value,
+                needs_operator=self._operator_attribute(), estimated=self._estimated_attribute(awaiting),
+                only_changed=self._lean())
 
     async def _publish(self) -> None:
-        """Search attributes, current details and the `samples` record follow every change."""
+        """Search attributes, current details and the `samples` record follow every change (in lean runs:
+        the record only when what it holds changed)."""
         self._show()
         awaiting = self._awaiting()
-        self._seq += 1
         first = min(awaiting, key=lambda a: a.due_at) if awaiting else None
+        projected = (self.stage.value, self.verdict.value, first.kind if first else None,
+                     ",".join(first.roles) if first else None, min((a.due_at for a in awaiting), default=None),
+                     any(a.overdue for a in awaiting))
+        lean = self._lean()
+        if lean and projected == self._projected:
+            return
+        self._projected = projected
+        self._seq += 1
+        stage, verdict, kind, role, next_deadline, overdue = projected
         await self._do(
             RecordActivities.project_sample,
             SampleProjection(
                 sample_no=self.order.sample_no,
                 workflow_id=workflow.info().workflow_id,
                 seq=self._seq,
-                stage=self.stage.value,
-                verdict=self.verdict.value,
+                stage=stage,
+                verdict=verdict,
                 # Personal data travels once: later projections name what changed, not the whole order.
                 order=self.order.model_dump(mode="json") if self._seq == 1 or not self._hardened() else None,
-                awaiting_kind=first.kind if first else None,
-                awaiting_role=",".join(first.roles) if first else None,
-                next_deadline=min((a.due_at for a in awaiting), default=None),
-                overdue=any(a.overdue for a in awaiting),
+                awaiting_kind=kind,
+                awaiting_role=role,
+                next_deadline=next_deadline,
+                overdue=overdue,
                 updated_at=workflow.now(),
             ),
             summary=f"Record sample {self.order.sample_no} at stage {self.stage.value}",
+            local=lean,
         )
 
     # --- activities ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from temporalio.common import SearchAttributeUpdate
 with workflow.unsafe.imports_passed_through():
     from domain import visibility as sa
     from domain.decisions import AWAITED_TEXT, DecisionKind
+    from domain.holidays import estimate_note
     from domain.models import SampleOrder
     from domain.stages import STAGE_TITLES, Stage, Verdict
     from domain.status import Awaiting, BranchReport
@@ -25,11 +26,15 @@ def publish(
     awaiting: Sequence[Awaiting] | None = None,
     verdict: str | None = None,
     needs_operator: bool | None = None,
+    estimated: bool | None = None,
     extra: Sequence[SearchAttributeUpdate[Any]] = (),
+    only_changed: bool = False,
 ) -> None:
     """Stage (and verdict), who is awaited by when and whether anything is overdue, then the details.
-    `awaiting=None` leaves the wait attributes alone (a process that never waits for people), and
-    `needs_operator=None` the NeedsOperator attribute."""
+    `awaiting=None` leaves the wait attributes alone (a process that never waits for people),
+    `needs_operator=None` the NeedsOperator attribute and `estimated=None` EstimatedDeadline. `only_changed`
+    (lean runs): upsert only the attributes whose value differs from the workflow's own (each upsert is an
+    event in history and a visibility write)."""
     updates: list[SearchAttributeUpdate[Any]] = [*extra, sa.STAGE.value_set(stage)]
     if verdict is not None:
         updates.append(sa.VERDICT.value_set(verdict))
@@ -43,14 +48,22 @@ def publish(
         ]
     if needs_operator is not None:
         updates.append(sa.NEEDS_OPERATOR.value_set(needs_operator))
-    workflow.upsert_search_attributes(updates)
+    if estimated is not None:
+        updates.append(sa.ESTIMATED_DEADLINE.value_set(estimated))
+    if only_changed:
+        current = workflow.info().typed_search_attributes
+        updates = [u for u in updates if current.get(u.key) != u.value]
+    if updates:
+        workflow.upsert_search_attributes(updates)
     workflow.set_current_details(details)
 
 
 def _wait_line(a: Awaiting, indent: str = "") -> str:
     flag = " ⚠️ **overdue**" if a.overdue else ""
+    estimate = f" ({estimate_note(a.due.date())})" if a.estimated else ""
     what = AWAITED_TEXT[DecisionKind(a.kind)]
-    return f"{indent}- waiting for {what} (`{a.kind}`) from **{'/'.join(a.roles)}** by **{a.due.date()}**{flag} — {a.basis}"
+    return (f"{indent}- waiting for {what} (`{a.kind}`) from **{'/'.join(a.roles)}** by **{a.due.date()}**"
+            f"{estimate}{flag} — {a.basis}")
 
 
 def operator_line(needs_operator: str | None) -> list[str]:
