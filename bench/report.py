@@ -320,6 +320,8 @@ def render(env: Environment, values: dict[str, dict[str, list[Any]]]) -> str:
         "during the run. Interleaving spreads that noise over both sides, but absolute figures and the spread "
         "are noisier than on a quiet machine; ratios are the figures to read.",
         "- Everything (server, PostgreSQL, both workers, the driver) shares the same cores.",
+        "- Short trials swing most (a trial of starts lasts under a second, so one burst of another "
+        "engineer's tests moves it): read the trial-by-trial ratios beside the medians; `--trials` adds more.",
         "- The 100,000-sample RSS is extrapolated from the measured N unless run with `--open 100000`.",
         "",
         "## Per-trial values",
