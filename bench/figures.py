@@ -9,6 +9,7 @@ the awaited decision kinds; bare: the awaited step), and goes on if the wait is 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -352,11 +353,12 @@ async def open_samples(stack: Stack, client: Client, n: int, pairs: int, cache: 
         await asyncio.sleep(2 * SETTLE)
         n = len(handles)
         rss.append((n, worker.rss() / MIB))
-        # Growth per open sample once the cache is full: from the first count past twice the cache (else past
-        # the cache) to the end.
-        beyond = [p for p in rss if p[0] >= 2 * cache] or [p for p in rss if p[0] >= cache] or rss[:1]
-        first = beyond[0] if beyond[0][0] < n else rss[0]
-        slope = (rss[-1][1] - first[1]) / max(1, n - first[0])
+        # Growth per open sample once the cache is full: the least-squares slope over the counts from twice
+        # the cache (else from the cache, else all), RSS moving a few MiB up and down between batches.
+        beyond = [p for p in rss if p[0] >= 2 * cache]
+        beyond = beyond if len(beyond) > 2 else [p for p in rss if p[0] >= cache]
+        beyond = beyond if len({p[0] for p in beyond}) > 1 else rss
+        slope = statistics.linear_regression([p[0] for p in beyond], [p[1] for p in beyond]).slope
         evicted_pool = handles[: max(1, n - cache - batch)]
         evicted = [evicted_pool[i * len(evicted_pool) // pairs] for i in range(pairs)]
         cached = handles[-pairs:]
@@ -370,7 +372,7 @@ async def open_samples(stack: Stack, client: Client, n: int, pairs: int, cache: 
                     raise RuntimeError(f"{handle.id} refused the decision: {receipt}")
         return {
             "n": n, "cache": cache, "evicted": max(0, n - cache), "park_s": park_s, "rss_mib": rss[-1][1],
-            "rss_points": rss, "slope_mib_per_open": slope, "slope_from": first[0],
+            "rss_points": rss, "slope_mib_per_open": slope, "slope_from": beyond[0][0],
             "evicted_ms": [1000 * t for t in times["evicted"]], "cached_ms": [1000 * t for t in times["cached"]],
         }
     finally:

@@ -302,7 +302,8 @@ def render(env: Environment, values: dict[str, dict[str, list[Any]]]) -> str:
         "(imports, first sandbox), and again after the rest are parked.",
         "- Open samples: a fresh Spotcheck worker with the cache shown; parked batch by batch (up to the count "
         "asked, within the time budget of the sizes line); RSS after each batch; the growth per open sample is "
-        "taken from twice the cache to the end, and the RSS at 100,000 extrapolated as the cell shows; then "
+        "the least-squares slope from twice the cache to the end, and the RSS at 100,000 extrapolated as the "
+        "cell shows; then "
         "decisions one at a time, alternately on an evicted sample (among the first started) and a cached "
         "one (among the last).",
         "- Starts: `start_samples` with all the trial's orders vs empty workflows started 32 at a time; the "
@@ -319,6 +320,8 @@ def render(env: Environment, values: dict[str, dict[str, list[Any]]]) -> str:
         "during the run. Interleaving spreads that noise over both sides, but absolute figures and the spread "
         "are noisier than on a quiet machine; ratios are the figures to read.",
         "- Everything (server, PostgreSQL, both workers, the driver) shares the same cores.",
+        "- Short trials swing most (a trial of starts lasts under a second, so one burst of another "
+        "engineer's tests moves it): read the trial-by-trial ratios beside the medians; `--trials` adds more.",
         "- The 100,000-sample RSS is extrapolated from the measured N unless run with `--open 100000`.",
         "",
         "## Per-trial values",

@@ -22,7 +22,7 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     text = out.read_text(encoding="utf-8")
-    for field in ("- date:", "- git commit:", "- command: `make bench BENCH_ARGS=--quick --out", "- machine:",
+    for field in ("- date:", "- git commit:", "- command: `make bench BENCH_ARGS='--quick --out", "- machine:",
                   "logical CPUs", "- Python 3.", "temporalio ", "dev server (in memory"):
         assert field in text, field
     assert "forceSearchAttributesCacheRefreshOnRead=true" not in text  # measured without the test flags
