@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import json
 import os
 import secrets
@@ -31,8 +32,9 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import TypeAdapter
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, PydanticPayloadConverter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
 ENV = "SPOTCHECK_CODEC_KEYS"
@@ -139,10 +141,31 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+# One set of pydantic TypeAdapters for the whole process. The SDK makes a payload converter for every workflow
+# instance (and again on every replay of an evicted one); the stock pydantic converter would build its own
+# adapter per model each time: schema-building CPU on every start and replay, ~12 KiB per cached sample.
+# Adapters are immutable once built, so one shared cache serves every workflow and activity.
+_TYPE_ADAPTERS = functools.lru_cache(maxsize=1024)(TypeAdapter)
+
+
+class SpotcheckPayloadConverter(PydanticPayloadConverter):
+    """The pydantic payload converter with process-wide type adapters (`_TYPE_ADAPTERS`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        for converter in self.converters.values():
+            if isinstance(converter, PydanticJSONPlainPayloadConverter):
+                converter._type_adapter = _TYPE_ADAPTERS  # the SDK's per-instance cache, shared instead
+
+
+# Spotcheck's data converter: pydantic models on the wire (the workers, the client, the tests, the replayer).
+spotcheck_data_converter = DataConverter(payload_converter_class=SpotcheckPayloadConverter)
+
+
 def data_converter(keyring: Keyring) -> DataConverter:
     """Spotcheck's pydantic converter with payloads and failure messages encrypted under `keyring`."""
     return dataclasses.replace(
-        pydantic_data_converter,
+        spotcheck_data_converter,
         payload_codec=EncryptionCodec(keyring.keys, keyring.current),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
@@ -151,4 +174,4 @@ def data_converter(keyring: Keyring) -> DataConverter:
 def data_converter_from_env() -> DataConverter:
     """Encrypting when SPOTCHECK_CODEC_KEYS names a keyring file, else the plain pydantic converter."""
     path = os.environ.get(ENV)
-    return data_converter(load_keyring(path)) if path else pydantic_data_converter
+    return data_converter(load_keyring(path)) if path else spotcheck_data_converter

@@ -13,10 +13,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 import pytest_asyncio
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.holiday_files import CALENDAR_DIR_ENV
+from codec import spotcheck_data_converter
 from domain import visibility
 from starter.binaries import temporal_cli
 from starter.postgres import EmbeddedPostgres
@@ -41,7 +41,7 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real dev server (visibility queries, list/count) on free ports."""
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=spotcheck_data_converter,
         dev_server_existing_path=temporal_cli(),
         search_attributes=visibility.ALL,
         ui=False,

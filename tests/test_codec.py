@@ -22,7 +22,6 @@ from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
@@ -142,7 +141,7 @@ def test_keyring_file_created_rotated_and_checked(tmp_path: Path, monkeypatch: p
         assert secret not in str(err.value)
 
     monkeypatch.delenv(codec.ENV, raising=False)
-    assert codec.data_converter_from_env() is pydantic_data_converter
+    assert codec.data_converter_from_env() is codec.spotcheck_data_converter
     monkeypatch.setenv(codec.ENV, str(tmp_path / "fresh.json"))
     codec.add_key(tmp_path / "fresh.json")
     assert isinstance(codec.data_converter_from_env().payload_codec, EncryptionCodec)
@@ -355,3 +354,20 @@ async def test_up_runs_the_codec_server_for_the_web_ui(tmp_path: Path) -> None:
         code = await up.stop()
     assert code == 0, up.output
     assert processes_using(state) == []
+
+
+def test_workflows_share_one_set_of_type_adapters() -> None:
+    """Every payload converter the SDK makes (one per workflow instance) uses the process's type adapters:
+    a model's adapter is built once, not on every start or replay."""
+    from domain.models import SampleOrder
+    from tests import factories as f
+
+    first = codec.spotcheck_data_converter.payload_converter_class()
+    second = codec.spotcheck_data_converter.payload_converter_class()
+    order = SampleOrder.model_validate(f.order("online"))
+    for converter in (first, second):
+        [payload] = converter.to_payloads([order])
+        assert converter.from_payloads([payload], [SampleOrder]) == [order]
+    adapters = [c._type_adapter for conv in (first, second) for c in conv.converters.values()
+                if hasattr(c, "_type_adapter")]
+    assert len(adapters) == 2 and adapters[0] is adapters[1] is codec._TYPE_ADAPTERS

@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor, Replayer
 
 from activities.records import audit_trail
+from codec import spotcheck_data_converter
 from domain import intake, signing
 from domain.intake import MAX_INPUT_BYTES
 from tests import factories as f
@@ -235,7 +235,7 @@ async def test_a_long_history_continues_as_new_mid_lifecycle_and_loses_nothing(
     assert len(steps_issued) == len(set(steps_issued)), "each notice issued once"
     # The last run's history replays.
     history = await handle.fetch_history()
-    await Replayer(workflows=all_workflows(), data_converter=pydantic_data_converter).replay_workflow(history)
+    await Replayer(workflows=all_workflows(), data_converter=spotcheck_data_converter).replay_workflow(history)
 
 
 class _FailProjections(Interceptor):

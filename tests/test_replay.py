@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from codec import spotcheck_data_converter
 from domain.stages import Stage
 from workflows.registry import all_workflows
 
@@ -45,6 +45,6 @@ def test_the_histories_reach_every_stage_and_branch() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_saved_history_replays(path: Path) -> None:
     history = _load(path)
-    replayer = Replayer(workflows=all_workflows(), data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=all_workflows(), data_converter=spotcheck_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

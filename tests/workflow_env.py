@@ -18,10 +18,10 @@ from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, Interceptor, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from codec import spotcheck_data_converter
 from domain import visibility
 from domain.branches import BranchStatus
 from domain.status import SampleStatus
@@ -39,7 +39,7 @@ async def time_skipping_env(interceptors: Sequence[Interceptor] = ()) -> Workflo
     """The time-skipping test server, with the custom search attributes registered first (it refuses
     unknown ones)."""
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=spotcheck_data_converter,
         test_server_existing_path=temporal_test_server(),
         interceptors=interceptors,
     )
