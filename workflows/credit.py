@@ -83,7 +83,6 @@ ORDER = ["opened", "publishing", *LISTED, "removed", "closed"]
 @workflow.defn
 class CreditWorkflow(BranchProcess):
     SPEC = BRANCHES[Branch.CREDIT]
-    PATCHES = (CREDIT_TIERS,)
 
     @workflow.init
     def __init__(self, inp: BranchInput) -> None:
@@ -127,7 +126,7 @@ class CreditWorkflow(BranchProcess):
         """Publication, the year (beside credit repair and the serious-dishonesty check), removal; a continued
         run resumes at its stage (`_runs`)."""
         if self._runs("publishing", ORDER):
-            tiered = workflow.patched(CREDIT_TIERS)
+            tiered = self._patched(CREDIT_TIERS)
             if not tiered:
                 fails = await self._count_fails()
                 if fails >= SERIOUS_MIN_FAILS:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
@@ -82,8 +82,6 @@ class DecisionProcess:
 
     order: SampleOrder
     stage: Any
-    # The process's own patches (beyond those every process shares), asked at the start of each lean run.
-    PATCHES: ClassVar[tuple[str, ...]] = ()
 
     def _setup(
         self,
@@ -287,7 +285,7 @@ class DecisionProcess:
 
     def _calendar_data(self) -> bool:
         """Whether this run has the calendar as data (EstimatedDeadline, `calendar_updated`)."""
-        return workflow.patched(CALENDAR)
+        return self._patched(CALENDAR)
 
     def _estimated_attribute(self, awaiting: Sequence[Awaiting]) -> bool | None:
         """EstimatedDeadline for `publish`: None (left alone) in runs from before the calendar data."""
@@ -335,20 +333,23 @@ class DecisionProcess:
     def _hardened(self) -> bool:
         """Whether this run has the hardened intake (asked once, at the first place it matters)."""
         if self._hardened_run is None:
-            self._hardened_run = workflow.patched(HARDENED)
+            self._hardened_run = self._patched(HARDENED)
         return self._hardened_run
 
+    def _patched(self, patch: str) -> bool:
+        """Whether this run has the behaviour `patch` gates. A lean run has every one of them (LEAN came
+        after all of them), so it asks none: each patch asked costs a marker and a TemporalChangeVersion
+        upsert in every history. Older runs ask the patch where they always did (an old run reaching it
+        live takes the new behaviour)."""
+        return self._lean() or workflow.patched(patch)
+
     def _versions(self) -> None:
-        """Ask the patches this run may take, in a fixed order at its very start (in `__init__`), before any
-        local activity. A local activity's result can reach a replay a workflow task earlier than it reached
-        the live run, so a patch first asked after one would be asked too early on replay (nondeterminism).
-        Runs recorded before lean bookkeeping had no local activity after their start: they keep asking
-        their patches where they always did."""
-        self._calendar_data()
-        if self._lean():
-            self._hardened()
-            for patch in self.PATCHES:
-                workflow.patched(patch)
+        """Ask, at the very start of the run (in `__init__`) and before any local activity, which version it
+        is: LEAN first — a local activity's result can reach a replay a workflow task earlier than it reached
+        the live run, so a patch first asked after one would be asked too early on replay. Runs from before
+        LEAN ask the calendar patch next, as they did."""
+        if not self._lean():
+            self._calendar_data()
 
     def _lean(self) -> bool:
         """Whether this run keeps its bookkeeping lean (local activities, changed attributes only)."""

@@ -124,11 +124,7 @@ class ProductCaseWorkflow:
 
     @workflow.run
     async def run(self, state: ProductCaseState) -> ProductCaseStatus:
-        if self._hardened is None:
-            self._hardened = workflow.patched(HARDENED)
-        self._lean = workflow.patched(LEAN)
-        if self._lean:  # before any local activity (see DecisionProcess._versions)
-            workflow.patched(MERGED_JOINS)
+        self._versions()
         await self._publish()
         while True:
             while self.pending:
@@ -196,9 +192,8 @@ class ProductCaseWorkflow:
 
     def _internal(self, name: str, args: tuple[Any, ...]) -> Any | None:
         """An internal signal's payload; junk and forgeries are refused (kept as rejected, summarised)."""
-        if self._hardened is None:
-            self._hardened = workflow.patched(HARDENED)
-        payload, problem = signing.open_internal(args, workflow.info().workflow_id, sealed=self._hardened)
+        self._versions()
+        payload, problem = signing.open_internal(args, workflow.info().workflow_id, sealed=bool(self._hardened))
         if problem is not None:
             self._reject(f"{name}: {problem} ({summarise(args).sha256})")
         return payload
@@ -265,7 +260,7 @@ class ProductCaseWorkflow:
                 merged.regions = sorted([*merged.regions, fail.region])
         # The merged case lists the joining sample in its case file (a supplementary letter once its
         # transfer letter is out); the sample's own branch closes in the case's favour.
-        if workflow.patched(MERGED_JOINS):
+        if self._lean or workflow.patched(MERGED_JOINS):
             await self._add_to_merged_case(wid, fail)
         await self._tell_to_follow(wid, [fail])
         return merged
@@ -343,12 +338,17 @@ class ProductCaseWorkflow:
                     + (": closed" if closed_at else ""),
         )
 
-    async def _publish(self) -> None:
+    def _versions(self) -> None:
+        """Which version this run is, asked once before anything else (see DecisionProcess._versions): a lean
+        run has every earlier behaviour and asks no other patch."""
         if self._lean is None:
             self._lean = workflow.patched(LEAN)
+            self._hardened = True if self._lean else workflow.patched(HARDENED)
+
+    async def _publish(self) -> None:
         publish(self.stage, self._details(), extra=[sa.PRODUCT_CODE.value_set(self.key.product_code),
                                                     sa.ENTERPRISE_CODE.value_set(self.key.credit_code)],
-                only_changed=self._lean)
+                only_changed=bool(self._lean))
 
     def _details(self) -> str:
         regions = sorted({f.region for f in self.s.fails})

@@ -86,7 +86,6 @@ ROUNDS = {
 @workflow.defn
 class RectificationWorkflow(BranchProcess):
     SPEC = BRANCHES[Branch.RECTIFICATION]
-    PATCHES = (ORDER18,)
 
     @workflow.init
     def __init__(self, inp: BranchInput) -> None:
@@ -108,7 +107,7 @@ class RectificationWorkflow(BranchProcess):
     @workflow.run
     async def run(self, inp: BranchInput) -> BranchReport:
         if self._order18 is None:  # a first run: this one's code, unless it replays a history from before
-            self._order18 = workflow.patched(ORDER18)
+            self._order18 = self._patched(ORDER18)
         try:
             return await (self._result_handling() if self._order18 else self._steps())
         except WaitInterrupted:  # a wait cut short because the history grew long (`_continue_due`)

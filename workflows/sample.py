@@ -61,8 +61,6 @@ ORDER18 = "order18-result-handling"
 
 @workflow.defn
 class SampleWorkflow(DecisionProcess):
-    PATCHES = (POST_HANDLING_PATCH, RETURN_WITHIN_RETENTION, ORDER18)
-
     @workflow.init
     def __init__(self, order: Any, carried: Any = None) -> None:
         # Untyped for the SDK (with an optional second argument it passes plain JSON): validated here.
@@ -152,7 +150,7 @@ class SampleWorkflow(DecisionProcess):
                     return False
                 self.sampled_on = self.clock.now().astimezone(CHINA).date()
                 leads = SamplingRecordData.model_validate(record.data).leads
-                if leads and workflow.patched(POST_HANDLING_PATCH):
+                if leads and self._patched(POST_HANDLING_PATCH):
                     await self.branches.start_leads(leads)
                 await self._enter(Stage.IN_TRANSIT)
             self._runs(Stage.IN_TRANSIT, LIFECYCLE)
@@ -213,7 +211,7 @@ class SampleWorkflow(DecisionProcess):
         """Every consequence that applies, each a child workflow; the sample closes when the awaited
         branches have closed and the failed sample is disposed of (see workflows/post_handling.py)."""
         await self._enter(Stage.POST_HANDLING)
-        if not workflow.patched(POST_HANDLING_PATCH):
+        if not self._patched(POST_HANDLING_PATCH):
             return  # histories recorded before the branches existed ended here
         order, branches = self.order, self.branches
         if reason == "refusal":
@@ -230,7 +228,7 @@ class SampleWorkflow(DecisionProcess):
             )
         if reason == "final_fail":
             await register("enterprise_fail", self._result_facts(), self._do)
-            if workflow.patched(ORDER18):
+            if self._patched(ORDER18):
                 await self._notify_producer_bureau()
             await branches.start(Branch.RECTIFICATION)
             await branches.start(Branch.CREDIT)
@@ -285,7 +283,7 @@ class SampleWorkflow(DecisionProcess):
         if retained is None:
             await self._enter(Stage.RETENTION)
         evaluative = self.order.task_type is TaskType.EVALUATIVE
-        if not evaluative and workflow.patched(RETURN_WITHIN_RETENTION):
+        if not evaluative and self._patched(RETURN_WITHIN_RETENTION):
             # A run continued at this wait carries the deadline it waited on (`_resumed_waits`).
             carried = self._resumed_waits.pop(DecisionKind.DISPOSAL, None) or retained
             disposal = await self._await(DecisionKind.DISPOSAL, "sample_retention", deadline=carried,
