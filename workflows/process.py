@@ -560,14 +560,19 @@ class DecisionProcess:
         (its retries spent, or data that can never be written) puts the process in `needs_operator`, visible
         to monitors and alerted, until an operator signals `operator_retry`: it never retries forever on its
         own, and the process never fails."""
+        helped = False
         while True:
             try:
-                return await call(activity, arg, summary=summary, local=local)
+                result = await call(activity, arg, summary=summary, local=local)
+                if helped and self._lean():
+                    self._show()  # the operator's fix worked: NeedsOperator and the details say so at once
+                return result
             except (ActivityError, FailureError) as err:
                 # A local activity's failure arrives as its own error, not wrapped in an ActivityError.
                 if not self._hardened() or not (local or isinstance(err, ActivityError)):
                     raise
                 await self._wait_for_operator(summary, err)
+                helped = True
 
     async def _wait_for_operator(self, step: str, err: FailureError) -> None:
         """Every step that failed waits for the same `operator_retry`; monitors see the first one."""

@@ -76,6 +76,8 @@ class SampleWorkflow(DecisionProcess):
         self._producer_answer: asyncio.Task[None] | None = None
         self._window_start: datetime | None = None  # the objection window runs from the delivery
         self._projected: tuple[Any, ...] | None = None  # what the `samples` record last got (lean runs)
+        self._unpublished = False  # a stage or verdict changed and is not yet published (lean runs, `_changed`)
+        self._publishing = 0  # publishes under way (their local activity in flight)
         if carried is not None:
             self._restore(carried)
 
@@ -242,6 +244,7 @@ class SampleWorkflow(DecisionProcess):
                 await register("post_licence", self._result_facts(), self._do)
             if order.purchased:
                 await branches.start(Branch.PLATFORM)
+        await self._flush()
         await branches.follow()
         if reason != "refusal":
             await self._enter(Stage.DISPOSAL)
@@ -293,6 +296,7 @@ class SampleWorkflow(DecisionProcess):
                 await self._sit_out_retention(retained)  # released histories: keep first, then decide
             disposal = await self._await(DecisionKind.DISPOSAL, "disposal_decision", interrupt=self._continue_due)
         self._event("disposal", f"sample {disposal.outcome}")
+        await self._flush()
         await self.branches.follow()  # leads found while buying close before the sample does
         await self._enter(Stage.CLOSED)
 
@@ -329,7 +333,12 @@ class SampleWorkflow(DecisionProcess):
         if self._producer_answer is not None and not self._producer_answer.done() and PRODUCER not in self.desk.waits:
             await self._producer_answer  # past its wait, recording the answer: let it finish and carry it
         self._event("continued", f"continued as new (run {self.runs + 1}): {why}")
+        await self._flush()
         await self._settle()
+        if self._lean():
+            # The producer's parallel wait may be publishing (a local activity): let it reach its timer, so
+            # continue-as-new is the run's last command.
+            await workflow.wait_condition(lambda: self._publishing == 0)
         workflow.continue_as_new(args=[self.order, self._carry()])
 
     def _carry(self) -> SampleCarry:
@@ -371,6 +380,7 @@ class SampleWorkflow(DecisionProcess):
     async def _finish(self) -> SampleStatus:
         if self._producer_answer is not None:
             await self._producer_answer
+        await self._flush()
         # Handlers and audit rows may still be under way: let them finish before completing.
         await self._settle()
         return self._status()
@@ -437,12 +447,26 @@ class SampleWorkflow(DecisionProcess):
     async def _enter(self, stage: Stage) -> None:
         self.stage = stage
         self._event("stage", f"stage {stage.value}: {STAGE_TITLES[stage]}")
-        await self._publish()
+        await self._changed()
 
     async def _set_verdict(self, verdict: Verdict, why: str) -> None:
         self.verdict = verdict
         self._event("verdict", f"verdict {verdict.value}: {why}")
-        await self._publish()
+        await self._changed()
+
+    async def _changed(self) -> None:
+        """A stage or verdict changed. Lean runs publish it once per step, with the wait the step ends in (or
+        before the sample waits for its branches, or ends): monitors and the record see the state the sample
+        waits in, for one upsert and one record write a step. Older runs publish every change."""
+        if self._lean():
+            self._unpublished = True
+        else:
+            await self._publish()
+
+    async def _flush(self) -> None:
+        """Publish a change not yet published (lean runs), before the sample waits or ends."""
+        if self._unpublished:
+            await self._publish()
 
     def _awaiting(self) -> list[Awaiting]:
         # The sample shows what its open branches wait for too: one filter finds every overdue step.
@@ -462,6 +486,14 @@ class SampleWorkflow(DecisionProcess):
     async def _publish(self) -> None:
         """Search attributes, current details and the `samples` record follow every change (in lean runs:
         the record only when what it holds changed)."""
+        self._unpublished = False
+        self._publishing += 1
+        try:
+            await self._show_and_project()
+        finally:
+            self._publishing -= 1
+
+    async def _show_and_project(self) -> None:
         self._show()
         awaiting = self._awaiting()
         first = min(awaiting, key=lambda a: a.due_at) if awaiting else None
