@@ -72,7 +72,10 @@ class BranchProcess(DecisionProcess):
     async def _enter(self, stage: str) -> None:
         self.stage = stage
         self._event("stage", f"{self.SPEC.branch.value}: {stage}")
-        await self._publish()
+        if self._lean():  # once per step: with the wait the step ends in (`_flush`), or at the close
+            self._unpublished = True
+        else:
+            await self._publish()
 
     def _show(self) -> None:
         awaiting = self.desk.awaiting()
@@ -83,6 +86,7 @@ class BranchProcess(DecisionProcess):
                 estimated=self._estimated_attribute(awaiting), only_changed=self._lean())
 
     async def _publish(self) -> None:
+        self._unpublished = False
         self._show()
         await self._tell_sample()
 
@@ -113,6 +117,7 @@ class BranchProcess(DecisionProcess):
         """Go on in a new run of the same workflow id, at the wait it was in, with everything the branch
         knows; `state` is what its own steps need (JSON)."""
         self._event("continued", f"continued as new (run {self.runs + 1}): the history grew long")
+        await self._flush()
         await self._settle()
         carry = BranchCarry(**self._carried(), outcome=self.outcome, enforcement_lead=self.enforcement_lead,
                             data=self.data, state=state)
@@ -123,5 +128,6 @@ class BranchProcess(DecisionProcess):
         self.enforcement_lead = enforcement_lead
         self.desk.waits.clear()
         await self._enter("closed")
+        await self._flush()
         await self._settle()
         return self._report()

@@ -292,6 +292,7 @@ class CreditWorkflow(BranchProcess):
             await self._enter("listed")
         else:
             await self._publish()
+        await self._flush()
         await workflow.wait_condition(lambda: self._arrived(APPLICATION) or self._continue_due())
         if self._continue_due():
             raise WaitInterrupted(APPLICATION.value)
@@ -354,6 +355,7 @@ class CreditWorkflow(BranchProcess):
         """Proposed once the criteria are met, then decided; a continued run resumes the review it waited for.
         Raises WaitInterrupted at a wait when the run is to continue as new."""
         if SERIOUS_REVIEW not in self._resumed_waits:
+            await self._flush()
             await workflow.wait_condition(
                 lambda: self.serious_basis is not None or self.listing_over or self._continue_due()
             )

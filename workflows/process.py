@@ -103,6 +103,7 @@ class DecisionProcess:
         self._retries = 0
         self._audits: list[asyncio.Task[None]] = []
         self._audit_of: dict[str, asyncio.Task[None]] = {}  # an accepted decision's audit row, by request id
+        self._unpublished = False  # a stage change not yet published (lean runs publish once per step)
         self._hardened_run: bool | None = None
         self._lean_run: bool | None = None
         self._recounts_asked = self._recounts_done = 0  # `calendar_updated` signals asked / acted on
@@ -125,6 +126,12 @@ class DecisionProcess:
     async def _publish(self) -> None:
         """`_show`, and whatever else follows every change (the sample's record, a branch's report)."""
         raise NotImplementedError
+
+    async def _flush(self) -> None:
+        """Publish a stage change not yet published (lean runs), before the process waits or ends."""
+        if self._unpublished:
+            self._unpublished = False
+            await self._publish()
 
     def _operator_attribute(self) -> bool | None:
         """NeedsOperator for `publish`: None (left alone) in runs that never needed an operator."""
@@ -195,6 +202,7 @@ class DecisionProcess:
     ) -> bool:
         """Wait for `done()` until `sample_time` on the sample's clock; False when the time came first.
         Raises WaitInterrupted when `interrupt()` comes true first."""
+        await self._flush()
         try:
             await workflow.wait_condition(
                 lambda: done() or interrupt(), timeout=self.clock.real_delay_until(sample_time),

@@ -484,6 +484,7 @@ class RectificationWorkflow(BranchProcess):
             elif wait.deadline.on_expiry == "escalate":  # a rule pack may choose to chase instead of hand over
                 if not wait.overdue:  # escalated once: a continued run resumes the overdue wait
                     await self._escalate(wait)
+                await self._flush()
                 await workflow.wait_condition(lambda: self._arrived(REPORT) or self._continue_due())
                 if not self._arrived(REPORT):
                     raise WaitInterrupted(REPORT.value)

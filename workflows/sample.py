@@ -76,7 +76,6 @@ class SampleWorkflow(DecisionProcess):
         self._producer_answer: asyncio.Task[None] | None = None
         self._window_start: datetime | None = None  # the objection window runs from the delivery
         self._projected: tuple[Any, ...] | None = None  # what the `samples` record last got (lean runs)
-        self._unpublished = False  # a stage or verdict changed and is not yet published (lean runs, `_changed`)
         self._publishing = 0  # publishes under way (their local activity in flight)
         if carried is not None:
             self._restore(carried)
@@ -461,11 +460,6 @@ class SampleWorkflow(DecisionProcess):
         if self._lean():
             self._unpublished = True
         else:
-            await self._publish()
-
-    async def _flush(self) -> None:
-        """Publish a change not yet published (lean runs), before the sample waits or ends."""
-        if self._unpublished:
             await self._publish()
 
     def _awaiting(self) -> list[Awaiting]:
