@@ -161,8 +161,16 @@ class DevServer:
         assert self._proc is not None, "start() first"
         deadline = time.monotonic() + within
         last_error: Exception | None = None
+        restarts = 0
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
+                # Another process took a port between our check and the server's bind (parallel test
+                # servers, or the server's own randomly chosen internal ports): start again on fresh ones.
+                if restarts < 2 and "address already in use" in self.log_tail():
+                    restarts += 1
+                    self.port = free_port()  # the Web UI port stays: the codec server allows its origin
+                    self.start()
+                    continue
                 raise DevServerError(
                     f"the Temporal dev server exited with code {self._proc.returncode}.\n{self.log_tail()}"
                 )
