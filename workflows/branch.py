@@ -72,10 +72,7 @@ class BranchProcess(DecisionProcess):
     async def _enter(self, stage: str) -> None:
         self.stage = stage
         self._event("stage", f"{self.SPEC.branch.value}: {stage}")
-        if self._lean():  # once per step: with the wait the step ends in (`_flush`), or at the close
-            self._unpublished = True
-        else:
-            await self._publish()
+        await self._changed()
 
     def _show(self) -> None:
         awaiting = self.desk.awaiting()

@@ -127,6 +127,15 @@ class DecisionProcess:
         """`_show`, and whatever else follows every change (the sample's record, a branch's report)."""
         raise NotImplementedError
 
+    async def _changed(self) -> None:
+        """The stage (or the sample's verdict) changed. Lean runs publish it once per step, with the wait the
+        step ends in (`_flush`: `_until` and every other wait or end flush first); older runs publish every
+        change."""
+        if self._lean():
+            self._unpublished = True
+        else:
+            await self._publish()
+
     async def _flush(self) -> None:
         """Publish a stage change not yet published (lean runs), before the process waits or ends."""
         if self._unpublished:

@@ -453,15 +453,6 @@ class SampleWorkflow(DecisionProcess):
         self._event("verdict", f"verdict {verdict.value}: {why}")
         await self._changed()
 
-    async def _changed(self) -> None:
-        """A stage or verdict changed. Lean runs publish it once per step, with the wait the step ends in (or
-        before the sample waits for its branches, or ends): monitors and the record see the state the sample
-        waits in, for one upsert and one record write a step. Older runs publish every change."""
-        if self._lean():
-            self._unpublished = True
-        else:
-            await self._publish()
-
     def _awaiting(self) -> list[Awaiting]:
         # The sample shows what its open branches wait for too: one filter finds every overdue step.
         # …except once closed: the credit listing outlives the sample and answers for itself.
