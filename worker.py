@@ -13,6 +13,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from codec import data_converter_from_env
+from domain.bounds import whole_number_setting
 from telemetry import configure_tracing, tracing_interceptors
 
 if TYPE_CHECKING:
@@ -41,12 +42,7 @@ def workflow_runner(environ: Mapping[str, str] = os.environ) -> WorkflowRunner:
 
 def workflow_cache_size(environ: Mapping[str, str] = os.environ) -> int:
     """SPOTCHECK_WORKFLOW_CACHE, or WORKFLOW_CACHE; a bad value stops the worker, naming the variable."""
-    raw = environ.get("SPOTCHECK_WORKFLOW_CACHE", "").strip()
-    if not raw:
-        return WORKFLOW_CACHE
-    if not raw.isdigit() or not 2 <= int(raw) <= 10_000_000:
-        raise ValueError("SPOTCHECK_WORKFLOW_CACHE: must be a whole number from 2 to 10000000")
-    return int(raw)
+    return whole_number_setting(environ, "SPOTCHECK_WORKFLOW_CACHE", WORKFLOW_CACHE, 2, 10_000_000)
 
 
 def build_worker(

@@ -25,6 +25,8 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from temporalio import activity
 
+from domain.bounds import whole_number_setting
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -90,12 +92,7 @@ async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
 
 def pool_max_size(environ: Mapping[str, str] = os.environ) -> int:
     """SPOTCHECK_DB_POOL_MAX (default 20): at most this many connections per worker process."""
-    raw = environ.get("SPOTCHECK_DB_POOL_MAX", "").strip()
-    if not raw:
-        return 20
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        raise ValueError("SPOTCHECK_DB_POOL_MAX: must be a whole number from 1 to 1000")
-    return int(raw)
+    return whole_number_setting(environ, "SPOTCHECK_DB_POOL_MAX", 20, 1, 1000)
 
 
 async def _apply_one(conn: _Conn, name: str, sql: str) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -256,3 +256,17 @@ def within(lines: list[str], limit: int = MAX_MESSAGE, *, more: bool = True) -> 
     if more and len(kept) < len(lines):
         kept.append(f"and {len(lines) - len(kept)} more")
     return kept
+
+
+# --- settings --------------------------------------------------------------------------------------
+
+
+def whole_number_setting(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """The whole-number setting `name` (an environment variable) from `environ`: `default` when unset; one
+    that is not a whole number from `low` to `high` is refused with the variable named, never echoed."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12) or not low <= int(raw) <= high:
+        raise ValueError(f"{name}: must be a whole number from {low} to {high}")
+    return int(raw)

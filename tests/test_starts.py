@@ -59,3 +59,9 @@ def test_the_sandbox_is_on_unless_turned_off() -> None:
     assert isinstance(workflow_runner({"SPOTCHECK_WORKFLOW_SANDBOX": "off"}), UnsandboxedWorkflowRunner)
     with pytest.raises(ValueError, match="^SPOTCHECK_WORKFLOW_SANDBOX: must be on or off$"):
         workflow_runner({"SPOTCHECK_WORKFLOW_SANDBOX": "maybe"})
+
+
+def test_a_setting_that_is_no_ascii_whole_number_is_refused_with_its_name() -> None:
+    for bad in ("²", "１２", "1" * 40):
+        with pytest.raises(ValueError, match="^SPOTCHECK_WORKFLOW_CACHE: must be a whole number"):
+            workflow_cache_size({"SPOTCHECK_WORKFLOW_CACHE": bad})
