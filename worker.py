@@ -31,10 +31,16 @@ WORKFLOW_CACHE = 5000
 
 
 def workflow_runner(environ: Mapping[str, str] = os.environ) -> WorkflowRunner:
-    """SPOTCHECK_WORKFLOW_SANDBOX: `on` (default) runs workflows in the SDK's sandbox, which refuses
-    non-deterministic calls at run time; `off` runs them without it, measurably faster (bench/RESULTS.md),
-    for deployments that rely on the replay tests instead. A bad value stops the worker, naming the variable."""
-    raw = environ.get("SPOTCHECK_WORKFLOW_SANDBOX", "on").strip().lower()
+    """SPOTCHECK_WORKFLOW_SANDBOX: `off` (default) runs workflows without the SDK's sandbox, `on` in it.
+
+    The sandbox refuses non-deterministic calls (datetime.now(), I/O) at run time, at a price paid on every
+    workflow task: about 40 ms of worker CPU per pass lifecycle, a third of the worker's share, and a slower
+    rebuild of an evicted sample (bench/RESULTS.md). Spotcheck keeps that guard where code changes, not where
+    it runs: the test suite runs every workflow sandboxed (tests/conftest.py turns it on) and replays the
+    saved histories under the SDK's default, strictest sandbox, so a non-deterministic call fails CI before it
+    ships; deployed workers then run the checked code without the per-task cost. `on` keeps the sandbox in
+    production too. A bad value stops the worker, naming the variable."""
+    raw = environ.get("SPOTCHECK_WORKFLOW_SANDBOX", "off").strip().lower()
     if raw not in ("on", "off"):
         raise ValueError("SPOTCHECK_WORKFLOW_SANDBOX: must be on or off")
     return SandboxedWorkflowRunner(restrictions=SANDBOX) if raw == "on" else UnsandboxedWorkflowRunner()

@@ -132,91 +132,101 @@ class Row:
         return f"| {self.figure} | {self.spotcheck} | {self.baseline} | {self.ratio} | {self.goal} | {self.met} |"
 
 
-def _rss_at_100k(o: dict[str, Any], per_1000_cached: float, worker_cache: int) -> tuple[float, str]:
+def _rss_at_100k(o: dict[str, Any], per_1000_cached: float | None, worker_cache: int) -> tuple[float, str]:
     """MiB at 100,000 open samples: the measured RSS, plus the growth per open sample beyond the cache for
     the rest, plus (when the measuring worker's cache was smaller than the worker's own) the cached
     samples the worker's own cache would add, at the RSS-per-1,000-cached figure."""
     if o["n"] >= 100_000:
         return o["rss_mib"], "measured"
-    more_cached = max(0, worker_cache - o["cache"])
-    mib = o["rss_mib"] + o["slope_mib_per_open"] * (100_000 - o["n"]) + more_cached * per_1000_cached / 1000
+    more_cached = max(0, worker_cache - o["cache"]) if per_1000_cached is not None else 0
+    mib = o["rss_mib"] + o["slope_mib_per_open"] * (100_000 - o["n"]) + more_cached * (per_1000_cached or 0) / 1000
     formula = f"{o['rss_mib']:.0f} + {100_000 - o['n']:,} × {1000 * o['slope_mib_per_open']:.2f}/1,000"
-    if more_cached:
+    if more_cached and per_1000_cached is not None:
         formula += f" + {more_cached:,} more cached × {per_1000_cached:.0f}/1,000"
+    elif per_1000_cached is None:
+        formula += " (RSS per 1,000 cached not measured in this run: the larger cache is left out)"
     return mib, formula + " MiB"
 
 
 def _rows(v: dict[str, dict[str, list[Any]]], worker_cache: int) -> list[Row]:
     rows: list[Row] = []
-    life_s, life_b = v["lifecycles"]["spotcheck"], v["lifecycles"]["bare"]
-
     def pick(trials: list[dict[str, Any]], key: str) -> list[float]:
         return [t[key] for t in trials]
 
-    _, ratio = _ratio(pick(life_s, "per_s"), pick(life_b, "per_s"))
-    rows.append(Row(FIGURES[0], _spread(pick(life_s, "per_s"), ".1f"), _spread(pick(life_b, "per_s"), ".1f")
-                    + f" ({len(PASS_STEPS)} decisions by update, a no-op activity each)", ratio))
-    r, ratio = _ratio(pick(life_s, "per_cpu_s"), pick(life_b, "per_cpu_s"))
-    rows.append(Row(FIGURES[1] + " (CPU ms each: worker + server + PostgreSQL + driver)",
-                    _spread(pick(life_s, "per_cpu_s"), ".2f") + f" ({_spread(pick(life_s, 'cpu_ms_each'), '.0f')} ms)",
-                    _spread(pick(life_b, "per_cpu_s"), ".2f") + f" ({_spread(pick(life_b, 'cpu_ms_each'), '.0f')} ms)",
-                    ratio, *_goal(r, "≥ 0.8×", lambda x: x >= 0.8)))
+    if "lifecycles" in v:
+        life_s, life_b = v["lifecycles"]["spotcheck"], v["lifecycles"]["bare"]
 
-    rt = v["round_trip"]
+        _, ratio = _ratio(pick(life_s, "per_s"), pick(life_b, "per_s"))
+        rows.append(Row(FIGURES[0], _spread(pick(life_s, "per_s"), ".1f"), _spread(pick(life_b, "per_s"), ".1f")
+                        + f" ({len(PASS_STEPS)} decisions by update, a no-op activity each)", ratio))
+        r, ratio = _ratio(pick(life_s, "per_cpu_s"), pick(life_b, "per_cpu_s"))
+        rows.append(Row(FIGURES[1] + " (CPU ms each: worker + server + PostgreSQL + driver)",
+                        _spread(pick(life_s, "per_cpu_s"), ".2f") + f" ({_spread(pick(life_s, 'cpu_ms_each'), '.0f')} ms)",
+                        _spread(pick(life_b, "per_cpu_s"), ".2f") + f" ({_spread(pick(life_b, 'cpu_ms_each'), '.0f')} ms)",
+                        ratio, *_goal(r, "≥ 0.8×", lambda x: x >= 0.8)))
 
-    def pcts(trials: list[list[float]], q: float) -> list[float]:
-        return [1000 * percentile(t, q) for t in trials]
+    if "round_trip" in v:
+        rt = v["round_trip"]
 
-    b50, b99 = pcts(rt["bare"], 0.5), pcts(rt["bare"], 0.99)
-    for figure, side in ((FIGURES[2] + " (raw `execute_update` of `submit_decision` on a parked sample)", "spotcheck"),
-                         (FIGURES[3], "decide")):
-        s50, s99 = pcts(rt[side], 0.5), pcts(rt[side], 0.99)
-        _, r50 = _ratio(s50, b50)
-        r, r99 = _ratio(s99, b99)
-        goal = _goal(r, "p99 ≤ 1.5×", lambda x: x <= 1.5) if side == "spotcheck" else ("—", "—")
-        rows.append(Row(figure, f"{_spread(s50, '.0f')} / {_spread(s99, '.0f')} ms",
-                        f"{_spread(b50, '.0f')} / {_spread(b99, '.0f')} ms (no-op update on a bare workflow)",
-                        f"p50 {r50}; p99 {r99}", *goal))
+        def pcts(trials: list[list[float]], q: float) -> list[float]:
+            return [1000 * percentile(t, q) for t in trials]
 
-    rss = v["rss"]
-    r, ratio = _ratio(rss["spotcheck"], rss["bare"])
-    rows.append(Row(FIGURES[4], f"{_spread(rss['spotcheck'], '.1f')} MiB",
-                    f"{_spread(rss['bare'], '.1f')} MiB (bare workflows waiting on a signal)", ratio,
-                    *_goal(r, "≤ 1.5×", lambda x: x <= 1.5)))
+        b50, b99 = pcts(rt["bare"], 0.5), pcts(rt["bare"], 0.99)
+        for figure, side in ((FIGURES[2] + " (raw `execute_update` of `submit_decision` on a parked sample)", "spotcheck"),
+                             (FIGURES[3], "decide")):
+            s50, s99 = pcts(rt[side], 0.5), pcts(rt[side], 0.99)
+            _, r50 = _ratio(s50, b50)
+            r, r99 = _ratio(s99, b99)
+            goal = _goal(r, "p99 ≤ 1.5×", lambda x: x <= 1.5) if side == "spotcheck" else ("—", "—")
+            rows.append(Row(figure, f"{_spread(s50, '.0f')} / {_spread(s99, '.0f')} ms",
+                            f"{_spread(b50, '.0f')} / {_spread(b99, '.0f')} ms (no-op update on a bare workflow)",
+                            f"p50 {r50}; p99 {r99}", *goal))
 
-    o = v["open"]["spotcheck"][0]
-    rss_100k, formula = _rss_at_100k(o, statistics.median(rss["spotcheck"]), worker_cache)
-    rows.append(Row(
-        f"{FIGURES[5]} ({o['n']:,} open measured, cache {o['cache']:,}; extrapolated to 100,000 with the "
-        f"worker's cache of {worker_cache:,})",
-        f"{o['rss_mib']:.0f} MiB at {o['n']:,} open; +{1000 * o['slope_mib_per_open']:.1f} MiB per 1,000 more "
-        f"open beyond the cache; ≈ {rss_100k / 1024:.2f} GiB at 100,000 ({formula})", "—", "—",
-        *_goal(rss_100k / 1024, "≤ 2 GiB at 100,000", lambda x: x <= 2)))
-    ev, ca = statistics.median(o["evicted_ms"]), statistics.median(o["cached_ms"])
-    rows.append(Row(
-        f"{FIGURES[6]} (beyond `max_cached_workflows`) vs a cached one, one at a time",
-        f"{ev:.0f} ms (evicted; {len(o['evicted_ms'])} decisions, {min(o['evicted_ms']):.0f}–{max(o['evicted_ms']):.0f})",
-        f"{ca:.0f} ms (cached, same worker; {min(o['cached_ms']):.0f}–{max(o['cached_ms']):.0f})",
-        f"{ev / ca:.2f}", *_goal(ev / ca, "p50 ≤ 2×", lambda x: x <= 2)))
+    if "rss" in v:
+        rss = v["rss"]
+        r, ratio = _ratio(rss["spotcheck"], rss["bare"])
+        rows.append(Row(FIGURES[4], f"{_spread(rss['spotcheck'], '.1f')} MiB",
+                        f"{_spread(rss['bare'], '.1f')} MiB (bare workflows waiting on a signal)", ratio,
+                        *_goal(r, "≤ 1.5×", lambda x: x <= 1.5)))
 
-    ps, pb = v["parked"]["spotcheck"], v["parked"]["bare"]
-    _, ratio = _ratio(pick(ps, "parked_per_s"), pick(pb, "parked_per_s"))
-    rows.append(Row(FIGURES[7] + " (start → first wait reached)", _spread(pick(ps, "parked_per_s"), ".0f"),
-                    _spread(pick(pb, "parked_per_s"), ".0f") + " (bare workflows reaching their first wait)", ratio))
-    r, ratio = _ratio(v["starts"]["spotcheck"], v["starts"]["bare"])
-    rows.append(Row(FIGURES[8] + " (`SpotcheckClient.start_samples`)", _spread(v["starts"]["spotcheck"], ".0f"),
-                    _spread(v["starts"]["bare"], ".0f") + " (empty workflows, 32 concurrent starts)", ratio,
-                    *_goal(r, "≥ 0.9×", lambda x: x >= 0.9)))
-    _, ratio = _ratio(pick(ps, "starts_per_s"), pick(pb, "starts_per_s"))
-    rows.append(Row(FIGURES[9] + " (32 at a time, while they park)", _spread(pick(ps, "starts_per_s"), ".0f"),
-                    _spread(pick(pb, "starts_per_s"), ".0f") + " (bare workflows, 32 at a time)", ratio))
+    if "open" in v:
+        o = v["open"]["spotcheck"][0]
+        rss_100k, formula = _rss_at_100k(o, statistics.median(v["rss"]["spotcheck"]) if "rss" in v else None, worker_cache)
+        rows.append(Row(
+            f"{FIGURES[5]} ({o['n']:,} open measured, cache {o['cache']:,}; extrapolated to 100,000 with the "
+            f"worker's cache of {worker_cache:,})",
+            f"{o['rss_mib']:.0f} MiB at {o['n']:,} open; +{1000 * o['slope_mib_per_open']:.1f} MiB per 1,000 more "
+            f"open beyond the cache; ≈ {rss_100k / 1024:.2f} GiB at 100,000 ({formula})", "—", "—",
+            *_goal(rss_100k / 1024, "≤ 2 GiB at 100,000", lambda x: x <= 2)))
+        ev, ca = statistics.median(o["evicted_ms"]), statistics.median(o["cached_ms"])
+        rows.append(Row(
+            f"{FIGURES[6]} (beyond `max_cached_workflows`) vs a cached one, one at a time",
+            f"{ev:.0f} ms (evicted; {len(o['evicted_ms'])} decisions, {min(o['evicted_ms']):.0f}–{max(o['evicted_ms']):.0f})",
+            f"{ca:.0f} ms (cached, same worker; {min(o['cached_ms']):.0f}–{max(o['cached_ms']):.0f})",
+            f"{ev / ca:.2f}", *_goal(ev / ca, "p50 ≤ 2×", lambda x: x <= 2)))
 
-    h = v["history"]["spotcheck"][0]
-    for figure, key, limit in ((FIGURES[10], "pass → closed", 120),
-                               (FIGURES[11] + " (sample only)", "fail through every branch (sample only)", 600)):
-        events, size = h[key]
-        rows.append(Row(figure, f"{events} events, {size / 1024:.1f} KiB", "—", "—",
-                        *_goal(events, f"≤ {limit} events", lambda x, lim=limit: x <= lim)))  # type: ignore[misc]
+    if "parked" in v:
+        ps, pb = v["parked"]["spotcheck"], v["parked"]["bare"]
+        _, ratio = _ratio(pick(ps, "parked_per_s"), pick(pb, "parked_per_s"))
+        rows.append(Row(FIGURES[7] + " (start → first wait reached)", _spread(pick(ps, "parked_per_s"), ".0f"),
+                        _spread(pick(pb, "parked_per_s"), ".0f") + " (bare workflows reaching their first wait)", ratio))
+        _, ratio = _ratio(pick(ps, "starts_per_s"), pick(pb, "starts_per_s"))
+        rows.append(Row(FIGURES[9] + " (32 at a time, while they park)", _spread(pick(ps, "starts_per_s"), ".0f"),
+                        _spread(pick(pb, "starts_per_s"), ".0f") + " (bare workflows, 32 at a time)", ratio))
+
+    if "starts" in v:
+        r, ratio = _ratio(v["starts"]["spotcheck"], v["starts"]["bare"])
+        rows.append(Row(FIGURES[8] + " (`SpotcheckClient.start_samples`)", _spread(v["starts"]["spotcheck"], ".0f"),
+                        _spread(v["starts"]["bare"], ".0f") + " (empty workflows, 32 concurrent starts)", ratio,
+                        *_goal(r, "≥ 0.9×", lambda x: x >= 0.9)))
+
+    if "history" in v:
+        h = v["history"]["spotcheck"][0]
+        for figure, key, limit in ((FIGURES[10], "pass → closed", 120),
+                                   (FIGURES[11] + " (sample only)", "fail through every branch (sample only)", 600)):
+            events, size = h[key]
+            rows.append(Row(figure, f"{events} events, {size / 1024:.1f} KiB", "—", "—",
+                            *_goal(events, f"≤ {limit} events", lambda x, lim=limit: x <= lim)))  # type: ignore[misc]
     return rows
 
 
@@ -224,7 +234,9 @@ PASS_STEPS = [kind for kind, _ in PASS_DECISIONS]
 
 
 def _cpu_parts(v: dict[str, dict[str, list[Any]]]) -> list[str]:
-    lines = []
+    lines: list[str] = []
+    if "lifecycles" not in v:
+        return lines
     for side in ("spotcheck", "bare"):
         trials = v["lifecycles"][side]
         parts = {k: statistics.median(t["cpu_ms_parts"][k] for t in trials) for k in trials[0]["cpu_ms_parts"]}
@@ -256,6 +268,16 @@ def _raw(v: dict[str, dict[str, list[Any]]]) -> list[str]:
     return out
 
 
+def _sandbox() -> str:
+    from temporalio.worker import UnsandboxedWorkflowRunner
+
+    from worker import workflow_runner
+
+    if isinstance(workflow_runner(), UnsandboxedWorkflowRunner):
+        return "no sandbox, as deployed workers run (SPOTCHECK_WORKFLOW_SANDBOX=off, the default)"
+    return "in the SDK's sandbox (SPOTCHECK_WORKFLOW_SANDBOX=on)"
+
+
 def render(env: Environment, values: dict[str, dict[str, list[Any]]]) -> str:
     sizes = asdict(env.sizes)
     flags = " ".join(a for a in env.server_command[1:] if a)
@@ -279,8 +301,8 @@ def render(env: Environment, values: dict[str, dict[str, list[Any]]]) -> str:
         "`system.forceSearchAttributesCacheRefreshOnRead`",
         f"- workers: each side in its own process (bench/workers.py): Spotcheck's `worker.build_worker` (every "
         f"workflow and activity, real PostgreSQL activities, `worker.connect`'s client; no payload codec, no "
-        f"tracing, no signatures required; cache {env.worker_cache} workflows) vs bench/baseline.py on the SDK's "
-        "defaults; one server and one PostgreSQL for both",
+        f"tracing, no signatures required; cache {env.worker_cache} workflows; {_sandbox()}) vs bench/baseline.py "
+        "on the SDK's defaults (sandboxed); one server and one PostgreSQL for both",
         f"- sizes: {', '.join(f'{k} {v}' for k, v in sizes.items())}",
         "",
         "| figure | Spotcheck | bare workflow | ratio | goal | met |",

@@ -87,7 +87,10 @@ class Phases:
         self.t = now
 
 
-async def measure(sizes: Sizes, results: Trials, env: Environment) -> None:
+FIGURES = ("lifecycles", "round_trip", "parked", "starts", "rss", "open", "history")
+
+
+async def measure(sizes: Sizes, results: Trials, env: Environment, only: frozenset[str] = frozenset(FIGURES)) -> None:
     phase = Phases()
     async with stack() as s:
         env.server_command = s.server_cmdline()
@@ -102,42 +105,49 @@ async def measure(sizes: Sizes, results: Trials, env: Environment) -> None:
         await fig.bare_lifecycles(s, bare, sizes.warmup, sizes.warmup)
 
         n, k = sizes.lifecycles, sizes.lifecycle_concurrency
-        phase.next(f"1. pass lifecycles: {sizes.trials} trials × {n}, {k} at a time")
-        await interleaved(sizes.trials, results, "lifecycles",
-                          spotcheck=lambda: fig.spot_lifecycles(s, spot, n, k),
-                          bare=lambda: fig.bare_lifecycles(s, bare, n, k))
+        if "lifecycles" in only:
+            phase.next(f"1. pass lifecycles: {sizes.trials} trials × {n}, {k} at a time")
+            await interleaved(sizes.trials, results, "lifecycles",
+                              spotcheck=lambda: fig.spot_lifecycles(s, spot, n, k),
+                              bare=lambda: fig.bare_lifecycles(s, bare, n, k))
 
         n, k = sizes.round_trips, sizes.in_flight
-        phase.next(f"2. decision round trips: {sizes.trials} trials × {n}, {k} in flight")
-        await interleaved(sizes.trials, results, "round_trip",
-                          spotcheck=lambda: fig.spot_round_trips(spot, n, k, via_client=False),
-                          decide=lambda: fig.spot_round_trips(spot, n, k, via_client=True),
-                          bare=lambda: fig.bare_round_trips(bare, n, k))
+        if "round_trip" in only:
+            phase.next(f"2. decision round trips: {sizes.trials} trials × {n}, {k} in flight")
+            await interleaved(sizes.trials, results, "round_trip",
+                              spotcheck=lambda: fig.spot_round_trips(spot, n, k, via_client=False),
+                              decide=lambda: fig.spot_round_trips(spot, n, k, via_client=True),
+                              bare=lambda: fig.bare_round_trips(bare, n, k))
 
-        phase.next(f"4. samples parked: {sizes.trials} trials × {sizes.parked}")
-        await interleaved(sizes.trials, results, "parked",
-                          spotcheck=lambda: fig.parked_rates(spot, sizes.parked),
-                          bare=lambda: fig.parked_rates(bare, sizes.parked))
+        if "parked" in only:
+            phase.next(f"4. samples parked: {sizes.trials} trials × {sizes.parked}")
+            await interleaved(sizes.trials, results, "parked",
+                              spotcheck=lambda: fig.parked_rates(spot, sizes.parked),
+                              bare=lambda: fig.parked_rates(bare, sizes.parked))
 
-        phase.next(f"5. concurrent starts: {sizes.trials} trials × {sizes.starts}")
-        await interleaved(sizes.trials, results, "starts",
-                          spotcheck=lambda: fig.spot_start_samples(spot, sizes.starts),
-                          bare=lambda: fig.empty_starts(bare, sizes.starts))
+        if "starts" in only:
+            phase.next(f"5. concurrent starts: {sizes.trials} trials × {sizes.starts}")
+            await interleaved(sizes.trials, results, "starts",
+                              spotcheck=lambda: fig.spot_start_samples(spot, sizes.starts),
+                              bare=lambda: fig.empty_starts(bare, sizes.starts))
 
         # Memory last among the live figures: fresh worker processes, the shared ones stopped meanwhile.
         s.stop_worker(spot.worker)
         s.stop_worker(bare.worker)
-        phase.next(f"3. RSS per 1,000 cached: {sizes.memory_trials} trial(s) × {sizes.memory} per side")
-        await interleaved(sizes.memory_trials, results, "rss",
-                          bare=lambda: fig.rss_per_1000(s, bare_client, "bare", sizes.memory),
-                          spotcheck=lambda: fig.rss_per_1000(s, client, "spotcheck", sizes.memory))
+        if "rss" in only:
+            phase.next(f"3. RSS per 1,000 cached: {sizes.memory_trials} trial(s) × {sizes.memory} per side")
+            await interleaved(sizes.memory_trials, results, "rss",
+                              bare=lambda: fig.rss_per_1000(s, bare_client, "bare", sizes.memory),
+                              spotcheck=lambda: fig.rss_per_1000(s, client, "spotcheck", sizes.memory))
 
-        phase.next(f"3. {sizes.open} open samples on one worker")
-        results.add("open", "spotcheck", await fig.open_samples(s, client, sizes.open, sizes.latency_pairs,
-                                                                sizes.open_cache, sizes.open_budget_s))
+        if "open" in only:
+            phase.next(f"3. {sizes.open} open samples on one worker")
+            results.add("open", "spotcheck", await fig.open_samples(s, client, sizes.open, sizes.latency_pairs,
+                                                                    sizes.open_cache, sizes.open_budget_s))
 
-        phase.next("6. history sizes (time-skipping server)")
-        results.add("history", "spotcheck", await fig.history_sizes(s.dsn))
+        if "history" in only:
+            phase.next("6. history sizes (time-skipping server)")
+            results.add("history", "spotcheck", await fig.history_sizes(s.dsn))
         phase.next("done; stopping the servers")
 
 
@@ -160,6 +170,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    "as park in 240 s, cache 200; with --open: all N, the worker's own cache)")
     p.add_argument("--open-cache", type=int, metavar="N", help="that worker's max_cached_workflows")
     p.add_argument("--memory", type=int, metavar="N", help="cached workflows per side for RSS per 1,000")
+    p.add_argument("--only", metavar="FIGURES", help="comma-separated figures to measure (lifecycles, round_trip, "
+                   "parked, starts, rss, open, history); the others are left out of the results")
     p.add_argument("--out", type=Path, help="where to write the results (default bench/RESULTS.md; "
                    "with --quick bench/RESULTS-quick.md)")
     return p.parse_args(argv)
@@ -179,7 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     env = Environment.now(command, sizes)
     results = Trials()
     t0 = time.monotonic()
-    asyncio.run(measure(sizes, results, env))
+    only = frozenset(FIGURES) if not args.only else frozenset(f.strip() for f in args.only.split(","))
+    if only - set(FIGURES):
+        raise SystemExit(f"--only: unknown figure(s) {', '.join(sorted(only - set(FIGURES)))}; "
+                         f"known: {', '.join(FIGURES)}")
+    asyncio.run(measure(sizes, results, env, only))
     env.finish(time.monotonic() - t0)
     write_results(out, env, results.values)
     say(f"wrote {out} in {env.runtime_s:.0f} s")

@@ -25,6 +25,9 @@ from tests.workflow_env import time_skipping_env
 # Loaded holiday years live in a folder of the tests' own (each test that loads one takes its own folder):
 # a year loaded into a developer's stack must not change what the tests count.
 os.environ[CALENDAR_DIR_ENV] = tempfile.mkdtemp(prefix="spotcheck-calendar-")
+# Deployed workers run without the SDK's sandbox (worker.workflow_runner); the tests are where it guards:
+# every workflow the suite runs is sandboxed, so a non-deterministic call fails here before it ships.
+os.environ["SPOTCHECK_WORKFLOW_SANDBOX"] = "on"
 
 
 @pytest_asyncio.fixture

@@ -54,11 +54,18 @@ def test_the_database_pool_is_sized_deliberately() -> None:
             pool_max_size({"SPOTCHECK_DB_POOL_MAX": bad})
 
 
-def test_the_sandbox_is_on_unless_turned_off() -> None:
-    assert isinstance(workflow_runner({}), SandboxedWorkflowRunner)
+def test_deployed_workers_run_without_the_sandbox_unless_it_is_turned_on() -> None:
+    assert isinstance(workflow_runner({}), UnsandboxedWorkflowRunner)
     assert isinstance(workflow_runner({"SPOTCHECK_WORKFLOW_SANDBOX": "off"}), UnsandboxedWorkflowRunner)
+    assert isinstance(workflow_runner({"SPOTCHECK_WORKFLOW_SANDBOX": " On "}), SandboxedWorkflowRunner)
     with pytest.raises(ValueError, match="^SPOTCHECK_WORKFLOW_SANDBOX: must be on or off$"):
         workflow_runner({"SPOTCHECK_WORKFLOW_SANDBOX": "maybe"})
+
+
+def test_the_suite_runs_every_workflow_in_the_sandbox() -> None:
+    """The guard deployed workers do without: every worker the tests build (and every stack they start,
+    which inherits this environment) refuses non-deterministic calls."""
+    assert isinstance(workflow_runner(), SandboxedWorkflowRunner)
 
 
 def test_a_setting_that_is_no_ascii_whole_number_is_refused_with_its_name() -> None:
