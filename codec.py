@@ -27,13 +27,15 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import TypeAdapter
 from temporalio.api.common.v1 import Payload
+from temporalio.common import RawValue
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, PydanticPayloadConverter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
@@ -149,13 +151,30 @@ _TYPE_ADAPTERS = functools.lru_cache(maxsize=1024)(TypeAdapter)
 
 
 class SpotcheckPayloadConverter(PydanticPayloadConverter):
-    """The pydantic payload converter with process-wide type adapters (`_TYPE_ADAPTERS`)."""
+    """The pydantic payload converter with process-wide type adapters (`_TYPE_ADAPTERS`). A payload decoded
+    without a type (a sample's start arguments, every handler's `*args`) that no converter can read — an
+    unknown encoding, JSON that does not parse — is handed over as a `RawValue` for the receiver to refuse,
+    naming it: raised here, it would fail the workflow task again and again (the SDK retries it for ever)."""
 
     def __init__(self) -> None:
         super().__init__()
         for converter in self.converters.values():
             if isinstance(converter, PydanticJSONPlainPayloadConverter):
                 converter._type_adapter = _TYPE_ADAPTERS  # the SDK's per-instance cache, shared instead
+
+    def from_payloads(self, payloads: Sequence[Payload], type_hints: list[type] | None = None) -> list[Any]:
+        try:
+            return super().from_payloads(payloads, type_hints)
+        except Exception:
+            if type_hints is not None:
+                raise
+        values: list[Any] = []
+        for payload in payloads:
+            try:
+                values.append(super().from_payloads([payload], None)[0])
+            except Exception:
+                values.append(RawValue(payload))
+        return values
 
 
 # Spotcheck's data converter: pydantic models on the wire (the workers, the client, the tests, the replayer).

@@ -34,10 +34,10 @@ ALL = (
 )
 
 
-def sample_attributes(order: SampleOrder, stage: str = "sampling", verdict: str = "pending") -> TypedSearchAttributes:
-    """What a sample's workflows (the sample and each of its branches) start with, for the monitors'
-    filters: every branch of sample X shows under `SampleNo = "X"`."""
-    pairs: list[SearchAttributePair[Any]] = [
+def order_attributes(order: SampleOrder) -> list[SearchAttributePair[Any]]:
+    """The attributes an order fixes for good (what monitors filter samples by). A sample sets them itself
+    at its first step when its starter did not (the `temporal` CLI, another SDK: docs/contract.md)."""
+    return [
         SearchAttributePair(SAMPLE_NO, order.sample_no),
         SearchAttributePair(PRODUCT_CODE, order.product.classification_code),
         SearchAttributePair(REGION, order.region),
@@ -45,8 +45,15 @@ def sample_attributes(order: SampleOrder, stage: str = "sampling", verdict: str 
         SearchAttributePair(TASK_TYPE, order.task_type.value),
         SearchAttributePair(ENTERPRISE_CODE, order.sampled_party.credit_code),
         SearchAttributePair(PLAN_ID, order.plan_id),
+    ]
+
+
+def sample_attributes(order: SampleOrder, stage: str = "sampling", verdict: str = "pending") -> TypedSearchAttributes:
+    """What a sample's workflows (the sample and each of its branches) start with, for the monitors'
+    filters: every branch of sample X shows under `SampleNo = "X"`."""
+    return TypedSearchAttributes([
+        *order_attributes(order),
         SearchAttributePair(STAGE, stage),
         SearchAttributePair(VERDICT, verdict),
         SearchAttributePair(OVERDUE, False),
-    ]
-    return TypedSearchAttributes(pairs)
+    ])

@@ -174,8 +174,9 @@ class SpotcheckClient:
         order = parse_order(raw)
         try:
             return await self.client.start_workflow(
-                SampleWorkflow.run,
+                SampleWorkflow.NAME,  # by name: its order arrives raw (validated by the workflow itself)
                 order,
+                result_type=SampleStatus,
                 id=order.workflow_id,
                 task_queue=self.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         TermsRequest,
     )
     from domain.rules import Deadline
+    from domain.status import SampleStatus
     from domain.visibility import sample_attributes
     from domain.windows import CHINA, END_OF_DAY, extension_refusal, extension_window, too_late
     from workflows.branch import BranchProcess
@@ -585,8 +586,9 @@ class RectificationWorkflow(BranchProcess):
             return
         try:
             await workflow.start_child_workflow(
-                SampleWorkflow.run,
+                SampleWorkflow.NAME,  # by name: its order arrives raw (validated by the workflow itself)
                 order,
+                result_type=SampleStatus,
                 id=order.workflow_id,
                 task_queue=workflow.info().task_queue,
                 parent_close_policy=ParentClosePolicy.ABANDON,

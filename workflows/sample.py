@@ -13,10 +13,15 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from activities.policy import deployment_policy
     from activities.records import RecordActivities
+    from domain.bounds import error_lines, within
     from domain.branches import Branch, BranchInput, SampleResult
     from domain.decisions import (
         Decision,
@@ -32,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.rules import Deadline
     from domain.stages import STAGE_TITLES, Stage, Verdict
     from domain.status import Awaiting, BranchReport, SampleCarry, SampleStatus, TimelinePage
+    from domain.visibility import order_attributes
     from domain.windows import CHINA
     from workflows.post_handling import Branches
     from workflows.process import DecisionProcess, WaitInterrupted
@@ -59,13 +65,16 @@ RETURN_WITHIN_RETENTION = "return-within-retention"
 ORDER18 = "order18-result-handling"
 
 
-@workflow.defn
+@workflow.defn(name="SampleWorkflow")
 class SampleWorkflow(DecisionProcess):
+    NAME = "SampleWorkflow"  # the workflow type integrators start (docs/contract.md)
+
     @workflow.init
-    def __init__(self, order: Any, carried: Any = None) -> None:
-        # Untyped for the SDK (with an optional second argument it passes plain JSON): validated here.
-        order, carried = _inputs(order, carried)
-        self._setup(order, carried.clock_origin if carried else None, extra_check=self._delivery_problem)
+    def __init__(self, order: RawValue, carried: Any = None) -> None:
+        # The order arrives raw and is decoded and validated here: an order that does not decode or
+        # validate fails the start at once (see `_inputs`) instead of failing its first task forever.
+        valid, carried = _inputs(order, carried)
+        self._setup(valid, carried.clock_origin if carried else None, extra_check=self._delivery_problem)
         self.sampled_on: date | None = None  # the China date the sampling record was taken
         self.branches = Branches(self, self._branch_input, self._seal)
         self.report_no: str | None = None
@@ -83,7 +92,7 @@ class SampleWorkflow(DecisionProcess):
     # --- the lifecycle -------------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, order: Any, carried: Any = None) -> SampleStatus:
+    async def run(self, order: RawValue, carried: Any = None) -> SampleStatus:
         """`order`: a SampleOrder; `carried`: the state a previous run of this sample continued with."""
         if carried is None:
             if self._hardened():
@@ -464,9 +473,13 @@ class SampleWorkflow(DecisionProcess):
         details = sample_details(self.order, self.stage, self.verdict, self.desk.awaiting(), branches,
                                  self.needs_operator)
         awaiting = self._awaiting()
+        lean = self._lean()
+        # Lean runs also set the order's attributes a starter left out (changed ones only: a sample started
+        # by SpotcheckClient has them all, and its upserts stay as they were).
+        own = [p.key.value_set(p.value) for p in order_attributes(self.order)] if lean else []
         publish(self.stage.value, details, awaiting=awaiting, verdict=self.verdict.value,
                 needs_operator=self._operator_attribute(), estimated=self._estimated_attribute(awaiting),
-                only_changed=self._lean())
+                extra=own, only_changed=lean)
 
     async def _publish(self) -> None:
         """Search attributes, current details and the `samples` record follow every change (in lean runs:
@@ -534,7 +547,30 @@ class SampleWorkflow(DecisionProcess):
 
 
 def _inputs(order: Any, carried: Any) -> tuple[SampleOrder, SampleCarry | None]:
-    return (
-        order if isinstance(order, SampleOrder) else SampleOrder.model_validate(order),
-        None if carried is None else SampleCarry.model_validate(carried),
-    )
+    """The start's arguments, validated. Anyone may start a sample (the client, another SDK, the `temporal`
+    CLI: docs/contract.md), so an order that does not decode or validate fails the workflow at once with a
+    non-retryable `InvalidOrder` naming each bad field (never the input): raised from `__init__`, a failure
+    error fails the run rather than its workflow task, which would otherwise be retried for ever."""
+    try:
+        if isinstance(order, RawValue):  # as the SDK hands it when the arguments match the signature
+            order = workflow.payload_converter().from_payload(order.payload)
+        if isinstance(order, RawValue):  # what the data converter hands over when it cannot read a payload
+            raise ApplicationError("order: the payload does not decode (an encoding Spotcheck does not read, "
+                                   "or not JSON)", type="InvalidOrder", non_retryable=True)
+        if not isinstance(order, SampleOrder | dict):
+            raise ApplicationError(f"order: must be a JSON object, not {type(order).__name__}",
+                                   type="InvalidOrder", non_retryable=True)
+        order = order if isinstance(order, SampleOrder) else SampleOrder.model_validate(order)
+        if workflow.info().workflow_id != order.workflow_id:  # one workflow per real sample, found by its number
+            raise ApplicationError(f"workflow id: a sample's workflow id must be sample-<sample_no> "
+                                   f"({order.workflow_id})", type="InvalidOrder", non_retryable=True)
+        return order, None if carried is None else SampleCarry.model_validate(carried)
+    except ValidationError as err:
+        what = "carried state" if isinstance(order, SampleOrder) else "order"
+        raise ApplicationError(f"{what} refused: " + "; ".join(within(error_lines(err))),
+                               type="InvalidOrder", non_retryable=True) from None
+    except ApplicationError:
+        raise
+    except Exception as err:  # a payload no converter can read (an unknown encoding, not JSON)
+        raise ApplicationError(f"order: the payload does not decode ({type(err).__name__})",
+                               type="InvalidOrder", non_retryable=True) from None
