@@ -14,11 +14,13 @@ from temporalio.client import Client
 from temporalio.exceptions import TemporalError
 
 from domain.bounds import problem_lines, within
+from domain.decisions import DecisionKind
 from starter.client import DEFAULT_TASK_QUEUE, Signer, SpotcheckClient
 from starter.gateway import routes
 from starter.gateway.settings import GatewaySettings
 
 TITLE = "Spotcheck gateway"
+KINDS = frozenset(k.value for k in DecisionKind)
 
 
 def build_app(
@@ -47,11 +49,13 @@ async def _malformed(request: Request, exc: Any) -> JSONResponse:
 
 
 def _located(error: dict[str, Any]) -> dict[str, Any]:
-    """A FastAPI error with its field as the body's (`data.x`, not `body.data.x`); JSON that does not parse
-    is about the body as a whole."""
+    """A FastAPI error with its field as the body's (`data.x`, not `body.data.x`, nor `body.lab_report.data.x`
+    where a callback's shape is chosen by its kind); JSON that does not parse is about the body as a whole."""
     where, *loc = error.get("loc") or ("body",)
     if error.get("type") == "json_invalid":
         return {"loc": ("body",), "msg": "not valid JSON", "type": "json_invalid"}
+    if loc and loc[0] in KINDS:
+        loc = loc[1:]
     return {**error, "loc": tuple(loc) or (where,)}
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
@@ -99,7 +99,7 @@ class SignedRoute(APIRoute):
     """A gateway route: the body is bounded and the signature checked before FastAPI parses anything; the
     proven caller is `request.state.caller` (`proven_caller`)."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def signed(request: Request) -> Response:

@@ -38,8 +38,8 @@ def _callback_model(system: System, kind: DecisionKind, outcomes: tuple[str, ...
     return create_model(
         name, __config__=ConfigDict(extra="forbid"), __doc__=f"{kind.value} from the {system.value} system",
         sample_no=(SampleNo, ...),
-        kind=(Literal[kind.value], ...),  # type: ignore[valid-type]
-        outcome=(Literal[outcomes], Field(description="allowed to this system by the role matrix")),  # type: ignore[valid-type]
+        kind=(Literal[kind.value], ...),  # type: ignore[valid-type,arg-type]
+        outcome=(Literal[outcomes], Field(description="allowed to this system by the role matrix")),  # type: ignore[valid-type,arg-type]
         **_decision_fields("kind", "outcome", "data"),
         data=(payload, Field(default_factory=payload)) if payload else (Data, Field(default_factory=dict)),
     )
