@@ -64,6 +64,8 @@ async def _refused_payload(request: Request, exc: Any) -> JSONResponse:
 
 
 async def _http(request: Request, exc: Any) -> JSONResponse:
+    if exc.status_code == 400:  # FastAPI's own, for a body that is not even text: malformed like bad JSON
+        return routes.problem(422, "malformed: body: not valid JSON", ["body: not valid JSON"])
     return routes.problem(exc.status_code, str(exc.detail), **(exc.headers or {}))
 
 
