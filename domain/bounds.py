@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -232,8 +232,14 @@ def error_lines(err: ValidationError, prefix: str = "") -> list[str]:
     """Each problem as `<field>: <message>`, clean and bounded; never the input (pydantic keeps it in the
     error's `input`, which is not read here). A model-level rule names its field in its own message; any
     other problem without a location is about the input as a whole."""
+    return problem_lines(err.errors(include_url=False, include_context=False, include_input=False), prefix)
+
+
+def problem_lines(errors: Iterable[Mapping[str, Any]], prefix: str = "") -> list[str]:
+    """`error_lines` for errors already listed as pydantic's dicts (e.g. by a web framework); reads only
+    their `loc`, `msg` and `type`, never their `input`."""
     lines = []
-    for e in err.errors(include_url=False, include_context=False, include_input=False):
+    for e in errors:
         msg = one_line(e["msg"].removeprefix("Value error, "), 160)
         if e["loc"]:
             lines.append(f"{prefix}{field_path(e['loc'])}: {msg}")

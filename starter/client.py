@@ -55,10 +55,21 @@ class OrderError(ValueError):
         super().__init__("; ".join(problems))
 
 
+class SampleExists(OrderError):
+    """A start refused because the sample number was already started (one workflow id per real sample)."""
+
+
 class DecisionRejected(ValueError):
-    def __init__(self, reason: str) -> None:
+    """`receipt`: the workflow's, when it answered (None when the decision never reached a workflow)."""
+
+    def __init__(self, reason: str, receipt: Receipt | None = None) -> None:
         self.reason = reason
+        self.receipt = receipt
         super().__init__(reason)
+
+
+class NoSuchWorkflow(DecisionRejected):
+    """A decision for a workflow that was never started (no such sample, or no such branch of it)."""
 
 
 def parse_order(raw: Any) -> SampleOrder:
@@ -186,7 +197,18 @@ class SpotcheckClient:
                 static_details=_static_details(order),
             )
         except WorkflowAlreadyStartedError:
-            raise OrderError([f"sample_no: sample {order.sample_no} was already started"], order.sample_no) from None
+            raise SampleExists([f"sample_no: sample {order.sample_no} was already started"], order.sample_no) from None
+
+    async def started_order(self, sample_no: str) -> SampleOrder:
+        """The order a sample was started with (the input of its run: a continued run carries it on);
+        RPCError NOT_FOUND for a sample never started."""
+        handle = self.client.get_workflow_handle(workflow_id_for(sample_no))
+        async for event in handle.fetch_history_events():
+            started = event.workflow_execution_started_event_attributes
+            payloads = list(started.input.payloads)[:1]
+            [order] = await self.client.data_converter.decode(payloads, [SampleOrder])
+            return order
+        raise RPCError("no history", RPCStatusCode.NOT_FOUND, b"")
 
     async def start_samples(
         self, orders: Iterable[Any], *, window: int = START_WINDOW,
@@ -250,10 +272,10 @@ class SpotcheckClient:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
             # Not found means no such sample, or one whose workflow has ended: its status tells which.
-            raise DecisionRejected(await self._closed_reason(handle, kind, sample_no)) from None
+            raise await self._closed_reason(handle, kind, sample_no) from None
         receipt = Receipt.model_validate(answer)
         if not receipt.accepted:
-            raise DecisionRejected(receipt.reason or "rejected")
+            raise DecisionRejected(receipt.reason or "rejected", receipt)
         return receipt
 
     async def _route(self, sample_no: str, kind: str | None) -> str:
@@ -273,18 +295,20 @@ class SpotcheckClient:
         known = [b.workflow_id for b in status.branches if b.branch == owner.value]
         return known[-1] if known else branch_workflow_id(sample_id, owner.value)
 
-    async def _closed_reason(self, handle: WorkflowHandle[Any, Any], kind: str | None, sample_no: str) -> str:
+    async def _closed_reason(
+        self, handle: WorkflowHandle[Any, Any], kind: str | None, sample_no: str
+    ) -> DecisionRejected:
         """A sample whose workflow has ended takes no decision: say why in the sample's own terms."""
         try:
             status = await handle.query("status")
         except RPCError:
-            return f"no workflow {handle.id} for sample {sample_no}"
+            return NoSuchWorkflow(f"no workflow {handle.id} for sample {sample_no}")
         closed = status.get("closed_waits") or {}
         why = closed.get(kind) if kind else None
-        return why or (
+        return DecisionRejected(why or (
             f"{handle.id} is no longer running (stage {status.get('stage')}"
             + (f", verdict {status['verdict']})" if status.get("verdict") else ")")
-        )
+        ))
 
     # --- reading -------------------------------------------------------------------------------
 

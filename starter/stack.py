@@ -33,6 +33,8 @@ DEFAULT_STATE_DIR = "./.spotcheck"
 DEFAULT_TASK_QUEUE = "spotcheck"  # worker.TASK_QUEUE, without importing the worker at CLI start-up
 CODEC_KEYS, CODEC_TOKEN = "codec-keys.json", "codec-token"  # in the state dir
 SIGNING_KEYS = "signing-keys.json"  # in the state dir, when SPOTCHECK_SIGNING_KEYS names no other
+GATEWAY_KEYS = "gateway-keys.json"  # in the state dir, when SPOTCHECK_GATEWAY_KEYS names no other
+GATEWAY_PORT = 8288  # starter.gateway.serve.DEFAULT_PORT, without importing the web stack at CLI start-up
 
 
 def add_commands(sub: Any) -> None:
@@ -48,7 +50,21 @@ def add_commands(sub: Any) -> None:
     up.add_argument("--demo", type=int, metavar="N", default=0, help="also start N demo spot checks")
     up.add_argument("--task-queue", default=DEFAULT_TASK_QUEUE, help="(default: %(default)s)")
     up.add_argument("--no-worker", action="store_true", help="do not run a worker in this process")
+    up.add_argument("--gateway-port", type=int, default=GATEWAY_PORT,
+                    help="HTTP gateway port on 127.0.0.1; a free one if busy (default: %(default)s)")
     up.set_defaults(func=_cmd_up)
+
+    gateway = sub.add_parser(
+        "gateway", help="serve the HTTP gateway (signed calls from outside systems) against TEMPORAL_ADDRESS",
+        description="Serve the HTTP gateway. Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, "
+        "SPOTCHECK_GATEWAY_KEYS (the callers' key file, required), SPOTCHECK_SIGNING_KEYS (the key decisions are "
+        "signed with, where signatures are required), SPOTCHECK_CODEC_KEYS.",
+    )
+    gateway.add_argument("--host", default=HOST, help="(default: %(default)s)")
+    gateway.add_argument("--port", type=int, default=GATEWAY_PORT, help="(default: %(default)s)")
+    gateway.add_argument("--task-queue", default=os.environ.get("SPOTCHECK_TASK_QUEUE", DEFAULT_TASK_QUEUE),
+                         help="(default: %(default)s)")
+    gateway.set_defaults(func=_cmd_gateway)
 
     worker = sub.add_parser(
         "worker", help="run a worker against TEMPORAL_ADDRESS and DATABASE_URL",
@@ -201,6 +217,9 @@ async def _up(args: argparse.Namespace, state: Path) -> int:
 
             worker_task = asyncio.create_task(run_worker(client, dsn, args.task_queue, signing_keys), name="worker")
             tasks.append(worker_task)
+        gateway = _gateway_beside(client, state, args)
+        if gateway is not None:
+            tasks.append(gateway)
         say("ready")
         if args.demo:
             tasks.append(asyncio.create_task(_demo(client, args.demo, args.task_queue, signing_keys),
@@ -223,6 +242,38 @@ async def _up(args: argparse.Namespace, state: Path) -> int:
             pg.stop()
         await codec_server.stop()
         say("stopped")
+
+
+def _gateway_beside(client: Client, state: Path, args: argparse.Namespace) -> asyncio.Task[None] | None:
+    """The HTTP gateway on 127.0.0.1, its callers' keys in SPOTCHECK_GATEWAY_KEYS or <state>/gateway-keys.json
+    (made when missing: one caller per outside system). Unusable keys: the stack runs without it."""
+    from starter.gateway.serve import gateway_app, serve
+    from starter.gateway.settings import KEYS_ENV, gateway_settings, new_gateway_key_file
+
+    named = os.environ.get(KEYS_ENV)
+    path = Path(named) if named else state / GATEWAY_KEYS
+    if not named and not path.exists():
+        new_gateway_key_file(path)
+        say(f"new gateway keys in {path}")
+    os.environ[KEYS_ENV] = str(path)
+    try:
+        app = gateway_app(client, gateway_settings(), args.task_queue)
+    except ValueError as e:  # activities.keys.KeyFileError
+        fail(f"gateway not started: {e}")
+        return None
+    port = _pick_port(args.gateway_port, "the gateway")
+    say(f"gateway        http://{HOST}:{port} (OpenAPI /openapi.json; callers' keys in {path}; README.md)")
+    return asyncio.create_task(_stay_up(serve(app, HOST, port), "the gateway"), name="gateway")
+
+
+async def _stay_up(body: Awaitable[None], what: str) -> None:
+    """A convenience beside the stack: when it fails the stack stays up."""
+    try:
+        await body
+    except asyncio.CancelledError:
+        raise
+    except (Exception, SystemExit) as e:  # uvicorn exits when it cannot bind
+        fail(f"{what} stopped: {e!r}")
 
 
 def _codec_server(state: Path, ui_port: int) -> CodecServer:
@@ -320,6 +371,41 @@ def _hide_password(dsn: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
         return urlunsplit(parts._replace(netloc=netloc))
     return dsn
+
+
+# --- spotcheck gateway --------------------------------------------------------------------------------------
+
+
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    from activities.keys import KeyFileError
+    from starter.gateway.serve import gateway_signer
+    from starter.gateway.settings import gateway_settings
+
+    try:
+        settings, signer = gateway_settings(), gateway_signer()
+    except KeyFileError as e:
+        fail(f"gateway keys: {e}")
+        return 2
+    except ValueError as e:  # SPOTCHECK_GATEWAY_MAX_BODY
+        fail(str(e))
+        return 2
+    return run_until_signal(lambda: _gateway(args, settings, signer))
+
+
+async def _gateway(args: argparse.Namespace, settings: Any, signer: Any) -> int:
+    from starter.client import SpotcheckClient
+    from starter.gateway.app import build_app
+    from starter.gateway.serve import serve
+
+    try:
+        spot = await SpotcheckClient.connect(task_queue=args.task_queue)
+    except RuntimeError as e:
+        fail(f"cannot connect to Temporal: {e}")
+        return 1
+    say(f"gateway http://{args.host}:{args.port} (OpenAPI /openapi.json), task queue {args.task_queue!r}, "
+        f"{len(settings.callers)} caller(s), decisions " + (f"signed with key {signer.key_id}" if signer else "unsigned"))
+    await serve(build_app(spot.client, settings, task_queue=args.task_queue, signer=signer), args.host, args.port)
+    return 0
 
 
 # --- spotcheck worker ---------------------------------------------------------------------------------------

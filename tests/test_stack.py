@@ -14,6 +14,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
@@ -24,6 +25,8 @@ from activities.keys import KeyFileError, load_keyring, new_key_file, signing_se
 from domain import visibility
 from starter.cli import main
 from starter.devserver import free_port
+from starter.gateway.auth import signed_headers
+from starter.gateway.settings import load_callers
 
 REPO = Path(__file__).resolve().parent.parent
 READY = "spotcheck: ready"
@@ -37,7 +40,7 @@ class Up:
     def __init__(self, state: Path, port: int, ui_port: int) -> None:
         self.args = [
             sys.executable, "-m", "starter.cli", "up", "--state-dir", str(state),
-            "--port", str(port), "--ui-port", str(ui_port), "--no-worker",
+            "--port", str(port), "--ui-port", str(ui_port), "--gateway-port", str(free_port()), "--no-worker",
         ]
         self.lines: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
@@ -121,6 +124,13 @@ async def test_up_registers_search_attributes_stops_cleanly_and_keeps_state(tmp_
             )
         # No worker polls "nobody": the execution just sits there, in the SQLite file.
         await client.start_workflow("Nothing", id=workflow_id, task_queue="nobody")
+        # The gateway serves beside it, its callers' keys made in the state dir: a signed call is answered.
+        url = first.value("gateway").split()[0]
+        lims = load_callers(state / "gateway-keys.json")["lims"]
+        async with httpx.AsyncClient(base_url=url) as http:
+            signed = signed_headers("lims", lims.secret, "GET", "/samples/NO-SUCH-1")
+            assert (await http.get("/samples/NO-SUCH-1", headers=signed)).status_code == 404
+            assert (await http.get("/samples/NO-SUCH-1")).status_code == 401
     finally:
         code = await first.stop()
     assert code == 0, first.output
