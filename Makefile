@@ -10,7 +10,7 @@ $(BIN)/spotcheck: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(BIN)/spotcheck
 
-.PHONY: venv run test lint unit histories bench rules-doc
+.PHONY: venv run test lint unit histories bench rules-doc contract-doc
 venv: $(BIN)/spotcheck
 
 run: venv
@@ -41,3 +41,7 @@ bench: venv
 # docs/rules.md from the rule packs (tests/test_rules_show.py fails when it is stale).
 rules-doc: venv
 	$(BIN)/spotcheck rules show --markdown > docs/rules.md
+
+# The generated tables of docs/contract.md (workflow handlers, decision kinds) from the code.
+contract-doc: venv
+	$(BIN)/python -m starter.contract

@@ -447,28 +447,22 @@ def _iso_date(text: str) -> date:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    """`sample-order`, `decision`, or a decision kind: what its `data` holds, who may decide which outcome,
-    and the workflow that takes it (the sample, or its branch from domain/branches.py)."""
-    from pydantic import BaseModel
+    """`sample-order`, `decision`, `receipt`, `sample-status`, `branch-status`, or a decision kind: what its
+    `data` holds, who may decide which outcome, and the workflow that takes it. `--all` writes the whole
+    wire contract (starter/contract.py, docs/contract.md) as JSON Schema files."""
+    from starter.contract import MODELS, export, kind_contract
 
-    from domain.branches import BRANCH_OF_KIND, BRANCHES
-    from domain.decisions import PAYLOADS, ROLE_MATRIX, Decision
-    from domain.models import SampleOrder
-
-    models: dict[str, type[BaseModel]] = {"sample-order": SampleOrder, "decision": Decision}
-    if args.model in models:
-        _print_json(models[args.model].model_json_schema())
+    if args.all:
+        written = export(Path(args.out))
+        print(f"wrote {len(written)} files under {args.out} (index.json lists them)")
         return EXIT_OK
-    kind = DecisionKind(args.model)
-    branch = BRANCH_OF_KIND.get(kind.value)
-    payload = PAYLOADS.get(kind)
-    _print_json({
-        "kind": kind.value,
-        "taken_by": BRANCHES[branch].workflow if branch else "SampleWorkflow",
-        "branch": branch.value if branch else None,
-        "outcomes": {o: sorted(r.value for r in roles) for o, roles in ROLE_MATRIX[kind].items()},
-        "data": payload.model_json_schema() if payload else {"type": "object", "description": "no fields defined"},
-    })
+    if args.model is None:
+        print("spotcheck schema: name a model or a decision kind, or give --all", file=sys.stderr)
+        return EXIT_USAGE
+    if args.model in MODELS:
+        _print_json(MODELS[args.model].model_json_schema())
+        return EXIT_OK
+    _print_json(kind_contract(DecisionKind(args.model)))
     return EXIT_OK
 
 
@@ -539,8 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
     cal_show.add_argument("--json", action="store_true")
     cal_show.set_defaults(func=_calendar_show)
 
-    schema = sub.add_parser("schema", help="print a JSON schema: an order, a decision, or a decision kind's data")
-    schema.add_argument("model", choices=["sample-order", "decision", *(k.value for k in DecisionKind)])
+    schema = sub.add_parser("schema", help="print a JSON schema (an order, a decision, a receipt, a status, or a "
+                            "decision kind's data); --all writes the whole wire contract")
+    schema.add_argument("model", nargs="?", choices=["sample-order", "decision", "receipt", "sample-status",
+                                                     "branch-status", *(k.value for k in DecisionKind)])
+    schema.add_argument("--all", action="store_true", help="write every schema and index.json (docs/contract.md)")
+    schema.add_argument("--out", default="contract", help="folder for --all (default ./contract)")
     schema.set_defaults(func=_schema)
 
     rules = sub.add_parser("rules", help="the rule pack: deadlines with their legal basis")

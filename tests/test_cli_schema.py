@@ -43,7 +43,7 @@ def test_schema_keeps_chinese_readable(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_schema_unknown_model_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        main(["schema", "receipt"])
+        main(["schema", "no-such-model"])
     assert info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
 

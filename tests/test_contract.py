@@ -129,3 +129,46 @@ async def test_a_decision_no_converter_can_read_is_refused_and_the_sample_goes_o
         await spot.decide(order["sample_no"], f.sealed())
         await wait_for(handle, awaiting("sample_receipt"))
         await terminate_when_idle(handle)
+
+
+# --- the contract as files and words ---------------------------------------------------------------------
+
+
+def test_schema_all_writes_valid_json_schemas_that_the_shipped_examples_meet(tmp_path: Path) -> None:
+    import jsonschema_rs
+
+    from domain.decisions import DecisionKind
+    from starter.contract import MODELS
+
+    assert cli.main(["schema", "--all", "--out", str(tmp_path)]) == cli.EXIT_OK
+    index = json.loads((tmp_path / "index.json").read_text(encoding="utf-8"))
+    assert index["task_queue"] == "spotcheck" and index["sample_workflow"]["type"] == "SampleWorkflow"
+    for name in MODELS:
+        schema = json.loads((tmp_path / f"{name}.schema.json").read_text(encoding="utf-8"))
+        assert jsonschema_rs.meta.is_valid(schema), name
+    for kind in DecisionKind:
+        schema = json.loads((tmp_path / "kinds" / f"{kind.value}.schema.json").read_text(encoding="utf-8"))
+        assert jsonschema_rs.meta.is_valid(schema) and schema["x-outcomes"], kind
+
+    order_schema = jsonschema_rs.validator_for(
+        json.loads((tmp_path / "sample-order.schema.json").read_text(encoding="utf-8")))
+    for path in sorted((Path(__file__).parent.parent / "examples" / "orders").glob("*.json")):
+        order_schema.validate(json.loads(path.read_text(encoding="utf-8")))
+    assert not order_schema.is_valid({**f.order(), "region": 330100})  # the schema is not a rubber stamp
+    decision_schema = jsonschema_rs.validator_for(
+        json.loads((tmp_path / "decision.schema.json").read_text(encoding="utf-8")))
+    decision_schema.validate(json.loads(json.dumps(f.report("pass"), default=str)))
+    report_data = jsonschema_rs.validator_for(
+        json.loads((tmp_path / "kinds" / "lab_report.schema.json").read_text(encoding="utf-8")))
+    assert not report_data.is_valid({"failed_items": []})  # report_no is required
+
+
+def test_the_contract_document_is_current_with_the_code() -> None:
+    from starter.contract import with_tables, workflow_contract
+
+    doc = (Path(__file__).parent.parent / "docs" / "contract.md").read_text(encoding="utf-8")
+    assert with_tables(doc) == doc, "docs/contract.md is stale: run `make contract-doc`"
+    sample = next(w for w in workflow_contract() if w["type"] == "SampleWorkflow")
+    for name in ("submit_decision", "decide", "status", "InvalidOrder", "sample-<sample_no>", "--task-queue spotcheck"):
+        assert name in doc
+    assert sample["updates"] == ["submit_decision"] and "decide" in sample["signals"]
