@@ -7,11 +7,14 @@ tests/test_outbox_stack.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ from activities.outbox import Dispatcher
 from domain.outbox import OutboxConfig, SmtpChannel, WebhookChannel, message_key
 from domain.records import Handover
 from starter.devserver import free_port
-from tests.outbox_receiver import SECRET, Receiver
+from tests.outbox_receiver import SECRET, Receiver, Script
 
 pytestmark = pytest.mark.integration
 
@@ -72,18 +75,37 @@ async def drain(dispatcher: Dispatcher, pool: asyncpg.Pool, ids: list[int], with
             await asyncio.sleep(0.05)
 
 
+@contextlib.asynccontextmanager
+async def webhook_story(pool: asyncpg.Pool, script: Script, **config: Any) -> AsyncIterator[Story]:
+    """A receiver answering by `script`, a channel of its own and a dispatcher for it."""
+    channel = channel_name()
+    async with Receiver(script) as receiver, Dispatcher.open(
+            pool, OutboxConfig(channels={channel: webhook(receiver.url)}, **{**FAST, **config})) as dispatcher:
+        yield Story(pool, channel, receiver, dispatcher)
+
+
+@dataclass
+class Story:
+    pool: asyncpg.Pool
+    channel: str
+    receiver: Receiver
+    dispatcher: Dispatcher
+
+    async def deliver(self, count: int = 1) -> list[dict[str, Any]]:
+        """Queue `count` messages and dispatch until each is sent or failed; their rows."""
+        return await drain(self.dispatcher, self.pool, await queue(self.pool, self.channel, count))
+
+
 async def test_a_4xx_fails_the_message_at_once_with_status_and_reason(pool: asyncpg.Pool) -> None:
     async def unprocessable(key: str, call: int) -> int:
         return 422
 
-    channel = channel_name()
-    async with Receiver(unprocessable) as receiver, \
-            Dispatcher.open(pool, OutboxConfig(channels={channel: webhook(receiver.url)}, **FAST)) as dispatcher:
-        ids = await queue(pool, channel)
-        [row] = await drain(dispatcher, pool, ids)
+    async with webhook_story(pool, unprocessable) as story:
+        [row] = await story.deliver()
         for _ in range(3):  # nothing more is tried
-            await dispatcher.dispatch_once()
+            await story.dispatcher.dispatch_once()
             await asyncio.sleep(0.15)
+    receiver = story.receiver
     assert row["failed_at"] is not None and row["sent_at"] is None
     assert row["attempts"] == 1
     assert row["last_error"].startswith("attempt 1: HTTP 422 Unprocessable Entity")
@@ -97,12 +119,10 @@ async def test_a_timeout_is_tried_again_and_the_effect_happens_once(pool: asyncp
             await asyncio.sleep(2.5)  # past the read timeout (1 s): the dispatcher gives up on this call
         return 200
 
-    channel = channel_name()
-    async with Receiver(slow_first) as receiver, \
-            Dispatcher.open(pool, OutboxConfig(channels={channel: webhook(receiver.url)}, **FAST)) as dispatcher:
-        ids = await queue(pool, channel)
-        [row] = await drain(dispatcher, pool, ids)
+    async with webhook_story(pool, slow_first) as story:
+        [row] = await story.deliver()
         await asyncio.sleep(2)  # the first call finishes at the receiver after the dispatcher hung up
+    receiver = story.receiver
     key = message_key(row["workflow_id"], row["step_id"])
     assert row["sent_at"] is not None and row["failed_at"] is None
     assert row["attempts"] == 2 and row["last_error"] is None
@@ -115,11 +135,9 @@ async def test_500_then_200_is_delivered_once_after_a_retry(pool: asyncpg.Pool) 
     async def fails_first(key: str, call: int) -> int:
         return 500 if call == 1 else 200
 
-    channel = channel_name()
-    async with Receiver(fails_first) as receiver, \
-            Dispatcher.open(pool, OutboxConfig(channels={channel: webhook(receiver.url)}, **FAST)) as dispatcher:
-        ids = await queue(pool, channel, count=3)
-        done = await drain(dispatcher, pool, ids)
+    async with webhook_story(pool, fails_first) as story:
+        done = await story.deliver(3)
+    receiver, channel = story.receiver, story.channel
     keys = [message_key(r["workflow_id"], r["step_id"]) for r in done]
     assert all(r["sent_at"] is not None and r["attempts"] == 2 for r in done)
     assert all(r["delivered_reference"] == f"R-{k[-8:]}" for r, k in zip(done, keys, strict=True))
