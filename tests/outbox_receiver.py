@@ -8,6 +8,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +23,15 @@ Script = Callable[[str, int], Awaitable[int]]
 
 async def always_ok(key: str, call: int) -> int:
     return 200
+
+
+def config_file(path: Path, channel: str, url: str, read_timeout: float = 1, **settings: float) -> Path:
+    """An outbox configuration file (TOML, as operators write it) with one webhook channel to `url`."""
+    lines = [f"{name} = {value}" for name, value in settings.items()]
+    lines += [f"[channels.{channel}]", 'kind = "webhook"', f'url = "{url}"', f'secret = "{SECRET}"',
+              "connect_timeout = 0.5", f"read_timeout = {read_timeout}"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 class Receiver:

@@ -24,11 +24,11 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from activities.adapters import OutboxAdapter
-from activities.outbox import Dispatcher
+from activities.outbox import Dispatcher, read_config
 from domain.outbox import OutboxConfig, SmtpChannel, WebhookChannel, message_key
 from domain.records import Handover
 from starter.devserver import free_port
-from tests.outbox_receiver import SECRET, Receiver, Script
+from tests.outbox_receiver import SECRET, Receiver, Script, config_file
 
 pytestmark = pytest.mark.integration
 
@@ -174,14 +174,8 @@ async def test_a_message_that_keeps_failing_is_failed_shown_and_put_back(
 
     channel, nowhere = channel_name(), channel_name()
     async with Receiver(unavailable) as receiver:
-        config_file = tmp_path / "outbox.toml"
-        config_file.write_text(
-            "retry_initial_seconds = 0.1\nretry_max_seconds = 0.4\nlease_seconds = 5\nrun_seconds = 5\n"
-            f"max_attempts = 3\n\n[channels.{channel}]\nkind = \"webhook\"\nurl = \"{receiver.url}\"\n"
-            f"secret = \"{SECRET}\"\nconnect_timeout = 0.5\nread_timeout = 1\n", encoding="utf-8")
-        from activities.outbox import read_config
-
-        async with Dispatcher.open(pool, read_config(config_file)) as dispatcher:
+        settings = config_file(tmp_path / "outbox.toml", channel, receiver.url, **FAST)
+        async with Dispatcher.open(pool, read_config(settings)) as dispatcher:
             ids = await queue(pool, channel)
             [waiting] = await queue(pool, nowhere)
             [row] = await drain(dispatcher, pool, ids)
@@ -189,7 +183,7 @@ async def test_a_message_that_keeps_failing_is_failed_shown_and_put_back(
             assert row["last_error"].startswith("attempt 3: HTTP 503 Service Unavailable")
             assert len(receiver.calls) == 3 and not receiver.effects
 
-            env = {**os.environ, "DATABASE_URL": postgres_dsn, "SPOTCHECK_OUTBOX_CONFIG": str(config_file)}
+            env = {**os.environ, "DATABASE_URL": postgres_dsn, "SPOTCHECK_OUTBOX_CONFIG": str(settings)}
             code, out, _ = await cli(env, "outbox", "--failed", "--json", "--limit", "10000")
             assert code == 0
             shown = {m["id"]: m for m in json.loads(out)}

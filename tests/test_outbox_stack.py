@@ -15,7 +15,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from domain.outbox import message_key
-from tests.outbox_receiver import SECRET, Receiver
+from tests.outbox_receiver import Receiver, config_file
 from tests.test_integration_stack import Stack
 from tests.test_outbox_delivery import channel_name, queue, rows
 from workflows.outbox import dispatcher_id
@@ -44,11 +44,9 @@ async def test_a_worker_killed_mid_delivery_leaves_each_message_received_once(
 
     channel = channel_name()
     async with Receiver(hold_the_first) as receiver:
-        config = tmp_path / "outbox.toml"
-        config.write_text(
-            "batch_size = 1\nlease_seconds = 8\nrun_seconds = 8\nheartbeat_seconds = 2\npoll_seconds = 0.2\n"
-            f"retry_initial_seconds = 0.2\n\n[channels.{channel}]\nkind = \"webhook\"\nurl = \"{receiver.url}\"\n"
-            f"secret = \"{SECRET}\"\nconnect_timeout = 0.5\nread_timeout = 3\n", encoding="utf-8")
+        config = config_file(tmp_path / "outbox.toml", channel, receiver.url, read_timeout=3, batch_size=1,
+                             lease_seconds=8, run_seconds=8, heartbeat_seconds=2, poll_seconds=0.2,
+                             retry_initial_seconds=0.2)
         ids = await queue(pool, channel, count=3)
         keys = [message_key(r["workflow_id"], r["step_id"]) for r in await rows(pool, ids)]
         stack = Stack(dev_env, postgres_dsn, task_queue, tmp_path)
