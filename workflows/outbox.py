@@ -12,8 +12,11 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
-from activities.outbox import OutboxDispatch
 from domain.outbox import DispatchPlan
+
+# The activity module imports its HTTP and SMTP clients, which the sandbox must not re-import (samples-python).
+with workflow.unsafe.imports_passed_through():
+    from activities.outbox import OutboxDispatch
 
 RUNS_PER_HISTORY = 100  # about 8 events a run: a few hundred events, then continue-as-new
 # A run that failed for good (a non-retryable error): pause before the next, never stop dispatching.
