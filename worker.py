@@ -18,6 +18,7 @@ from telemetry import configure_tracing, tracing_interceptors
 
 if TYPE_CHECKING:
     from activities.keys import SigningSetup
+    from domain.outbox import DispatchPlan
 
 TASK_QUEUE = "spotcheck"
 # Every module is passed through the sandbox: Spotcheck's workflow, domain and activity-definition modules
@@ -101,15 +102,32 @@ async def run_worker(
     (activities/keys.py; a KeyFileError when they do not fit)."""
     from activities.db import apply_migrations, create_pool
     from activities.keys import signing_setup as setup_from_env
+    from activities.outbox import config_from_env
 
     (signing_setup or setup_from_env()).apply()
+    outbox = config_from_env()  # a bad file stops the worker here, naming the field
     pool = await create_pool(dsn)
     try:
         await apply_migrations(pool)
         async with build_worker(client, pool, task_queue):
+            if outbox is not None:
+                await start_outbox_dispatcher(client, task_queue, outbox.plan())
             await asyncio.Event().wait()
     finally:
         await pool.close()
+
+
+async def start_outbox_dispatcher(client: Client, task_queue: str, plan: DispatchPlan) -> None:
+    """Start the task queue's outbox dispatcher unless it runs already (every worker asks; one runs)."""
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    from workflows.outbox import OutboxDispatcherWorkflow, dispatcher_id
+
+    await client.start_workflow(
+        OutboxDispatcherWorkflow.run, plan, id=dispatcher_id(task_queue), task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"Outbox dispatcher of task queue {task_queue}",
+    )
 
 
 async def main() -> None:
@@ -118,9 +136,11 @@ async def main() -> None:
         raise SystemExit("DATABASE_URL is not set (or use `spotcheck up` for the embedded stack)")
     from activities.db import pool_max_size
     from activities.keys import KeyFileError, signing_setup
+    from activities.outbox import config_from_env
 
     try:
         setup = signing_setup()
+        config_from_env()
         workflow_cache_size()
         workflow_runner()
         pool_max_size()

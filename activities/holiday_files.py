@@ -8,10 +8,10 @@ The model and its checks are pure (`domain/holidays.py`); this module is the par
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from activities.toml_files import read_toml
 from domain.holidays import Calendar, HolidayYear, HolidayYearError, parse_holiday_year
 
 CALENDAR_DIR_ENV = "SPOTCHECK_CALENDAR_DIR"
@@ -33,17 +33,7 @@ def loaded_dir() -> Path:
 def read_year(path: Path, where: str | None = None) -> HolidayYear:
     """One year file, validated; a file named `<year>.toml` must hold that year."""
     where = where or str(path)
-    try:
-        raw = Path(path).read_bytes()
-        if len(raw) > MAX_FILE_BYTES:
-            raise HolidayYearError(f"{where}: larger than {MAX_FILE_BYTES // 1024} KiB")
-        data = tomllib.loads(raw.decode("utf-8"))
-    except tomllib.TOMLDecodeError:
-        raise HolidayYearError(f"{where}: not valid TOML") from None
-    except UnicodeDecodeError as err:
-        raise HolidayYearError(f"{where}: not valid UTF-8 at byte {err.start}") from None
-    except OSError as err:
-        raise HolidayYearError(f"{where}: cannot read: {err.strerror or type(err).__name__}") from None
+    data = read_toml(path, where, MAX_FILE_BYTES, HolidayYearError)
     year = parse_holiday_year(data, where)
     stem = Path(path).stem
     if stem.isdigit() and int(stem) != year.year:

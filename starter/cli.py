@@ -320,6 +320,71 @@ async def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- outbox ------------------------------------------------------------------------------------
+
+
+async def _outbox_db(args: argparse.Namespace) -> Any:
+    """A pool of one connection to the database the outbox is in (DATABASE_URL), or None after saying why not."""
+    from activities.db import create_pool
+
+    dsn = os.environ.get("DATABASE_URL")
+    if not dsn:
+        print("error: DATABASE_URL is not set: the outbox is read from PostgreSQL (`spotcheck up` prints its "
+              "address)", file=sys.stderr)
+        return None
+    return await create_pool(dsn, min_size=1, max_size=1)
+
+
+async def _outbox_list(args: argparse.Namespace) -> int:
+    from activities.outbox import config_from_env, outbox_messages
+    from domain.outbox import CONFIG_ENV, message_state
+
+    config = config_from_env()  # a bad file: one line naming the field (main), never its content
+    configured = set(config.channels) if config is not None else None
+    conn = await _outbox_db(args)
+    if conn is None:
+        return EXIT_USAGE
+    try:
+        rows = await outbox_messages(conn, pending=args.pending, failed=args.failed, limit=args.limit)
+    finally:
+        await conn.close()
+    for r in rows:
+        r["state"] = message_state(r, configured).value
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    if configured is None:
+        print(f"note: {CONFIG_ENV} is not set here, so which channels have an adapter is not known: "
+              "unsent messages show as pending", file=sys.stderr)
+    if not rows:
+        print("no messages")
+        return EXIT_OK
+    print(f"{'ID':>6} {'CHANNEL':<20} {'RECIPIENT':<20} {'CREATED':<16} {'STATE':<10} {'TRIES':>5}  "
+          f"{'SUBJECT':<30} LAST ERROR")
+    for r in rows:
+        print(f"{r['id']:>6} {one_line(r['channel'], 20):<20} {one_line(r['recipient'], 20):<20} "
+              f"{r['created_at']:%Y-%m-%d %H:%M} {r['state']:<10} {r['attempts']:>5}  "
+              f"{one_line(r['subject'], 30):<30} {one_line(r['last_error'] or '', 120)}")
+    return EXIT_OK
+
+
+async def _outbox_retry(args: argparse.Namespace) -> int:
+    from activities.outbox import retry_message
+
+    conn = await _outbox_db(args)
+    if conn is None:
+        return EXIT_USAGE
+    try:
+        done = await retry_message(conn, args.id)
+    finally:
+        await conn.close()
+    if not done:
+        print(f"error: no failed message {args.id} (`spotcheck outbox --failed` lists them)", file=sys.stderr)
+        return EXIT_REJECTED
+    print(f"message {args.id} is pending again: the dispatcher sends it next")
+    return EXIT_OK
+
+
 # --- calendar ----------------------------------------------------------------------------------
 
 
@@ -519,6 +584,17 @@ def build_parser() -> argparse.ArgumentParser:
         lst.add_argument("--json", action="store_true")
         _client_options(lst)
         lst.set_defaults(func=_list)
+
+    outbox = sub.add_parser("outbox", help="messages for outside systems: pending, sent, failed (DATABASE_URL)")
+    outbox.add_argument("--pending", action="store_true", help="only messages not sent yet (nor failed)")
+    outbox.add_argument("--failed", action="store_true", help="only messages given up on")
+    outbox.add_argument("--limit", type=int, default=200)
+    outbox.add_argument("--json", action="store_true")
+    outbox.set_defaults(func=_outbox_list)
+    outbox_sub = outbox.add_subparsers(dest="outbox_command")
+    retry = outbox_sub.add_parser("retry", help="put a failed message back: the dispatcher sends it again")
+    retry.add_argument("id", type=int)
+    retry.set_defaults(func=_outbox_retry)
 
     cal = sub.add_parser("calendar", help="the holiday schedules deadlines are counted on")
     cal_sub = cal.add_subparsers(dest="calendar_command", required=True)

@@ -35,6 +35,7 @@ CODEC_KEYS, CODEC_TOKEN = "codec-keys.json", "codec-token"  # in the state dir
 SIGNING_KEYS = "signing-keys.json"  # in the state dir, when SPOTCHECK_SIGNING_KEYS names no other
 GATEWAY_KEYS = "gateway-keys.json"  # in the state dir, when SPOTCHECK_GATEWAY_KEYS names no other
 GATEWAY_PORT = 8288  # starter.gateway.serve.DEFAULT_PORT, without importing the web stack at CLI start-up
+OUTBOX_CONFIG = "outbox.toml"  # in the state dir, when SPOTCHECK_OUTBOX_CONFIG names no other
 
 
 def add_commands(sub: Any) -> None:
@@ -154,6 +155,10 @@ async def _up(args: argparse.Namespace, state: Path) -> int:
     # Years loaded with `spotcheck calendar load` live beside the stack's other data (docs/design.md §5).
     from activities.holiday_files import CALENDAR_DIR_ENV
     os.environ.setdefault(CALENDAR_DIR_ENV, str(state / "calendar"))
+    # And so does the outbox's configuration, when there is one (README: the outbox).
+    from domain.outbox import CONFIG_ENV as OUTBOX_CONFIG_ENV
+    if (state / OUTBOX_CONFIG).is_file():
+        os.environ.setdefault(OUTBOX_CONFIG_ENV, str(state / OUTBOX_CONFIG))
     port = _pick_port(args.port, "Temporal gRPC")
     ui_port = _pick_port(args.ui_port, "the Web UI")
     if ui_port == port:
@@ -208,6 +213,7 @@ async def _up(args: argparse.Namespace, state: Path) -> int:
         say(f"codec keys     {os.environ['SPOTCHECK_CODEC_KEYS']} (set SPOTCHECK_CODEC_KEYS to it for the CLI)")
         say(f"signing keys   {signing_keys.path} (for `spotcheck decide --key-file`, or SPOTCHECK_SIGNING_KEYS)")
         say(f"signatures     {signing_keys.describe()}")
+        say(f"outbox         {_outbox_summary()}")
         if demo_mode():
             say(f"demo mode      on: time_scale up to {DEMO_MAX_TIME_SCALE:g} ({DEMO_ENV})")
 
@@ -274,6 +280,17 @@ async def _stay_up(body: Awaitable[None], what: str) -> None:
         raise
     except (Exception, SystemExit) as e:  # uvicorn exits when it cannot bind
         fail(f"{what} stopped: {e!r}")
+
+
+def _outbox_summary() -> str:
+    """Where outbox messages go (channel names only; the file holds secrets and is never printed)."""
+    from activities.outbox import config_from_env
+    from domain.outbox import CONFIG_ENV
+
+    config = config_from_env()
+    if config is None:
+        return f"no {CONFIG_ENV} (nor <state-dir>/{OUTBOX_CONFIG}): messages are kept, not sent"
+    return f"{os.environ[CONFIG_ENV]}: channels " + (", ".join(sorted(config.channels)) or "none")
 
 
 def _codec_server(state: Path, ui_port: int) -> CodecServer:

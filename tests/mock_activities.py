@@ -52,6 +52,7 @@ from activities.registers import _parties, _producer, bulletin_period, shop_key
 from activities.registry import all_activities
 from domain import records as rec
 from domain.models import TaskType
+from domain.outbox import DispatchPlan, DispatchReport
 from domain.product_case import ProductKey
 
 __all__ = ["PURE", "RecordCalls", "Store", "StoreProductCases", "mock_activities"]
@@ -173,6 +174,12 @@ class FakeActivities:
         row = self.store.find("outbox", workflow_id=h.workflow_id, step_id=h.step_id)
         assert row is not None
         return rec.HandoverReceipt(system=h.system, reference=f"outbox:{row['id']}", queued=True)
+
+    @activity.defn(name="dispatch_outbox")
+    async def dispatch_outbox(self, plan: DispatchPlan) -> DispatchReport:
+        """Nothing leaves the in-memory store: the outbox's delivery is tested against real receivers
+        (tests/test_outbox_delivery.py)."""
+        return DispatchReport()
 
     @activity.defn(name="render_notice")
     async def render_notice(self, req: rec.NoticeRequest) -> rec.NoticeRecord:
