@@ -3,6 +3,7 @@ workflow code: a change that would break running samples fails here, not in prod
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -19,9 +20,16 @@ HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"
 
 
 def _load(path: Path) -> WorkflowHistory:
-    # Files are named <test>-<n>__<workflow id>.json (older ones carry no id: they start no children).
-    workflow_id = path.stem.split("__", 1)[1] if "__" in path.stem else path.stem
-    return WorkflowHistory.from_json(workflow_id, json.loads(path.read_text(encoding="utf-8")))
+    # Files are named <test>-<n>__<workflow id>.json. Older ones (v1-…) carry no id: those samples were
+    # started by SpotcheckClient, so under sample-<sample_no>, which the workflow checks at its start.
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    if "__" in path.stem:
+        workflow_id = path.stem.split("__", 1)[1]
+    else:
+        start = raw["events"][0]["workflowExecutionStartedEventAttributes"]
+        order = json.loads(base64.b64decode(start["input"]["payloads"][0]["data"]))
+        workflow_id = f"sample-{order['sample_no']}"
+    return WorkflowHistory.from_json(workflow_id, raw)
 
 
 def _stages(history: WorkflowHistory) -> set[str]:
