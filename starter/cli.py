@@ -175,17 +175,38 @@ async def _sample_show(args: argparse.Namespace) -> int:
     print(f"stage:   {status.stage}")
     print(f"verdict: {status.verdict}")
     for w in status.awaiting:
-        flag = "  OVERDUE" if w.overdue else ""
-        estimate = f" [{estimate_note(w.due.date())}]" if w.estimated else ""
-        print(f"awaiting {w.kind} from {'/'.join(w.roles)} by {w.due.date()}{estimate} ({w.title}){flag}")
+        print(_wait_line(w))
     if status.failed_items:
         print("failed items:")
         for item in status.failed_items:
             print(f"  - {item.get('item')} ({item.get('standard')})")
+    if status.branches:
+        print("branches:" + (" (live: read from the branch itself, the sample has closed)" if status.live_branches
+                             else ""))
+    for b in status.branches:
+        print(f"  {_branch_line(b)}" + ("  [live]" if b.workflow_id in status.live_branches else ""))
+        for w in b.awaiting:
+            print(_wait_line(w, "    "))
     print("timeline:")
     for e in status.timeline:
         print(f"  {e.at:%Y-%m-%d %H:%M}  [{e.stage}] {e.text}")
     return EXIT_OK
+
+
+def _wait_line(w: Any, indent: str = "") -> str:
+    flag = "  OVERDUE" if w.overdue else ""
+    estimate = f" [{estimate_note(w.due.date())}]" if w.estimated else ""
+    return f"{indent}awaiting {w.kind} from {'/'.join(w.roles)} by {w.due.date()}{estimate} ({w.title}){flag}"
+
+
+def _branch_line(b: Any) -> str:
+    """A branch as the sample sees it: its stage, or how it closed (and the merged case that took it over)."""
+    from starter.client import merged_case
+
+    if not b.closed:
+        return f"{b.branch:<14} {b.workflow_id}  stage {b.stage}"
+    case = merged_case(b)
+    return f"{b.branch:<14} {b.workflow_id}  closed → {b.outcome}" + (f": merged case {case}" if case else "")
 
 
 # --- decide ------------------------------------------------------------------------------------
@@ -300,22 +321,29 @@ async def _list(args: argparse.Namespace) -> int:
     from starter.client import list_query
 
     client = await _connect(args)
-    query = list_query(stage=args.stage, region=args.region, overdue=args.overdue,
-                       role=getattr(args, "role", None), extra=args.query)
-    rows = await client.list_samples(query, limit=args.limit)
+    role, every = getattr(args, "role", None), args.all_workflows
+    query = list_query(stage=args.stage, region=args.region, overdue=args.overdue, extra=args.query)
+    if role is not None:
+        rows = await client.inbox(role, query, limit=args.limit, all_workflows=every)
+    else:
+        rows = await client.list_workflows(query, limit=args.limit, all_workflows=every)
     if args.json:
         _print_json(rows)
         return EXIT_OK
     if not rows:
-        print("no samples")
+        print("no workflows" if every else "no samples")
         return EXIT_OK
-    print(f"{'SAMPLE':<24} {'STAGE':<18} {'VERDICT':<17} {'REGION':<7} {'AWAITING':<22} {'NEXT DEADLINE':<20} OVERDUE")
+    # With every workflow, each row is one workflow (a branch shows under its own id) and KIND says what it is.
+    first = f"{'KIND':<14} {'WORKFLOW':<40}" if every else f"{'SAMPLE':<24}"
+    print(f"{first} {'STAGE':<18} {'VERDICT':<17} {'REGION':<7} {'AWAITING':<22} {'NEXT DEADLINE':<20} OVERDUE")
     for r in rows:
-        print(f"{r['sample_no'] or r['workflow_id']:<24} {r['stage'] or '':<18} {r['verdict'] or '':<17} "
+        name = f"{r['kind']:<14} {r['workflow_id']:<40}" if every else f"{r['sample_no'] or r['workflow_id']:<24}"
+        print(f"{name} {r['stage'] or '':<18} {r['verdict'] or '':<17} "
               f"{r['region'] or '':<7} {','.join(r['awaiting_role']):<22} {(r['next_deadline'] or '')[:19]:<20} "
               f"{'yes' if r['overdue'] else ''}")
     if any(r["estimated"] for r in rows):
-        print("ESTIMATED: " + ", ".join(r["sample_no"] or r["workflow_id"] for r in rows if r["estimated"])
+        print("ESTIMATED: " + ", ".join(r["workflow_id"] if every else r["sample_no"] or r["workflow_id"]
+                                        for r in rows if r["estimated"])
               + " wait on a date whose year's holiday schedule is not published yet (`spotcheck calendar load`)")
     return EXIT_OK
 
@@ -581,6 +609,9 @@ def build_parser() -> argparse.ArgumentParser:
         lst.add_argument("--overdue", action="store_true")
         lst.add_argument("--query", help="extra visibility query, e.g. \"Channel = 'online'\"")
         lst.add_argument("--limit", type=int, default=200)
+        lst.add_argument("--all-workflows", action="store_true",
+                         help="every Spotcheck workflow, not only samples: branches, merged cases, product cases "
+                         "(KIND says which); in the inbox, each wait once, under the workflow that awaits it")
         lst.add_argument("--json", action="store_true")
         _client_options(lst)
         lst.set_defaults(func=_list)

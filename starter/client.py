@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from pydantic_core import to_json
 from temporalio.client import (
     Client,
@@ -32,12 +32,15 @@ from codec import data_converter_from_env
 from domain import signing
 from domain import visibility as sa
 from domain.bounds import error_lines, within
-from domain.branches import BRANCH_OF_KIND, branch_workflow_id
+from domain.branches import BRANCH_OF_KIND, BRANCHES, Branch, BranchReport, BranchStatus, branch_workflow_id
 from domain.decisions import Decision, Receipt
 from domain.models import SAMPLE_NO_PATTERN, SampleOrder, workflow_id_for
+from domain.product_case import CASE_PREFIX
+from domain.stages import Stage
 from domain.status import SampleStatus
 from domain.visibility import sample_attributes
 from telemetry import configure_tracing, tracing_interceptors
+from workflows.product_case import ProductCaseWorkflow
 from workflows.sample import SampleWorkflow
 
 DEFAULT_TASK_QUEUE = "spotcheck"
@@ -121,6 +124,44 @@ def sendable(raw: Any) -> dict[str, Any]:
 
 def start_attributes(order: SampleOrder) -> TypedSearchAttributes:
     return sample_attributes(order)
+
+
+# How an enforcement branch ends when a cross-region merged case takes it over (workflows/enforcement.py
+# `_follow`): outcome `merged`, the case's workflow id in `data["merged_case"]`.
+MERGED = "merged"
+MERGED_CASE = "merged_case"
+
+
+def merged_case(report: BranchReport) -> str | None:
+    """The merged case (`case-…`) that took this branch over and now awaits its decisions, or None."""
+    case = report.data.get(MERGED_CASE) if report.closed and report.outcome == MERGED else None
+    return case if isinstance(case, str) and case else None
+
+
+# What each Spotcheck workflow type is, for listings of every workflow: the sample, each branch by its name,
+# the product case (`@workflow.defn` without a name: the type is the class name). An enforcement workflow
+# under a `case-…` id is a merged case (`workflow_kind`).
+WORKFLOW_KINDS: dict[str, str] = {
+    SampleWorkflow.NAME: "sample",
+    **{spec.workflow: spec.branch.value for spec in BRANCHES.values()},
+    ProductCaseWorkflow.__name__: "product_case",
+}
+
+
+def workflow_kind(workflow_type: str, workflow_id: str) -> str:
+    if workflow_type == BRANCHES[Branch.ENFORCEMENT].workflow and workflow_id.startswith(CASE_PREFIX):
+        return MERGED_CASE
+    return WORKFLOW_KINDS.get(workflow_type, workflow_type)
+
+
+class SampleView(SampleStatus):
+    """A sample's status as the client shows it. Once the sample has closed, its reports of the branches it
+    did not wait for (a credit listing lasts a year) are frozen at the closing: each branch not closed then is
+    read from the branch itself (its `status` query) and named in `live_branches`."""
+
+    live_branches: list[str] = Field(
+        default_factory=list, description="workflow ids of the branches read live from the branch, not the sample"
+    )
 
 
 @dataclass
@@ -250,78 +291,119 @@ class SpotcheckClient:
         """Send a decision about a sample. As an update (default) it answers with the receipt or raises
         DecisionRejected with the reason; either way the attempt is in the sample's audit trail, recorded by
         the workflow itself (one send). As a signal it returns None and a bad decision is recorded as
-        rejected. It goes to whichever of the sample's workflows waits for its kind (the sample, or a
-        post-handling branch such as `sample-<no>-enforcement`); `workflow_id` names one explicitly."""
+        rejected. It goes to whichever workflow waits for its kind (`_route`): the sample, a post-handling
+        branch such as `sample-<no>-enforcement`, a credit listing that outlived its sample, or the merged
+        case (`case-…`) that took the sample's enforcement over; `workflow_id` names one explicitly."""
         payload = sendable(raw)
         # Only the kind is read here, to route; the workflow parses and validates the decision, once.
         kind = payload.get("kind")
         kind = kind if isinstance(kind, str) else None
         target = workflow_id or await self._route(sample_no, kind)
-        if self.signer is not None and isinstance(payload, dict):
+        tried: set[str] = set()
+        while True:
+            tried.add(target)
+            try:
+                answer = await self._send(target, payload, signal)
+                break
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                # Not found: no such workflow, or one that has ended; its status tells which. A branch that a
+                # merged case took over since the sample last heard from it names the case: follow it once.
+                status = await self._last_status(target)
+                follow = _taken_over(status) if workflow_id is None else None
+                if follow is None or follow in tried:
+                    raise _closed_reason(target, status, kind, sample_no) from None
+                target = follow
+        if signal:
+            return None
+        receipt = Receipt.model_validate(answer)
+        if not receipt.accepted:
+            raise DecisionRejected(receipt.reason or "rejected", receipt)
+        return receipt
+
+    async def _send(self, target: str, payload: dict[str, Any], signal: bool) -> Any:
+        """The decision to one workflow: the update's answer, or None for a signal."""
+        if self.signer is not None:
             payload = self.signer.sign(payload, target)  # after routing: the signature covers the target
         handle = self.client.get_workflow_handle(target)
         try:
             if signal:
                 await handle.signal("decide", payload)
                 return None
-            answer = await handle.execute_update("submit_decision", payload)
+            return await handle.execute_update("submit_decision", payload)
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             raise DecisionRejected(cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-            # Not found means no such sample, or one whose workflow has ended: its status tells which.
-            raise await self._closed_reason(handle, kind, sample_no) from None
-        receipt = Receipt.model_validate(answer)
-        if not receipt.accepted:
-            raise DecisionRejected(receipt.reason or "rejected", receipt)
-        return receipt
 
     async def _route(self, sample_no: str, kind: str | None) -> str:
         """The workflow that takes this decision: the sample for its own kinds (no query needed), else a
-        branch waiting for the kind, else the branch that owns it (domain.branches.BRANCH_OF_KIND)."""
+        branch waiting for the kind, else the branch that owns it (domain.branches.BRANCH_OF_KIND) or the
+        merged case that took that branch over. The branches are seen as `status` shows them: a closed
+        sample's open branches are asked themselves, not the reports frozen at its closing."""
         sample_id = workflow_id_for(sample_no)
         owner = BRANCH_OF_KIND.get(kind) if kind else None
         if owner is None:
             return sample_id
         try:
-            status: SampleStatus = await self.client.get_workflow_handle(sample_id).query(SampleWorkflow.status)
+            status = await self.status(sample_no)
         except RPCError:
             return branch_workflow_id(sample_id, owner.value)
         for branch in status.branches:
             if any(a.kind == kind for a in branch.awaiting):
                 return branch.workflow_id
-        known = [b.workflow_id for b in status.branches if b.branch == owner.value]
-        return known[-1] if known else branch_workflow_id(sample_id, owner.value)
+        known = [b for b in status.branches if b.branch == owner.value]
+        if not known:
+            return branch_workflow_id(sample_id, owner.value)
+        return merged_case(known[-1]) or known[-1].workflow_id
 
-    async def _closed_reason(
-        self, handle: WorkflowHandle[Any, Any], kind: str | None, sample_no: str
-    ) -> DecisionRejected:
-        """A sample whose workflow has ended takes no decision: say why in the sample's own terms."""
+    async def _last_status(self, workflow_id: str) -> dict[str, Any] | None:
+        """A workflow's `status` (a sample's or a branch's, as JSON), or None when there is no such workflow."""
         try:
-            status = await handle.query("status")
+            status = await self.client.get_workflow_handle(workflow_id).query("status")
         except RPCError:
-            return NoSuchWorkflow(f"no workflow {handle.id} for sample {sample_no}")
-        closed = status.get("closed_waits") or {}
-        why = closed.get(kind) if kind else None
-        return DecisionRejected(why or (
-            f"{handle.id} is no longer running (stage {status.get('stage')}"
-            + (f", verdict {status['verdict']})" if status.get("verdict") else ")")
-        ))
+            return None
+        return status if isinstance(status, dict) else None
 
     # --- reading -------------------------------------------------------------------------------
 
-    async def status(self, sample_no: str) -> SampleStatus:
+    async def status(self, sample_no: str) -> SampleView:
+        """The sample's status; once it has closed, each branch still open then is read from the branch."""
         handle = self.client.get_workflow_handle(workflow_id_for(sample_no))
-        return await handle.query(SampleWorkflow.status)
+        view: SampleView = await handle.query("status", result_type=SampleView)
+        if view.stage == Stage.CLOSED.value:
+            # The sample no longer hears from its branches (a credit listing outlives it): ask each one.
+            stale = [i for i, b in enumerate(view.branches) if not b.closed]
+            for i, now in zip(stale, await asyncio.gather(*(self._branch_now(view.branches[i]) for i in stale)),
+                              strict=True):
+                if now is not None:
+                    view.branches[i] = now
+                    view.live_branches.append(now.workflow_id)
+        return view
+
+    async def _branch_now(self, report: BranchReport) -> BranchReport | None:
+        """A branch's report as the branch itself answers now, or None when it cannot be asked."""
+        try:
+            now = await self.client.get_workflow_handle(report.workflow_id).query("status", result_type=BranchStatus)
+        except RPCError:
+            return None
+        return BranchReport(**{name: getattr(now, name) for name in BranchReport.model_fields})
 
     async def list_samples(self, query: str = "", limit: int = 200) -> list[dict[str, Any]]:
-        full = "WorkflowType = 'SampleWorkflow'" + (f" AND ({query})" if query else "")
+        return await self.list_workflows(query, limit)
+
+    async def list_workflows(
+        self, query: str = "", limit: int = 200, *, all_workflows: bool = False
+    ) -> list[dict[str, Any]]:
+        """Samples matching `query`; `all_workflows`: every Spotcheck workflow (samples, each branch, merged
+        cases, product cases), each row's `kind` saying which (`workflow_kind`)."""
+        types = list(WORKFLOW_KINDS) if all_workflows else [SampleWorkflow.NAME]
+        full = f"WorkflowType IN ({', '.join(map(_quote, types))})" + (f" AND ({query})" if query else "")
         rows = []
         async for wf in self.client.list_workflows(full, limit=limit):
             attrs = wf.typed_search_attributes
             rows.append({
+                "kind": workflow_kind(wf.workflow_type, wf.id),
                 "sample_no": attrs.get(sa.SAMPLE_NO),
                 "workflow_id": wf.id,
                 "stage": attrs.get(sa.STAGE),
@@ -335,6 +417,32 @@ class SpotcheckClient:
                 "running": wf.status == WorkflowExecutionStatus.RUNNING,
             })
         return rows
+
+    async def inbox(
+        self, role: str, query: str = "", limit: int = 200, *, all_workflows: bool = False
+    ) -> list[dict[str, Any]]:
+        """What `role` is awaited for. Samples only (default): one row per sample, its open branches' waits
+        included (a sample's AwaitingRole holds them), as decisions are sent by sample number.
+        `all_workflows`: one row per workflow that itself awaits the role (a branch, a merged case, a credit
+        listing that outlived its sample), and a sample only for a wait of its own, so that no wait is listed
+        twice."""
+        rows = await self.list_workflows(list_query(role=role, extra=query or None), limit,
+                                         all_workflows=all_workflows)
+        if not all_workflows:
+            return rows
+        # A sample whose branch is listed too may match only through that branch's wait: its own waits tell.
+        branched = {r["sample_no"] for r in rows if r["kind"] != "sample" and r["sample_no"]}
+        unsure = [r for r in rows if r["kind"] == "sample" and r["sample_no"] in branched]
+        own = await asyncio.gather(*(self._own_roles(r["workflow_id"]) for r in unsure))
+        echoes = {r["workflow_id"] for r, roles in zip(unsure, own, strict=True) if roles is not None and role not in roles}
+        return [r for r in rows if r["workflow_id"] not in echoes]
+
+    async def _own_roles(self, sample_workflow_id: str) -> set[str] | None:
+        """The roles a sample itself awaits (its status, without its branches'), or None when not known."""
+        status = await self._last_status(sample_workflow_id)
+        if status is None:
+            return None
+        return {r for a in status.get("awaiting") or [] for r in a.get("roles") or []}
 
     # --- the holiday calendar ------------------------------------------------------------------
 
@@ -372,6 +480,27 @@ def list_query(
     if extra:
         parts.append(f"({extra})")
     return " AND ".join(parts)
+
+
+def _taken_over(status: dict[str, Any] | None) -> str | None:
+    """From a workflow's own status: the merged case that took it over, when it is a branch that was."""
+    if status is None or "branch" not in status:
+        return None
+    try:
+        return merged_case(BranchReport.model_validate(status))
+    except ValidationError:
+        return None
+
+
+def _closed_reason(workflow_id: str, status: dict[str, Any] | None, kind: str | None, sample_no: str) -> DecisionRejected:
+    """A workflow that has ended takes no decision: say why in the sample's own terms (`status`: its last
+    status, None when there is no such workflow)."""
+    if status is None:
+        return NoSuchWorkflow(f"no workflow {workflow_id} for sample {sample_no}")
+    closed = status.get("closed_waits") or {}
+    why = closed.get(kind) if kind else None
+    ended = [f"{k} {status[k]}" for k in ("stage", "verdict", "outcome") if status.get(k)]
+    return DecisionRejected(why or f"{workflow_id} is no longer running ({', '.join(ended)})")
 
 
 def _quote(value: str) -> str:
