@@ -12,11 +12,19 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from domain.branches import branch_workflow_id
+from domain.branches import BranchReport, branch_workflow_id
 from domain.models import SampleOrder
 from domain.product_case import merged_case_id, product_case_id
 from starter import cli
-from starter.client import SpotcheckClient
+from starter.client import (
+    DecisionRejected,
+    NoSuchWorkflow,
+    SpotcheckClient,
+    _closed_reason,
+    _taken_over,
+    merged_case,
+    workflow_kind,
+)
 from tests import factories as f
 from tests.scenarios import decide_in_branch
 from tests.test_branch_credit import accept, apply_
@@ -120,8 +128,38 @@ async def test_a_merged_sample_decides_in_its_merged_case_and_every_workflow_is_
         out = await _cli(dev_env, task_queue, capsys, "inbox", "--role", "case_officer", "--all-workflows",
                          "--query", f"TaskQueue = '{task_queue}'")
         assert f"recall         {recall}" in out and f" {first.id} " not in out and f" {second.id} " in out
-        for handle in (first, second, merged):
+
+        # A route chosen before the sample heard of the merge (its enforcement branch, ended since): the
+        # branch's own status names the merged case and the decision follows it.
+        async def stale(sample_no: str, kind: str | None) -> str:
+            return enforcement
+        client._route = stale  # type: ignore[method-assign]
+        outcome = f.decision("case_outcome", "no_penalty", "enforcement", reason="整改到位")
+        assert (receipt := await client.decide(a["sample_no"], outcome)) is not None and receipt.accepted
+        assert (await closed_result(merged))["outcome"] == "no_penalty"
+        # Nothing awaits it any more: refused in the sample's terms, naming the case and how it ended.
+        with pytest.raises(DecisionRejected, match=f"{merged_id} is no longer running .*outcome no_penalty"):
+            await client.decide(a["sample_no"], f.decision("case_outcome", "penalty", "enforcement"))
+        for handle in (first, second):
             await terminate_when_idle(handle)
+
+
+def test_what_each_workflow_is_and_where_a_merged_branch_sends_its_decisions() -> None:
+    assert workflow_kind("SampleWorkflow", "sample-X") == "sample"
+    assert workflow_kind("CreditWorkflow", "sample-X-credit") == "credit"
+    assert workflow_kind("EnforcementWorkflow", "sample-X-enforcement") == "enforcement"
+    assert workflow_kind("EnforcementWorkflow", "case-9133-B-M-merged-1") == "merged_case"
+    assert workflow_kind("ProductCaseWorkflow", "case-9133-B-M") == "product_case"
+    merged = BranchReport(branch="enforcement", workflow_id="sample-X-enforcement", stage="closed", closed=True,
+                          outcome="merged", data={"merged_case": "case-9133-B-M-merged-1"})
+    assert merged_case(merged) == "case-9133-B-M-merged-1"
+    assert merged_case(merged.model_copy(update={"outcome": "penalty"})) is None
+    assert _taken_over(merged.model_dump(mode="json")) == "case-9133-B-M-merged-1"
+    assert _taken_over({"stage": "closed", "verdict": "fail", "closed_waits": {}}) is None  # a sample's status
+    assert _taken_over(None) is None
+    assert isinstance(_closed_reason("sample-X-credit", None, "credit_repair_review", "X"), NoSuchWorkflow)
+    assert str(_closed_reason("sample-X", {"stage": "closed", "verdict": "fail"}, "disposal", "X")) == (
+        "sample-X is no longer running (stage closed, verdict fail)")
 
 
 async def test_after_its_sample_closed_the_credit_listing_takes_decisions_and_is_shown_live(
