@@ -15,9 +15,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from domain.bounds import error_lines, within
 from domain.decisions import PAYLOADS, DecisionKind, Receipt
 from domain.models import SAMPLE_NO_PATTERN, SampleOrder, workflow_id_for
-from domain.status import SampleStatus
 from domain.systems import System
-from starter.client import DecisionRejected, NoSuchWorkflow, SampleExists, SpotcheckClient
+from starter.client import DecisionRejected, NoSuchWorkflow, SampleExists, SampleView, SpotcheckClient
 from starter.gateway.auth import CALLER, SIGNATURE, TIMESTAMP, SignedRoute, proven_caller
 from starter.gateway.models import DecisionRequest, Problem, Started, callback_body
 from starter.gateway.settings import Caller
@@ -68,7 +67,8 @@ async def start_sample(order: SampleOrder, caller: CallerDep, client: ClientDep)
     return Started(sample_no=order.sample_no, workflow_id=handle.id, created=True)
 
 
-@router.get("/samples/{sample_no}", response_model=SampleStatus, summary="a sample's status",
+# SampleView: once the sample has closed, its open branches (a credit listing) as they answer now.
+@router.get("/samples/{sample_no}", response_model=SampleView, summary="a sample's status",
             responses={**_ERRORS, 404: {"model": Problem, "description": "no such sample"}})
 async def sample_status(sample_no: SampleNoPath, caller: CallerDep, client: ClientDep) -> Any:
     try:
