@@ -42,6 +42,10 @@ class BranchReport(BaseModel):
     # Set when the branch's end calls for an enforcement lead (missed rectification, refused delisting, …)
     enforcement_lead: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    # The order the branch told its sample in (run × 10⁹ + count): signals sent in one workflow task can
+    # arrive in another order, and a later report must not be overwritten by an older one. None: a branch's
+    # result, or a report from a run before the field existed.
+    seq: int | None = None
 
 
 

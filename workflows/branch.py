@@ -35,6 +35,7 @@ class BranchProcess(DecisionProcess):
         self.enforcement_lead: str | None = None
         self.data: dict[str, Any] = {}
         self._told: BranchReport | None = None  # the report the sample last got (lean runs)
+        self._told_count = 0  # reports told in this run: their `seq`
         if inp.carried is not None:  # a continued run: `_resume_state` holds the branch's own part
             self._restore_process(inp.carried)
             self.stage, self.outcome = inp.carried.stage, inp.carried.outcome
@@ -94,6 +95,8 @@ class BranchProcess(DecisionProcess):
             if report == self._told:
                 return
             self._told = report
+            self._told_count += 1
+            report = report.model_copy(update={"seq": self.runs * 10**9 + self._told_count})
         sample = workflow.get_external_workflow_handle(self.input.sample_workflow_id)
         try:
             await sample.signal("branch_update", self._seal(report.model_dump(mode="json"), sample.id)

@@ -39,8 +39,11 @@ class Branches:
         self._changed = False
 
     def update(self, report: BranchReport) -> None:
-        """A branch's stage, awaited decisions and deadlines changed; `follow` publishes it."""
+        """A branch's stage, awaited decisions and deadlines changed; `follow` publishes it. A report older
+        than the one held (its `seq`: two signals sent in one task may arrive swapped) is dropped."""
         known = self.reports.get(report.workflow_id)
+        if known is not None and known.seq is not None and report.seq is not None and report.seq < known.seq:
+            return
         if known is None or not known.closed:
             self.reports[report.workflow_id] = report
             self._changed = True
