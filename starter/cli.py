@@ -20,6 +20,8 @@ from domain.bounds import one_line, quoted, text_problem
 from domain.decisions import ROLE_MATRIX, DecisionKind, Role
 from domain.holidays import estimate_note
 from domain.models import SAMPLE_NO_PATTERN
+from domain.windows import CHINA
+from starter.views import BY_NAME as VIEWS
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
@@ -300,20 +302,26 @@ async def _list(args: argparse.Namespace) -> int:
     from starter.client import list_query
 
     client = await _connect(args)
-    query = list_query(stage=args.stage, region=args.region, overdue=args.overdue,
-                       role=getattr(args, "role", None), extra=args.query)
-    rows = await client.list_samples(query, limit=args.limit)
+    if getattr(args, "view", None):
+        rows = await client.list_view(args.view, limit=args.limit)
+    else:
+        query = list_query(stage=args.stage, region=args.region, overdue=args.overdue,
+                           role=getattr(args, "role", None), extra=args.query)
+        rows = await client.list_samples(query, limit=args.limit)
     if args.json:
         _print_json(rows)
         return EXIT_OK
     if not rows:
         print("no samples")
         return EXIT_OK
-    print(f"{'SAMPLE':<24} {'STAGE':<18} {'VERDICT':<17} {'REGION':<7} {'AWAITING':<22} {'NEXT DEADLINE':<20} OVERDUE")
+    print(f"{'SAMPLE':<24} {'STAGE':<18} {'VERDICT':<17} {'REGION':<7} {'AWAITING':<22} "
+          f"{'NEXT DEADLINE (Asia/Shanghai)':<30} OVERDUE")
     for r in rows:
+        due = datetime.fromisoformat(r["next_deadline"]).astimezone(CHINA) if r["next_deadline"] else None
+        late = ",".join(r["overdue_role"]) or "yes"
         print(f"{r['sample_no'] or r['workflow_id']:<24} {r['stage'] or '':<18} {r['verdict'] or '':<17} "
-              f"{r['region'] or '':<7} {','.join(r['awaiting_role']):<22} {(r['next_deadline'] or '')[:19]:<20} "
-              f"{'yes' if r['overdue'] else ''}")
+              f"{r['region_name'] or r['region'] or '':<7} {','.join(r['awaiting_role']):<22} "
+              f"{f'{due:%Y-%m-%d %H:%M}' if due else '':<30} {late if r['overdue'] else ''}")
     if any(r["estimated"] for r in rows):
         print("ESTIMATED: " + ", ".join(r["sample_no"] or r["workflow_id"] for r in rows if r["estimated"])
               + " wait on a date whose year's holiday schedule is not published yet (`spotcheck calendar load`)")
@@ -479,7 +487,6 @@ def rules_markdown(packs: list[Any]) -> str:
 
 
 def _rules_show(args: argparse.Namespace) -> int:
-    from activities.calendar import CHINA
     from activities.rule_packs import load_rule_packs, overrides_from_env, pack_in_force
 
     packs = load_rule_packs()
@@ -576,6 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
         lst = sub.add_parser(name, help=help_text)
         if name == "inbox":
             lst.add_argument("--role", required=True)
+        else:
+            lst.add_argument("--view", choices=sorted(VIEWS),
+                             help="a monitors' named view (docs/monitoring.md); the other filters are ignored")
         lst.add_argument("--stage")
         lst.add_argument("--region")
         lst.add_argument("--overdue", action="store_true")
