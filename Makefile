@@ -10,7 +10,7 @@ $(BIN)/spotcheck: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(BIN)/spotcheck
 
-.PHONY: venv run test lint unit histories bench rules-doc contract-doc
+.PHONY: venv run test lint unit histories bench rules-doc contract-doc monitoring-doc
 venv: $(BIN)/spotcheck
 
 run: venv
@@ -45,3 +45,7 @@ rules-doc: venv
 # The generated tables of docs/contract.md (workflow handlers, decision kinds) from the code.
 contract-doc: venv
 	$(BIN)/python -m starter.contract
+
+# The generated views of docs/monitoring.md from starter/views.py (tests/test_views.py fails when stale).
+monitoring-doc: venv
+	$(BIN)/python -m starter.views

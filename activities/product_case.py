@@ -14,9 +14,9 @@ from typing import Any
 
 import asyncpg
 from temporalio import activity
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
-from domain import signing
+from domain import signing, visibility
 from domain.product_case import FailReport, ProductCaseState, ProductKey, product_case_id
 from domain.records import CaseRecord
 
@@ -91,6 +91,11 @@ class ProductCaseActivities:
             start_signal_args=[signing.seal(report.model_dump(mode="json"), key.case_id)],
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary=key.summary,
+            search_attributes=TypedSearchAttributes([
+                *visibility.identity_attributes(visibility.PRODUCT_CASE),
+                SearchAttributePair(visibility.PRODUCT_CODE, key.product_code),
+                SearchAttributePair(visibility.ENTERPRISE_CODE, key.credit_code),
+            ]),
         )
         activity.logger.info("fail of %s reported to %s", report.sample_no, key.case_id)
         return key.case_id

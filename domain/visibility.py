@@ -7,7 +7,9 @@ from typing import Any
 
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
+from domain.branches import Branch
 from domain.models import SampleOrder
+from domain.regions import region_name
 
 SAMPLE_NO = SearchAttributeKey.for_keyword("SampleNo")
 PRODUCT_CODE = SearchAttributeKey.for_keyword("ProductCode")
@@ -18,8 +20,18 @@ STAGE = SearchAttributeKey.for_keyword("Stage")
 VERDICT = SearchAttributeKey.for_keyword("Verdict")
 ENTERPRISE_CODE = SearchAttributeKey.for_keyword("EnterpriseCode")
 PLAN_ID = SearchAttributeKey.for_keyword("PlanId")
+# What a workflow is: `sample`, a branch (`rectification`, `credit`, …: domain/branches.py), `merged_case`
+# or `product_case`. Every count of samples filters on it: branches carry their sample's attributes.
+PROCESS_KIND = SearchAttributeKey.for_keyword("ProcessKind")
+# The region's name (GB/T 2260, domain/regions.py) beside its code, for monitors who read names. A list of
+# one: the dev server's SQLite visibility holds at most 10 Keyword attributes (all taken); `RegionName =
+# "杭州市"` reads the same.
+REGION_NAME = SearchAttributeKey.for_keyword_list("RegionName")
 # A list: some decisions may come from more than one role; `AwaitingRole = "lab"` matches any member.
 AWAITING_ROLE = SearchAttributeKey.for_keyword_list("AwaitingRole")
+# The roles whose wait is overdue (a subset of AwaitingRole): on a sample, its own and its open branches'.
+OVERDUE_ROLE = SearchAttributeKey.for_keyword_list("OverdueRole")
+# The most urgent wait's deadline: the real time the earliest open wait's timer fires.
 NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
 OVERDUE = SearchAttributeKey.for_bool("Overdue")
 # A write failed for good and the process waits for an operator (`operator_retry`); set once it happens.
@@ -31,7 +43,21 @@ ESTIMATED_DEADLINE = SearchAttributeKey.for_bool("EstimatedDeadline")
 ALL = (
     SAMPLE_NO, PRODUCT_CODE, REGION, CHANNEL, TASK_TYPE, STAGE, VERDICT,
     ENTERPRISE_CODE, PLAN_ID, AWAITING_ROLE, NEXT_DEADLINE, OVERDUE, NEEDS_OPERATOR, ESTIMATED_DEADLINE,
+    PROCESS_KIND, REGION_NAME, OVERDUE_ROLE,
 )
+
+# ProcessKind values besides the branch names.
+SAMPLE = "sample"
+MERGED_CASE = "merged_case"
+PRODUCT_CASE = "product_case"
+PROCESS_KINDS = (SAMPLE, *(b.value for b in Branch), MERGED_CASE, PRODUCT_CASE)
+
+
+def identity_attributes(kind: str, region: str | None = None) -> list[SearchAttributePair[Any]]:
+    """What a workflow is and where (ProcessKind, RegionName): set at its start, and by its first upsert
+    when its starter did not set them."""
+    name = region_name(region) if region else None
+    return [SearchAttributePair(PROCESS_KIND, kind), *([SearchAttributePair(REGION_NAME, [name])] if name else [])]
 
 
 def order_attributes(order: SampleOrder) -> list[SearchAttributePair[Any]]:
@@ -48,11 +74,14 @@ def order_attributes(order: SampleOrder) -> list[SearchAttributePair[Any]]:
     ]
 
 
-def sample_attributes(order: SampleOrder, stage: str = "sampling", verdict: str = "pending") -> TypedSearchAttributes:
+def sample_attributes(
+    order: SampleOrder, stage: str = "sampling", verdict: str = "pending", kind: str = SAMPLE,
+) -> TypedSearchAttributes:
     """What a sample's workflows (the sample and each of its branches) start with, for the monitors'
-    filters: every branch of sample X shows under `SampleNo = "X"`."""
+    filters: every branch of sample X shows under `SampleNo = "X"`, and `ProcessKind` tells them apart."""
     return TypedSearchAttributes([
         *order_attributes(order),
+        *identity_attributes(kind, order.region),
         SearchAttributePair(STAGE, stage),
         SearchAttributePair(VERDICT, verdict),
         SearchAttributePair(OVERDUE, False),

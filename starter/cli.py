@@ -20,6 +20,8 @@ from domain.bounds import one_line, quoted, text_problem
 from domain.decisions import ROLE_MATRIX, DecisionKind, Role
 from domain.holidays import estimate_note
 from domain.models import SAMPLE_NO_PATTERN
+from domain.windows import CHINA
+from starter.views import BY_NAME as VIEWS
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
@@ -323,7 +325,9 @@ async def _list(args: argparse.Namespace) -> int:
     client = await _connect(args)
     role, every = getattr(args, "role", None), args.all_workflows
     query = list_query(stage=args.stage, region=args.region, overdue=args.overdue, extra=args.query)
-    if role is not None:
+    if getattr(args, "view", None):
+        rows = await client.list_view(args.view, limit=args.limit)
+    elif role is not None:
         rows = await client.inbox(role, query, limit=args.limit, all_workflows=every)
     else:
         rows = await client.list_workflows(query, limit=args.limit, all_workflows=every)
@@ -335,12 +339,15 @@ async def _list(args: argparse.Namespace) -> int:
         return EXIT_OK
     # With every workflow, each row is one workflow (a branch shows under its own id) and KIND says what it is.
     first = f"{'KIND':<14} {'WORKFLOW':<40}" if every else f"{'SAMPLE':<24}"
-    print(f"{first} {'STAGE':<18} {'VERDICT':<17} {'REGION':<7} {'AWAITING':<22} {'NEXT DEADLINE':<20} OVERDUE")
+    print(f"{first} {'STAGE':<18} {'VERDICT':<17} {'REGION':<7} {'AWAITING':<22} "
+          f"{'NEXT DEADLINE (Asia/Shanghai)':<30} OVERDUE")
     for r in rows:
         name = f"{r['kind']:<14} {r['workflow_id']:<40}" if every else f"{r['sample_no'] or r['workflow_id']:<24}"
+        due = datetime.fromisoformat(r["next_deadline"]).astimezone(CHINA) if r["next_deadline"] else None
+        late = ",".join(r["overdue_role"]) or "yes"
         print(f"{name} {r['stage'] or '':<18} {r['verdict'] or '':<17} "
-              f"{r['region'] or '':<7} {','.join(r['awaiting_role']):<22} {(r['next_deadline'] or '')[:19]:<20} "
-              f"{'yes' if r['overdue'] else ''}")
+              f"{r['region_name'] or r['region'] or '':<7} {','.join(r['awaiting_role']):<22} "
+              f"{f'{due:%Y-%m-%d %H:%M}' if due else '':<30} {late if r['overdue'] else ''}")
     if any(r["estimated"] for r in rows):
         print("ESTIMATED: " + ", ".join(r["workflow_id"] if every else r["sample_no"] or r["workflow_id"]
                                         for r in rows if r["estimated"])
@@ -507,7 +514,6 @@ def rules_markdown(packs: list[Any]) -> str:
 
 
 def _rules_show(args: argparse.Namespace) -> int:
-    from activities.calendar import CHINA
     from activities.rule_packs import load_rule_packs, overrides_from_env, pack_in_force
 
     packs = load_rule_packs()
@@ -604,6 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
         lst = sub.add_parser(name, help=help_text)
         if name == "inbox":
             lst.add_argument("--role", required=True)
+        else:
+            lst.add_argument("--view", choices=sorted(VIEWS),
+                             help="a monitors' named view (docs/monitoring.md); the other filters are ignored")
         lst.add_argument("--stage")
         lst.add_argument("--region")
         lst.add_argument("--overdue", action="store_true")

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError
 from pydantic_core import to_json
 from temporalio.client import (
     Client,
+    WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -39,6 +40,7 @@ from domain.product_case import CASE_PREFIX
 from domain.stages import Stage
 from domain.status import SampleStatus
 from domain.visibility import sample_attributes
+from starter.views import BY_NAME as VIEWS
 from telemetry import configure_tracing, tracing_interceptors
 from workflows.product_case import ProductCaseWorkflow
 from workflows.sample import SampleWorkflow
@@ -401,22 +403,15 @@ class SpotcheckClient:
         full = f"WorkflowType IN ({', '.join(map(_quote, types))})" + (f" AND ({query})" if query else "")
         rows = []
         async for wf in self.client.list_workflows(full, limit=limit):
-            attrs = wf.typed_search_attributes
-            rows.append({
-                "kind": workflow_kind(wf.workflow_type, wf.id),
-                "sample_no": attrs.get(sa.SAMPLE_NO),
-                "workflow_id": wf.id,
-                "stage": attrs.get(sa.STAGE),
-                "verdict": attrs.get(sa.VERDICT),
-                "region": attrs.get(sa.REGION),
-                "channel": attrs.get(sa.CHANNEL),
-                "awaiting_role": list(attrs.get(sa.AWAITING_ROLE) or []),
-                "next_deadline": (d.isoformat() if (d := attrs.get(sa.NEXT_DEADLINE)) else None),
-                "overdue": bool(attrs.get(sa.OVERDUE)),
-                "estimated": bool(attrs.get(sa.ESTIMATED_DEADLINE)),
-                "running": wf.status == WorkflowExecutionStatus.RUNNING,
-            })
+            row = process_row(wf)
+            row["kind"] = row["kind"] or workflow_kind(wf.workflow_type, wf.id)  # runs from before ProcessKind
+            rows.append(row)
         return rows
+
+    async def list_view(self, name: str, limit: int = 200) -> list[dict[str, Any]]:
+        """A monitors' named view (starter/views.py), as the Web UI shows it: its query as written."""
+        query = VIEWS[name].resolved(datetime.now(UTC))
+        return [process_row(wf) async for wf in self.client.list_workflows(query, limit=limit)]
 
     async def inbox(
         self, role: str, query: str = "", limit: int = 200, *, all_workflows: bool = False
@@ -462,6 +457,27 @@ class SpotcheckClient:
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:  # closed since it was listed: nothing to move
                 raise
+
+
+def process_row(wf: WorkflowExecution) -> dict[str, Any]:
+    """One listed workflow as `spotcheck list` prints it."""
+    attrs = wf.typed_search_attributes
+    return {
+        "sample_no": attrs.get(sa.SAMPLE_NO),
+        "workflow_id": wf.id,
+        "kind": attrs.get(sa.PROCESS_KIND),
+        "stage": attrs.get(sa.STAGE),
+        "verdict": attrs.get(sa.VERDICT),
+        "region": attrs.get(sa.REGION),
+        "region_name": next(iter(attrs.get(sa.REGION_NAME) or []), None),
+        "channel": attrs.get(sa.CHANNEL),
+        "awaiting_role": list(attrs.get(sa.AWAITING_ROLE) or []),
+        "overdue_role": list(attrs.get(sa.OVERDUE_ROLE) or []),
+        "next_deadline": (d.isoformat() if (d := attrs.get(sa.NEXT_DEADLINE)) else None),
+        "overdue": bool(attrs.get(sa.OVERDUE)),
+        "estimated": bool(attrs.get(sa.ESTIMATED_DEADLINE)),
+        "running": wf.status == WorkflowExecutionStatus.RUNNING,
+    }
 
 
 def list_query(

@@ -18,7 +18,7 @@ from starter.client import DecisionRejected, Signer, SpotcheckClient
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "orders"
 DEMO_SCALE = 86400.0  # a day per second: the 15-day objection window takes 15 s
-# Try in the Web UI: `Overdue = true AND Region = "330100"`, `Stage = "objection_window"`, `AwaitingRole = "lab"`.
+# Try in the Web UI: `ProcessKind = "sample" AND Overdue = true AND Region = "330100"`, more in docs/monitoring.md.
 FAILED = [{"item": "输出电压", "standard": "GB 4943.1-2022", "requirement": "5V±5%", "result": "5.6V"}]
 
 

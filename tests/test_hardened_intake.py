@@ -269,7 +269,7 @@ async def test_a_write_that_cannot_succeed_waits_visibly_for_an_operator(
         order = f.order("offline_production")
         handle = await client.start_sample(order)
         status = await wait_for(handle, lambda s: s.needs_operator is not None)
-        assert "Record sample" in status.needs_operator and "cannot be written" in status.needs_operator
+        assert "the samples record of" in status.needs_operator and "cannot be written" in status.needs_operator
         assert (await search_attributes(handle))["NeedsOperator"] is True
         assert [m["channel"] for m in store.outbox_for(handle.id)] == ["operator"]
         await handle.signal("operator_retry")  # not mended yet: it fails again and waits again

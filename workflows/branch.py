@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.branches import BranchCarry, BranchInput, BranchReport, BranchSpec, BranchStatus
     from domain.decisions import Decision
     from domain.status import TimelinePage
+    from domain.visibility import identity_attributes
     from workflows.process import DecisionProcess
     from workflows.visibility import branch_details, publish
 
@@ -75,13 +76,24 @@ class BranchProcess(DecisionProcess):
         self._event("stage", f"{self.SPEC.branch.value}: {stage}")
         await self._changed()
 
+    def _kind(self) -> str:
+        """ProcessKind: the branch's name (a merged case says so instead)."""
+        return self.SPEC.branch.value
+
+    def _related(self) -> list[tuple[str, str]]:
+        """The workflows a monitor goes to from this one, for the details: its sample."""
+        return [("sample", self.input.sample_workflow_id)]
+
     def _show(self) -> None:
         awaiting = self.desk.awaiting()
+        kind = self._kind()
         publish(f"{self.SPEC.branch.value}:{self.stage}",
                 branch_details(self.order, self.SPEC.title, str(self.stage), self.outcome, awaiting,
-                               self.needs_operator),
+                               self.needs_operator, self._related()),
                 awaiting=awaiting, needs_operator=self._operator_attribute(),
-                estimated=self._estimated_attribute(awaiting), only_changed=self._lean())
+                estimated=self._estimated_attribute(awaiting),
+                identity=identity_attributes(kind, self.order.region if kind == self.SPEC.branch.value else None),
+                only_changed=self._lean(), monitored=self._monitored())
 
     async def _publish(self) -> None:
         self._unpublished = False

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.decisions import CaseFilingData, CaseOutcomeData, Decision, DecisionKind
     from domain.records import EnforcementCaseChange
     from domain.rules import Deadline
+    from domain.visibility import MERGED_CASE
     from workflows.branch import BranchProcess
     from workflows.process import WaitInterrupted
 
@@ -332,6 +333,19 @@ class EnforcementWorkflow(BranchProcess):
              "letter": {"title": letter["title"], "sha256": letter["sha256"]}},
         )
         await self._record_case()
+
+    # --- what monitors see ------------------------------------------------------------------------
+
+    def _kind(self) -> str:
+        return MERGED_CASE if self.merged_samples else super()._kind()
+
+    def _related(self) -> list[tuple[str, str]]:
+        if self.merged_samples:  # a merged case: its product case (as its "sample") and every sample in it
+            return [("product case", self.input.sample_workflow_id),
+                    *((f"sample {s['sample_no']} ({s.get('region')})", str(s["workflow_id"]))
+                      for s in self.merged_samples if s.get("workflow_id"))]
+        followed = [("merged case it follows", self.followed_case)] if self.followed_case else []
+        return [*super()._related(), *followed]
 
     def _case_context(self) -> dict[str, Any]:
         return {"reason": self.reason, "reason_code": reason_code(self.reason),

@@ -70,7 +70,8 @@ class Branches:
             task_queue=workflow.info().task_queue,
             result_type=BranchReport,
             parent_close_policy=PARENT_CLOSE[spec.parent_close],
-            search_attributes=sample_attributes(inp.order, stage=f"{branch.value}:opened", verdict=inp.verdict),
+            search_attributes=sample_attributes(inp.order, stage=f"{branch.value}:opened", verdict=inp.verdict,
+                                                kind=branch.value),
             static_summary=f"{spec.title} · {inp.order.summary}",
         )
         self.reports[wf_id] = BranchReport(branch=branch.value, workflow_id=wf_id, stage="opened")

@@ -62,6 +62,10 @@ LEAN = "lean-bookkeeping"
 # Runs from before the holiday schedule became data neither publish EstimatedDeadline nor take
 # `calendar_updated` (docs/design.md §5, §8).
 CALENDAR = "calendar-data"
+# Runs from before the monitors' attributes (ProcessKind, RegionName, OverdueRole) write them only beside an
+# upsert they make anyway; newer runs write them like every other attribute (docs/design.md §6, §8). The
+# newest patch: a run that has it has every behaviour above and asks no other.
+MONITORING = "monitoring-attributes"
 # Histories recorded before the policy existed: no signatures, and the order's time_scale as given.
 LEGACY_POLICY = DeploymentPolicy(require_signatures=False, max_time_scale=864000.0, signing_key_ids=[])
 
@@ -106,6 +110,7 @@ class DecisionProcess:
         self._unpublished = False  # a stage change not yet published (lean runs publish once per step)
         self._hardened_run: bool | None = None
         self._lean_run: bool | None = None
+        self._monitored_run: bool | None = None
         self._recounts_asked = self._recounts_done = 0  # `calendar_updated` signals asked / acted on
         self._resumed_waits: dict[DecisionKind, Deadline] = {}  # a continued run's open waits, as they were
         self._resume_at: str | None = None  # in a continued run: the stage it resumes at
@@ -362,16 +367,22 @@ class DecisionProcess:
 
     def _versions(self) -> None:
         """Ask, at the very start of the run (in `__init__`) and before any local activity, which version it
-        is: LEAN first — a local activity's result can reach a replay a workflow task earlier than it reached
-        the live run, so a patch first asked after one would be asked too early on replay. Runs from before
-        LEAN ask the calendar patch next, as they did."""
+        is: the newest patch first (MONITORING, then LEAN) — a local activity's result can reach a replay a
+        workflow task earlier than it reached the live run, so a patch first asked after one would be asked
+        too early on replay. Runs from before LEAN ask the calendar patch next, as they did."""
         if not self._lean():
             self._calendar_data()
+
+    def _monitored(self) -> bool:
+        """Whether this run writes the monitors' attributes like the others (MONITORING; implies LEAN)."""
+        if self._monitored_run is None:
+            self._monitored_run = workflow.patched(MONITORING)
+        return self._monitored_run
 
     def _lean(self) -> bool:
         """Whether this run keeps its bookkeeping lean (local activities, changed attributes only)."""
         if self._lean_run is None:
-            self._lean_run = workflow.patched(LEAN)
+            self._lean_run = self._monitored() or workflow.patched(LEAN)
         return self._lean_run
 
     def _adopt_policy(self, policy: DeploymentPolicy) -> None:
@@ -567,7 +578,10 @@ class DecisionProcess:
                 received_at=receipt.recorded_at,
                 via=via,
             ),
-            summary=f"Record the {'accepted' if receipt.accepted else 'rejected'} decision in the audit trail",
+            # Which decision, in the event history (a client's update or signal carries no summary in this SDK).
+            summary=(f"Audit trail: {receipt.kind}={receipt.outcome} by {decision.actor.role.value} "
+                     f"{decision.actor.id} ({'accepted' if receipt.accepted else 'rejected'}, {via})")
+                    if decision else f"Audit trail: an input that is no decision ({receipt.reason})",
         )
 
     async def _do(

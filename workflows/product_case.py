@@ -18,6 +18,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
@@ -48,8 +49,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.status import BranchReport
     from workflows.calls import call
     from workflows.enforcement import EnforcementWorkflow
-    from workflows.process import HARDENED, LEAN
-    from workflows.visibility import publish
+    from workflows.process import HARDENED, LEAN, MONITORING
+    from workflows.visibility import clock_line, link, publish, shanghai
 
 # A fail date becomes a moment for the deadline activity: noon, China time (no DST, a fixed offset).
 CHINA = timezone(timedelta(hours=8))
@@ -81,6 +82,7 @@ class ProductCaseWorkflow:
         self.closed = False
         self._hardened: bool | None = None
         self._lean: bool | None = None
+        self._monitored: bool | None = None
 
     # --- signals and the query -----------------------------------------------------------------
 
@@ -232,6 +234,11 @@ class ProductCaseWorkflow:
         try:
             await workflow.start_child_workflow(
                 EnforcementWorkflow.run, inp, id=wid, parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=TypedSearchAttributes([
+                    *sa.identity_attributes(sa.MERGED_CASE), SearchAttributePair(sa.SAMPLE_NO, first.sample_no),
+                    SearchAttributePair(sa.PRODUCT_CODE, self.key.product_code),
+                    SearchAttributePair(sa.ENTERPRISE_CODE, self.key.credit_code),
+                ]),
                 static_summary=f"并案 merged enforcement case · {len(members)} samples from "
                                f"{'/'.join(verdict.regions)} · {self.key.summary}",
             )
@@ -342,13 +349,15 @@ class ProductCaseWorkflow:
         """Which version this run is, asked once before anything else (see DecisionProcess._versions): a lean
         run has every earlier behaviour and asks no other patch."""
         if self._lean is None:
-            self._lean = workflow.patched(LEAN)
+            self._monitored = workflow.patched(MONITORING)  # the newest first: it implies LEAN
+            self._lean = True if self._monitored else workflow.patched(LEAN)
             self._hardened = True if self._lean else workflow.patched(HARDENED)
 
     async def _publish(self) -> None:
         publish(self.stage, self._details(), extra=[sa.PRODUCT_CODE.value_set(self.key.product_code),
                                                     sa.ENTERPRISE_CODE.value_set(self.key.credit_code)],
-                only_changed=bool(self._lean))
+                identity=sa.identity_attributes(sa.PRODUCT_CASE), only_changed=bool(self._lean),
+                monitored=bool(self._monitored))
 
     def _details(self) -> str:
         regions = sorted({f.region for f in self.s.fails})
@@ -356,11 +365,15 @@ class ProductCaseWorkflow:
                  f"stage **{self.stage}**",
                  f"- {len(self.s.fails)} fail(s) from {len(regions)} region(s): {', '.join(regions) or '—'}"]
         for m in self.s.merged:
-            lines.append(f"- merged case `{m.workflow_id}` ({m.stage}): {len(m.members)} samples from "
+            lines.append(f"- merged case {link(m.workflow_id)} ({m.stage}): {len(m.members)} samples from "
                          f"{'/'.join(m.regions)}; joins until **{m.window_ends}**")
+        lines += [f"- fail of sample {f.sample_no} ({f.region}, failed on {f.failed_on}): "
+                  f"{link(f.sample_workflow_id)}" for f in self.s.fails]
         dups = [f"{f.sample_no} = {f.duplicate_of}" for f in self.s.fails if f.duplicate_of]
         if dups:
             lines.append(f"- same batch sampled again (counted once): {', '.join(dups)}")
         if self.s.closes_at and not self.closed:
-            lines.append(f"- closes when no new fail arrives by {self.s.closes_at:%Y-%m-%d %H:%M} UTC")
-        return "\n".join(lines)
+            lines.append(f"- waiting for fails of this product from other regions (Spotcheck's samples, no "
+                         f"person) until {shanghai(self.s.closes_at)}; closes if none arrives")
+        scales = {r.time_scale for r in self.s.reports.values()}
+        return "\n".join([*lines, *clock_line(max(scales, default=1))])

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.rules import Deadline
     from domain.stages import STAGE_TITLES, Stage, Verdict
     from domain.status import Awaiting, BranchReport, SampleCarry, SampleStatus, TimelinePage
-    from domain.visibility import order_attributes
+    from domain.visibility import SAMPLE, identity_attributes, order_attributes
     from domain.windows import CHINA
     from workflows.post_handling import Branches
     from workflows.process import DecisionProcess, WaitInterrupted
@@ -485,7 +485,8 @@ class SampleWorkflow(DecisionProcess):
         own = [p.key.value_set(p.value) for p in order_attributes(self.order)] if lean else []
         publish(self.stage.value, details, awaiting=awaiting, verdict=self.verdict.value,
                 needs_operator=self._operator_attribute(), estimated=self._estimated_attribute(awaiting),
-                extra=own, only_changed=lean)
+                extra=own, identity=identity_attributes(SAMPLE, self.order.region), only_changed=lean,
+                monitored=self._monitored())
 
     async def _publish(self) -> None:
         """Search attributes, current details and the `samples` record follow every change (in lean runs:
@@ -526,7 +527,7 @@ class SampleWorkflow(DecisionProcess):
                 overdue=overdue,
                 updated_at=workflow.now(),
             ),
-            summary=f"Record sample {self.order.sample_no} at stage {self.stage.value}",
+            summary=f"Bookkeeping: the samples record of {self.order.sample_no} at stage {self.stage.value}",
             local=lean,
         )
 
