@@ -84,6 +84,12 @@ def _existing_file(path: Path) -> Path:
     return path
 
 
+def _dsn(value: SecretStr) -> SecretStr:
+    if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+        raise PydanticCustomError("dsn", "must be a postgresql:// URL")
+    return value
+
+
 def _name(raw: Any) -> Any:
     text = str(raw).strip()
     if not text or len(text) > 255 or not text.isprintable() or any(c in text for c in " /\\."):
@@ -104,7 +110,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, extra="ignore", frozen=True,
                                       validate_default=False)
 
-    database_url: SecretStr | None = Field(None, alias="DATABASE_URL", description="PostgreSQL DSN of the records")
+    database_url: Annotated[SecretStr, AfterValidator(_dsn)] | None = Field(None, alias="DATABASE_URL", description="PostgreSQL DSN of the records")
     db_pool_max: Annotated[int, _whole(1, 1000)] = Field(20, alias="SPOTCHECK_DB_POOL_MAX")
     task_queue: Name = Field("spotcheck", alias="SPOTCHECK_TASK_QUEUE")
     workflow_cache: Annotated[int, _whole(2, 10_000_000)] = Field(5000, alias="SPOTCHECK_WORKFLOW_CACHE")
