@@ -20,7 +20,8 @@ RUN pip wheel --no-deps --wheel-dir /wheels .
 FROM python:${PYTHON_VERSION}-slim
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=builder /wheels/spotcheck-0.1.0-py3-none-any.whl /tmp/
-RUN pip install "/tmp/spotcheck-0.1.0-py3-none-any.whl[otlp]" && rm /tmp/spotcheck-0.1.0-py3-none-any.whl \
+RUN pip install "spotcheck[otlp] @ file:///tmp/spotcheck-0.1.0-py3-none-any.whl" \
+    && rm /tmp/spotcheck-0.1.0-py3-none-any.whl \
     && useradd --system --uid 10001 --create-home --home-dir /var/lib/spotcheck spotcheck \
     && mkdir -p /var/lib/spotcheck/calendar && chown -R spotcheck /var/lib/spotcheck
 USER 10001

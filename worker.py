@@ -169,12 +169,13 @@ async def start_outbox_dispatcher(client: Client, task_queue: str, plan: Dispatc
     )
 
 
-def main() -> int:
+def main() -> None:
     """`python -m worker`: the same as `spotcheck worker` (settings checked first, SIGTERM stops gracefully)."""
-    from starter.cli import main as cli
+    from starter.cli import run
 
-    return cli(["worker", *sys.argv[1:]])
+    sys.argv[1:1] = ["worker"]
+    run()  # leaves with os._exit, like the console script (the SDK's teardown: starter.cli.run)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
