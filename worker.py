@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.runtime import Runtime
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from codec import data_converter_from_env
-from domain.bounds import whole_number_setting
-from telemetry import configure_tracing, tracing_interceptors
+from settings import Settings, load_settings, setting, temporal_connect_config
+from telemetry import tracing_interceptors
 
 if TYPE_CHECKING:
     from activities.keys import SigningSetup
@@ -27,8 +31,8 @@ TASK_QUEUE = "spotcheck"
 # refusing datetime.now(), still apply). The keyring in domain.signing is this process's, as it must be.
 SANDBOX = SandboxRestrictions.default.with_passthrough_all_modules()
 # How many workflows the worker keeps in memory. An evicted one is rebuilt from its history when it next
-# has work (a decision, a timer). Sizing: docs/design.md §8 and bench/RESULTS.md.
-WORKFLOW_CACHE = 5000
+# has work (a decision, a timer). Sizing: docs/operations.md and bench/RESULTS.md.
+WORKFLOW_CACHE: int = Settings.model_fields["workflow_cache"].default
 
 
 def workflow_runner(environ: Mapping[str, str] = os.environ) -> WorkflowRunner:
@@ -41,15 +45,14 @@ def workflow_runner(environ: Mapping[str, str] = os.environ) -> WorkflowRunner:
     saved histories under the SDK's default, strictest sandbox, so a non-deterministic call fails CI before it
     ships; deployed workers then run the checked code without the per-task cost. `on` keeps the sandbox in
     production too. A bad value stops the worker, naming the variable."""
-    raw = environ.get("SPOTCHECK_WORKFLOW_SANDBOX", "off").strip().lower()
-    if raw not in ("on", "off"):
-        raise ValueError("SPOTCHECK_WORKFLOW_SANDBOX: must be on or off")
-    return SandboxedWorkflowRunner(restrictions=SANDBOX) if raw == "on" else UnsandboxedWorkflowRunner()
+    sandbox = setting("SPOTCHECK_WORKFLOW_SANDBOX", environ)
+    return SandboxedWorkflowRunner(restrictions=SANDBOX) if sandbox == "on" else UnsandboxedWorkflowRunner()
 
 
 def workflow_cache_size(environ: Mapping[str, str] = os.environ) -> int:
     """SPOTCHECK_WORKFLOW_CACHE, or WORKFLOW_CACHE; a bad value stops the worker, naming the variable."""
-    return whole_number_setting(environ, "SPOTCHECK_WORKFLOW_CACHE", WORKFLOW_CACHE, 2, 10_000_000)
+    cache: int = setting("SPOTCHECK_WORKFLOW_CACHE", environ)
+    return cache
 
 
 def build_worker(
@@ -85,34 +88,70 @@ def build_worker(
     )
 
 
-async def connect(address: str | None = None, namespace: str | None = None) -> Client:
+async def connect(address: str | None = None, namespace: str | None = None, runtime: Runtime | None = None) -> Client:
+    """A client from temporalio.envconfig (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS, API key, profiles:
+    settings.py), `address` and `namespace` overriding; `runtime` carries the Prometheus endpoint."""
+    config = temporal_connect_config()
+    if address:
+        config["target_host"] = address
+    if namespace:
+        config["namespace"] = namespace
     return await Client.connect(
-        address or os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"),
-        namespace=namespace or os.environ.get("TEMPORAL_NAMESPACE", "default"),
+        **config,
         data_converter=data_converter_from_env(),  # encrypting when SPOTCHECK_CODEC_KEYS is set
         interceptors=tracing_interceptors(),  # a client's interceptors also apply to its workers
+        runtime=runtime,
     )
 
 
+def deployment_options(settings: Settings) -> dict[str, Any]:
+    """Worker Deployment versioning when SPOTCHECK_DEPLOYMENT_NAME and SPOTCHECK_BUILD_ID are set: every
+    sample is pinned to the build it started on, so a new release never takes it over mid-run; the old
+    build's workers keep serving it until it closes or an operator moves it (docs/operations.md)."""
+    if settings.deployment_name is None or settings.build_id is None:
+        return {}
+    return {"deployment_config": WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(settings.deployment_name, settings.build_id),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.PINNED,
+    )}
+
+
 async def run_worker(
-    client: Client, dsn: str, task_queue: str = TASK_QUEUE, signing_setup: SigningSetup | None = None
+    client: Client, dsn: str, task_queue: str = TASK_QUEUE, signing_setup: SigningSetup | None = None,
+    settings: Settings | None = None,
 ) -> None:
     """Run until cancelled; migrations are applied first so a fresh database just works. Signing is
     configured first: `signing_setup`, else from SPOTCHECK_SIGNING_KEYS and SPOTCHECK_REQUIRE_SIGNATURES
-    (activities/keys.py; a KeyFileError when they do not fit)."""
+    (activities/keys.py; a KeyFileError when they do not fit). On cancellation (SIGTERM) the worker stops
+    polling, is reported not ready, and in-flight activities get SPOTCHECK_SHUTDOWN_GRACE seconds to finish
+    before they are cancelled (and retried elsewhere); a workflow task in flight is simply retried."""
     from activities.db import apply_migrations, create_pool
     from activities.keys import signing_setup as setup_from_env
     from activities.outbox import config_from_env
+    from monitoring import Readiness, operate
 
+    settings = settings or load_settings()
     (signing_setup or setup_from_env()).apply()
     outbox = config_from_env()  # a bad file stops the worker here, naming the field
-    pool = await create_pool(dsn)
+    pool = await create_pool(dsn, max_size=settings.db_pool_max)
+    readiness = Readiness(pool)
     try:
         await apply_migrations(pool)
-        async with build_worker(client, pool, task_queue):
+        worker = build_worker(
+            client, pool, task_queue,
+            graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace),
+            **deployment_options(settings),
+        )
+        # The health server outlives the worker: /readyz answers 503 while in-flight activities finish.
+        async with operate(settings, client, pool, readiness), worker:
             if outbox is not None:
                 await start_outbox_dispatcher(client, task_queue, outbox.plan())
-            await asyncio.Event().wait()
+            readiness.worker = worker
+            try:
+                await asyncio.Event().wait()
+            finally:
+                readiness.stopping = True
     finally:
         await pool.close()
 
@@ -130,27 +169,13 @@ async def start_outbox_dispatcher(client: Client, task_queue: str, plan: Dispatc
     )
 
 
-async def main() -> None:
-    dsn = os.environ.get("DATABASE_URL")
-    if not dsn:
-        raise SystemExit("DATABASE_URL is not set (or use `spotcheck up` for the embedded stack)")
-    from activities.db import pool_max_size
-    from activities.keys import KeyFileError, signing_setup
-    from activities.outbox import config_from_env
+def main() -> None:
+    """`python -m worker`: the same as `spotcheck worker` (settings checked first, SIGTERM stops gracefully)."""
+    from starter.cli import run
 
-    try:
-        setup = signing_setup()
-        config_from_env()
-        workflow_cache_size()
-        workflow_runner()
-        pool_max_size()
-    except KeyFileError as err:
-        raise SystemExit(f"signing keys: {err}") from None
-    except ValueError as err:
-        raise SystemExit(str(err)) from None
-    configure_tracing("spotcheck-worker")
-    await run_worker(await connect(), dsn, os.environ.get("SPOTCHECK_TASK_QUEUE", TASK_QUEUE), setup)
+    sys.argv[1:1] = ["worker"]
+    run()  # leaves with os._exit, like the console script (the SDK's teardown: starter.cli.run)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

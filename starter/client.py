@@ -4,7 +4,6 @@ The CLI is a thin layer over this, so both validate the same way."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -212,13 +211,17 @@ class SpotcheckClient:
         signer: Signer | None = None,
     ) -> SpotcheckClient:
         configure_tracing("spotcheck-cli")
+        from settings import setting, temporal_connect_config
+
+        config = temporal_connect_config()  # temporalio.envconfig: address, namespace, TLS, API key, profiles
+        config["target_host"] = address or config["target_host"]
+        config["namespace"] = namespace or config["namespace"]
         client = await Client.connect(
-            address or os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"),
-            namespace=namespace or os.environ.get("TEMPORAL_NAMESPACE", "default"),
+            **config,
             data_converter=data_converter_from_env(),  # encrypting when SPOTCHECK_CODEC_KEYS is set
             interceptors=tracing_interceptors(),
         )
-        return cls(client, task_queue or os.environ.get("SPOTCHECK_TASK_QUEUE", DEFAULT_TASK_QUEUE), signer)
+        return cls(client, task_queue or setting("SPOTCHECK_TASK_QUEUE"), signer)
 
     # --- starting ------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from telemetry import configure_tracing
 
 if TYPE_CHECKING:
     from activities.keys import SigningSetup
+    from settings import Settings
     from starter.codec_server import CodecServer
 
 DEFAULT_STATE_DIR = "./.spotcheck"
@@ -57,23 +58,23 @@ def add_commands(sub: Any) -> None:
 
     gateway = sub.add_parser(
         "gateway", help="serve the HTTP gateway (signed calls from outside systems) against TEMPORAL_ADDRESS",
-        description="Serve the HTTP gateway. Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, "
+        description="Serve the HTTP gateway. Environment: the Temporal connection (temporalio.envconfig: "
+        "TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS, API key, profiles), "
         "SPOTCHECK_GATEWAY_KEYS (the callers' key file, required), SPOTCHECK_SIGNING_KEYS (the key decisions are "
         "signed with, where signatures are required), SPOTCHECK_CODEC_KEYS.",
     )
     gateway.add_argument("--host", default=HOST, help="(default: %(default)s)")
     gateway.add_argument("--port", type=int, default=GATEWAY_PORT, help="(default: %(default)s)")
-    gateway.add_argument("--task-queue", default=os.environ.get("SPOTCHECK_TASK_QUEUE", DEFAULT_TASK_QUEUE),
-                         help="(default: %(default)s)")
+    gateway.add_argument("--task-queue", help="(default: SPOTCHECK_TASK_QUEUE, else spotcheck)")
     gateway.set_defaults(func=_cmd_gateway)
 
     worker = sub.add_parser(
         "worker", help="run a worker against TEMPORAL_ADDRESS and DATABASE_URL",
-        description="Run a worker only. Environment: TEMPORAL_ADDRESS (default localhost:7233), "
-        "TEMPORAL_NAMESPACE (default: default), DATABASE_URL (required).",
+        description="Run a worker only. Environment: the Temporal connection (TEMPORAL_ADDRESS, default "
+        "localhost:7233, TEMPORAL_NAMESPACE, TLS, API key, profiles: temporalio.envconfig), DATABASE_URL "
+        "(required) and the settings of settings.py. SIGTERM stops it gracefully.",
     )
-    worker.add_argument("--task-queue", default=os.environ.get("SPOTCHECK_TASK_QUEUE", DEFAULT_TASK_QUEUE),
-                        help="(default: %(default)s)")
+    worker.add_argument("--task-queue", help="(default: SPOTCHECK_TASK_QUEUE, else spotcheck)")
     worker.set_defaults(func=_cmd_worker)
 
 
@@ -395,15 +396,17 @@ def _hide_password(dsn: str) -> str:
 
 def _cmd_gateway(args: argparse.Namespace) -> int:
     from activities.keys import KeyFileError
+    from settings import load_settings
     from starter.gateway.serve import gateway_signer
     from starter.gateway.settings import gateway_settings
 
     try:
+        load_settings()  # every variable at once: a bad one stops the gateway here, named
         settings, signer = gateway_settings(), gateway_signer()
     except KeyFileError as e:
         fail(f"gateway keys: {e}")
         return 2
-    except ValueError as e:  # SPOTCHECK_GATEWAY_MAX_BODY
+    except ValueError as e:  # settings.SettingsError, SPOTCHECK_GATEWAY_MAX_BODY
         fail(str(e))
         return 2
     return run_until_signal(lambda: _gateway(args, settings, signer))
@@ -419,9 +422,9 @@ async def _gateway(args: argparse.Namespace, settings: Any, signer: Any) -> int:
     except RuntimeError as e:
         fail(f"cannot connect to Temporal: {e}")
         return 1
-    say(f"gateway http://{args.host}:{args.port} (OpenAPI /openapi.json), task queue {args.task_queue!r}, "
+    say(f"gateway http://{args.host}:{args.port} (OpenAPI /openapi.json), task queue {spot.task_queue!r}, "
         f"{len(settings.callers)} caller(s), decisions " + (f"signed with key {signer.key_id}" if signer else "unsigned"))
-    await serve(build_app(spot.client, settings, task_queue=args.task_queue, signer=signer), args.host, args.port)
+    await serve(build_app(spot.client, settings, task_queue=spot.task_queue, signer=signer), args.host, args.port)
     return 0
 
 
@@ -430,37 +433,48 @@ async def _gateway(args: argparse.Namespace, settings: Any, signer: Any) -> int:
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     from activities.keys import KeyFileError, signing_setup
+    from settings import SettingsError, load_settings, temporal_connect_config
 
-    dsn = os.environ.get("DATABASE_URL")
-    if not dsn:
+    try:
+        settings = load_settings()  # every variable at once: a bad one stops the worker here, named
+        target = temporal_connect_config()["target_host"]
+    except SettingsError as e:
+        fail(str(e))
+        return 2
+    if settings.database_url is None:
         fail("DATABASE_URL is not set: point it at PostgreSQL (or use `spotcheck up` for the embedded stack)")
         return 2
     try:
-        signing_keys = signing_setup()
+        signing_keys = signing_setup(settings.signing_keys)
     except KeyFileError as e:
         fail(f"signing keys: {e}")
         return 2
-    return run_until_signal(lambda: _worker(dsn, args.task_queue, signing_keys))
+    task_queue = args.task_queue or settings.task_queue
+    return run_until_signal(lambda: _worker(settings, target, task_queue, signing_keys))
 
 
-async def _worker(dsn: str, task_queue: str, signing_keys: SigningSetup) -> int:
+async def _worker(settings: Settings, target: str, task_queue: str, signing_keys: SigningSetup) -> int:
+    from monitoring import metrics_runtime
     from worker import connect, run_worker
 
-    address = os.environ.get("TEMPORAL_ADDRESS", "localhost:7233")
+    assert settings.database_url is not None
+    dsn = settings.database_url.get_secret_value()
     configure_tracing("spotcheck-worker")
     try:
-        client = await connect()
+        client = await connect(runtime=metrics_runtime(settings.metrics_port))
     except RuntimeError as e:
-        fail(f"cannot connect to Temporal at {address}: {e}")
+        fail(f"cannot connect to Temporal at {target}: {e}")
         return 1
     except ValueError as e:  # codec.CodecError: SPOTCHECK_CODEC_KEYS names an unreadable keyring
         fail(str(e))
         return 1
-    say(f"worker on task queue {task_queue!r}, Temporal {address} namespace {client.namespace!r}, "
+    say(f"worker on task queue {task_queue!r}, Temporal {target} namespace {client.namespace!r}, "
         f"database {_hide_password(dsn)}")
     say(f"signatures {signing_keys.describe()}")
+    if settings.build_id is not None:
+        say(f"deployment {settings.deployment_name} build {settings.build_id} (samples pinned to their build)")
     try:
-        await run_worker(client, dsn, task_queue, signing_keys)
+        await run_worker(client, dsn, task_queue, signing_keys, settings)
     finally:
         say("stopped")
     return 0
