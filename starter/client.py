@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,10 @@ from codec import data_converter_from_env
 from domain import signing
 from domain import visibility as sa
 from domain.bounds import error_lines, within
-from domain.branches import BRANCH_OF_KIND, branch_workflow_id
+from domain.branches import BRANCH_OF_KIND, BranchStatus, branch_workflow_id
 from domain.decisions import Decision, Receipt
 from domain.models import SAMPLE_NO_PATTERN, SampleOrder, workflow_id_for
-from domain.status import SampleStatus
+from domain.status import Awaiting, SampleStatus
 from domain.visibility import sample_attributes
 from telemetry import configure_tracing, tracing_interceptors
 from workflows.sample import SampleWorkflow
@@ -312,12 +312,33 @@ class SpotcheckClient:
 
     # --- reading -------------------------------------------------------------------------------
 
-    async def status(self, sample_no: str) -> SampleStatus:
+    async def status(self, sample_no: str, rpc_timeout: timedelta | None = None) -> SampleStatus:
+        """The sample's `status` query; `rpc_timeout`: give up then (RPCError) when no worker answers."""
         handle = self.client.get_workflow_handle(workflow_id_for(sample_no))
-        return await handle.query(SampleWorkflow.status)
+        return await handle.query(SampleWorkflow.status, rpc_timeout=rpc_timeout)
 
-    async def list_samples(self, query: str = "", limit: int = 200) -> list[dict[str, Any]]:
-        full = "WorkflowType = 'SampleWorkflow'" + (f" AND ({query})" if query else "")
+    async def awaited(self, sample_no: str, listed: Collection[str] = (),
+                      rpc_timeout: timedelta | None = None) -> list[tuple[str, str, Awaiting]]:
+        """(workflow id, product summary, awaited decision) of a sample and its open branches, from the sample's
+        status; where the sample is not among the `listed` workflow ids but its branches are (a credit branch
+        outlives its sample), from each listed branch's own status."""
+        sample_id = workflow_id_for(sample_no)
+        if not listed or sample_id in listed:
+            status = await self.status(sample_no, rpc_timeout)
+            return [(sample_id, status.summary, a) for a in status.awaiting] + [
+                (b.workflow_id, status.summary, a) for b in status.branches if not b.closed for a in b.awaiting]
+        found = []
+        for workflow_id in sorted(listed):
+            branch = await self.client.get_workflow_handle(workflow_id).query("status", result_type=BranchStatus,
+                                                                               rpc_timeout=rpc_timeout)
+            found += [(workflow_id, branch.branch, a) for a in branch.awaiting]
+        return found
+
+    async def list_samples(self, query: str = "", limit: int = 200, *, branches: bool = False) -> list[dict[str, Any]]:
+        """The samples the visibility `query` finds; `branches`: their branch workflows too (the workbench's
+        inbox: a credit branch waits on after its sample has closed)."""
+        kind = "" if branches else "WorkflowType = 'SampleWorkflow'"
+        full = " AND ".join(p for p in (kind, f"({query})" if query else "") if p)
         rows = []
         async for wf in self.client.list_workflows(full, limit=limit):
             attrs = wf.typed_search_attributes
@@ -362,19 +383,20 @@ def list_query(
 ) -> str:
     parts: list[str] = []
     if stage:
-        parts.append(f"Stage = {_quote(stage)}")
+        parts.append(f"Stage = {quote_value(stage)}")
     if region:
-        parts.append(f"Region = {_quote(region)}")
+        parts.append(f"Region = {quote_value(region)}")
     if overdue:
         parts.append("Overdue = true")
     if role:
-        parts.append(f"AwaitingRole = {_quote(role)}")
+        parts.append(f"AwaitingRole = {quote_value(role)}")
     if extra:
         parts.append(f"({extra})")
     return " AND ".join(parts)
 
 
-def _quote(value: str) -> str:
+def quote_value(value: str) -> str:
+    """A string literal of a visibility query."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
