@@ -178,6 +178,8 @@ def _which(result: Any, count: int) -> str:
 async def _sample_show(args: argparse.Namespace) -> int:
     from temporalio.service import RPCError
 
+    from activities.calendar import CHINA
+
     client = await _connect(args)
     try:
         status = await client.status(args.sample_no)
@@ -203,9 +205,9 @@ async def _sample_show(args: argparse.Namespace) -> int:
         print("failed items:")
         for item in status.failed_items:
             print(f"  - {item.get('item')} ({item.get('standard')})")
-    print("timeline:")
+    print("timeline (China time):")
     for e in status.timeline:
-        print(f"  {e.at:%Y-%m-%d %H:%M}  [{e.stage}] {e.text}")
+        print(f"  {e.at.astimezone(CHINA):%Y-%m-%d %H:%M}  [{e.stage}] {e.text}")
     return EXIT_OK
 
 
@@ -369,14 +371,13 @@ async def _inbox(args: argparse.Namespace) -> int:
         client = await _connect(args)
         query = list_query(stage=args.stage, region=args.region, overdue=args.overdue, role=args.role,
                            extra=args.query)
-        listed = await client.list_samples(query, limit=args.limit, branches=True)
-        rows = []
-        for no in dict.fromkeys(r["sample_no"] for r in listed if r["sample_no"]):
-            ids = {r["workflow_id"] for r in listed if r["sample_no"] == no}
-            rows += [{"sample_no": no, "workflow_id": wid, "kind": a.kind, "roles": a.roles, "due": a.due.isoformat(),
-                      "overdue": a.overdue, "product": product}
-                     for wid, product, a in await client.awaited(no, ids)
-                     if args.role in a.roles and (not args.kind or a.kind == args.kind)]
+        found, unanswered = await client.awaited_in(await client.list_samples(query, limit=args.limit, branches=True))
+        if unanswered:
+            print(f"note: {unanswered} sample(s) did not answer their status query in time (worker down?)",
+                  file=sys.stderr)
+        rows = [{"sample_no": no, "workflow_id": wid, "kind": a.kind, "roles": a.roles, "due": a.due.isoformat(),
+                 "overdue": a.overdue, "product": product} for no, wid, product, a in found
+                if args.role in a.roles and (not args.kind or a.kind == args.kind)]
         rows.sort(key=lambda r: (not r["overdue"], r["due"]))
     if args.json:
         _print_json(rows)

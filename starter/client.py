@@ -44,6 +44,8 @@ DEFAULT_TASK_QUEUE = "spotcheck"
 # Starts in flight at once in `start_samples`: enough to keep the server busy, bounded so that a file of
 # 100,000 orders never opens 100,000 requests.
 START_WINDOW = 32
+# How long a listing waits for each sample's status query (`awaited_in`) before counting it as not answering.
+STATUS_TIMEOUT = timedelta(seconds=3)
 
 
 class OrderError(ValueError):
@@ -333,6 +335,23 @@ class SpotcheckClient:
                                                                                rpc_timeout=rpc_timeout)
             found += [(workflow_id, branch.branch, a) for a in branch.awaiting]
         return found
+
+    async def awaited_in(self, rows: list[dict[str, Any]], rpc_timeout: timedelta | None = STATUS_TIMEOUT
+                         ) -> tuple[list[tuple[str, str, str, Awaiting]], int]:
+        """What the samples of listed `rows` (`list_samples(branches=True)`) await: (sample no, workflow id,
+        product, awaited) asked of each sample at once, and how many did not answer within `rpc_timeout` (their
+        worker is down): one such sample never holds up the others."""
+        samples = list(dict.fromkeys(r["sample_no"] for r in rows if r["sample_no"]))
+
+        async def of(no: str) -> list[tuple[str, str, str, Awaiting]] | None:
+            try:
+                found = await self.awaited(no, {r["workflow_id"] for r in rows if r["sample_no"] == no}, rpc_timeout)
+            except RPCError:
+                return None
+            return [(no, workflow_id, product, a) for workflow_id, product, a in found]
+
+        answers = await asyncio.gather(*(of(no) for no in samples))
+        return [w for found in answers if found for w in found], answers.count(None)
 
     async def list_samples(self, query: str = "", limit: int = 200, *, branches: bool = False) -> list[dict[str, Any]]:
         """The samples the visibility `query` finds; `branches`: their branch workflows too (the workbench's

@@ -227,6 +227,11 @@ async def test_the_api_token_acts_as_its_user(
         assert listed.status_code == 200, listed.text
         entries = listed.json()
         assert {"sample_no": no, "kind": "lab_report"}.items() <= next(e for e in entries if e["sample_no"] == no).items()
+        # The CLI's inbox names the awaited kind (the same listing, asked of the dev server).
+        address = dev_env.client.service_client.config.target_host
+        code, out = await asyncio.to_thread(_cli, ["inbox", "--role", "lab", "--kind", "lab_report", "--address",
+                                                   address, "--task-queue", task_queue])
+        assert code == 0 and any(line.startswith(no) and "lab_report" in line for line in out.splitlines()), out
         answer = await http.post(f"/api/samples/{no}/decisions", headers=headers, json={
             "kind": "lab_report", "outcome": "fail", "role": "lab", "request_id": "api-1",
             "data": {"report_no": "R-API", "failed_items": f.FAILED_ITEMS}})
@@ -234,3 +239,24 @@ async def test_the_api_token_acts_as_its_user(
         await wait_for(client.client.get_workflow_handle(f"sample-{no}"), lambda s: s.stage != "testing")
         (row,) = [r for r in store.audit_trail(f"sample-{no}") if r["request_id"] == "api-1"]
         assert row["actor"]["id"] == lab.id
+        # A final fail's branches, with their deadlines, in `sample show`.
+        await wait_for(client.client.get_workflow_handle(f"sample-{no}"), awaiting("result_delivery"))
+        await client.decide(no, f.delivered())
+        await wait_for(client.client.get_workflow_handle(f"sample-{no}"), awaiting("objection"))
+        await client.decide(no, f.objection("waived"))
+        await wait_for(client.client.get_workflow_handle(f"sample-{no}"),
+                       lambda s: any(b.branch == "rectification" and b.awaiting for b in s.branches))
+        code, out = await asyncio.to_thread(_cli, ["sample", "show", no, "--address", address])
+        assert code == 0 and "branch rectification (" in out and "  awaiting rectification_report from" in out, out
+
+
+def _cli(argv: list[str]) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    from starter import cli
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main(argv)
+    return code, out.getvalue()

@@ -18,7 +18,7 @@ import secrets
 import tempfile
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path, PurePath
 from typing import Annotated, Any
 
@@ -46,7 +46,6 @@ SESSION_COOKIE = "spotcheck_session"
 SESSION_HOURS = 8
 MAX_EVIDENCE_BYTES = 20 * 1024 * 1024  # one file; a photo or a scanned report
 INBOX_LIMIT = 100  # workflows listed; the status query is asked only for these
-STATUS_TIMEOUT = timedelta(seconds=3)  # a sample whose worker does not answer by then is left out and counted
 
 
 @dataclass
@@ -139,27 +138,15 @@ class InboxItem:
 
 
 async def inbox(client: SpotcheckClient, user: User) -> tuple[list[InboxItem], int]:
-    """The user's awaited decisions, overdue first, and how many listed samples did not answer their status
-    query in time (their worker is down): one such sample never holds up the others."""
+    """The user's awaited decisions, overdue first, and how many listed samples did not answer in time."""
     query = inbox_query(user)
     if not query:
         return [], 0
     rows = await client.list_samples(query, INBOX_LIMIT, branches=True)
     mine = {r.value for r in user.roles}
-    samples = list(dict.fromkeys(r["sample_no"] for r in rows if r["sample_no"]))
-
-    async def waits(sample_no: str) -> list[InboxItem] | None:
-        ids = {r["workflow_id"] for r in rows if r["sample_no"] == sample_no}
-        try:
-            found = await client.awaited(sample_no, ids, STATUS_TIMEOUT)
-        except RPCError:
-            return None
-        return [InboxItem(sample_no, wid, product, a) for wid, product, a in found if mine & set(a.roles)]
-
-    answers = await asyncio.gather(*(waits(no) for no in samples))
-    items = [item for found in answers if found for item in found]
-    # Overdue first, then by due date.
-    return sorted(items, key=lambda i: (not i.overdue, i.awaiting.due_at)), answers.count(None)
+    found, unanswered = await client.awaited_in(rows)
+    items = [InboxItem(no, workflow_id, product, a) for no, workflow_id, product, a in found if mine & set(a.roles)]
+    return sorted(items, key=lambda i: (not i.overdue, i.awaiting.due_at)), unanswered
 
 
 # --- the decision form: fields from the kind's payload schema ---------------------------------------------
