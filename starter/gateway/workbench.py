@@ -236,12 +236,6 @@ async def decide_as(request: Request, user: User, sample_no: str, given: Decisio
     """Send `given` with `user` as its actor, signed by the gateway's signer; FormProblem (403) when the user
     may not make it, after writing the refusal to the sample's audit trail."""
     client = _client(request)
-    payload = PAYLOADS.get(given.kind)
-    if payload is not None:
-        try:
-            payload.model_validate(given.data)
-        except ValidationError as err:
-            raise FormProblem(error_lines(err, "data.")) from None
     order = await _order(client, sample_no)
     parties = [p.credit_code for p in (order.sampled_party, order.labelled_producer) if p]
     problem = act_problem(user, given.kind, given.role, order.region, parties)
@@ -249,9 +243,15 @@ async def decide_as(request: Request, user: User, sample_no: str, given: Decisio
     decision = {**given.model_dump(mode="json", exclude={"role"}), "actor": actor.model_dump(mode="json", exclude_none=True)}
     if problem is None and given.outcome not in decisions_of(given.role).get(given.kind, ()):
         problem = f"outcome: {given.kind.value} = {given.outcome} is not decided by {given.role.value}"
-    if problem is not None:
+    if problem is not None:  # who may act is checked first: such an attempt is audited whatever its data
         await _audit_refusal(request, client, sample_no, decision, problem)
         raise FormProblem([problem], 403)
+    payload = PAYLOADS.get(given.kind)
+    if payload is not None:  # checked here too, so the form shows each bad field before anything is sent
+        try:
+            payload.model_validate(given.data)
+        except ValidationError as err:
+            raise FormProblem(error_lines(err, "data.")) from None
     try:
         receipt = await client.decide(sample_no, decision)
     except NoSuchWorkflow as err:
