@@ -25,3 +25,14 @@ CREATE TABLE IF NOT EXISTS api_tokens (
 );
 
 CREATE INDEX IF NOT EXISTS api_tokens_user_idx ON api_tokens (user_id);
+
+-- Who has taken an awaited decision in hand (认领) or been given it by a colleague (指派): advisory, for the
+-- inbox; the decision itself is still checked against the user's roles and regions when it is made.
+CREATE TABLE IF NOT EXISTS claims (
+    workflow_id    text NOT NULL,
+    kind           text NOT NULL,
+    user_id        text NOT NULL REFERENCES users (id),
+    assigned_by    text NOT NULL REFERENCES users (id),
+    claimed_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (workflow_id, kind)
+);

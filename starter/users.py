@@ -107,3 +107,17 @@ class UserStore:
                WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL AND t.expires_at > now() AND NOT u.disabled""",
             token_digest(token))
         return _user(row) if row else None
+
+    async def claim(self, workflow_id: str, kind: str, user_id: str, assigned_by: str) -> None:
+        """`user_id` takes the awaited `kind` of `workflow_id` in hand (given by `assigned_by`); the last claim wins."""
+        await self.pool.execute(
+            """INSERT INTO claims (workflow_id, kind, user_id, assigned_by) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (workflow_id, kind) DO UPDATE
+               SET user_id = EXCLUDED.user_id, assigned_by = EXCLUDED.assigned_by, claimed_at = now()""",
+            workflow_id, kind, user_id, assigned_by)
+
+    async def claims(self, workflow_ids: list[str]) -> dict[tuple[str, str], str]:
+        """(workflow id, kind) → the user who has it in hand, for these workflows."""
+        rows = await self.pool.fetch("SELECT workflow_id, kind, user_id FROM claims WHERE workflow_id = ANY($1::text[])",
+                                     workflow_ids)
+        return {(r["workflow_id"], r["kind"]): r["user_id"] for r in rows}

@@ -260,3 +260,25 @@ def _cli(argv: list[str]) -> tuple[int, str]:
     with contextlib.redirect_stdout(out):
         code = cli.main(argv)
     return code, out.getvalue()
+
+
+async def test_an_awaited_decision_is_claimed_and_assigned_only_to_a_colleague_who_may_make_it(
+    dev_env: WorkflowEnvironment, task_queue: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    async with workbench(dev_env, task_queue, pool, tmp_path) as (http, client, _store, users):
+        no = await at_lab_report(client)
+        lab, colleague = await added(users, user(Role.LAB)), await added(users, user(Role.LAB, region="330100"))
+        far = await added(users, user(Role.LAB, region="110000"))
+        person = browser(http)
+        await person.sign_in(lab.id)
+        claim = {"csrf": await person.csrf("/workbench"), "sample_no": no, "workflow_id": f"sample-{no}",
+                 "kind": "lab_report"}
+        assert (await person.http.post("/workbench/claims", data={**claim, "assignee": lab.id})).status_code == 303
+        assert (await users.claims([f"sample-{no}"])) == {(f"sample-{no}", "lab_report"): lab.id}
+        refused = await person.http.post("/workbench/claims", data={**claim, "assignee": far.id})
+        assert refused.status_code == 403 and "assignee:" in refused.text
+        assert (await person.http.post("/workbench/claims", data={**claim, "assignee": colleague.id})).status_code == 303
+        row = re.search(rf'<tr[^>]*data-sample="{no}".*?</tr>', (await person.http.get("/workbench")).text, re.S)
+        assert row and f"<code>{colleague.id}</code>" in row.group(0)
+        no_csrf = await person.http.post("/workbench/claims", data={k: v for k, v in claim.items() if k != "csrf"})
+        assert no_csrf.status_code == 403

@@ -131,13 +131,15 @@ class InboxItem:
     workflow_id: str
     product: str
     awaiting: Awaiting
+    claimed_by: str | None = None
 
     @property
     def overdue(self) -> bool:
         return self.awaiting.overdue
 
 
-async def inbox(client: SpotcheckClient, user: User) -> tuple[list[InboxItem], int]:
+async def inbox(client: SpotcheckClient, user: User, users: UserStore | None = None
+                ) -> tuple[list[InboxItem], int]:
     """The user's awaited decisions, overdue first, and how many listed samples did not answer in time."""
     query = inbox_query(user)
     if not query:
@@ -146,6 +148,9 @@ async def inbox(client: SpotcheckClient, user: User) -> tuple[list[InboxItem], i
     mine = {r.value for r in user.roles}
     found, unanswered = await client.awaited_in(rows)
     items = [InboxItem(no, workflow_id, product, a) for no, workflow_id, product, a in found if mine & set(a.roles)]
+    claims = await users.claims([i.workflow_id for i in items]) if users and items else {}
+    for item in items:
+        item.claimed_by = claims.get((item.workflow_id, item.awaiting.kind))
     return sorted(items, key=lambda i: (not i.overdue, i.awaiting.due_at)), unanswered
 
 
@@ -391,7 +396,7 @@ async def logout(request: Request) -> Response:
 
 @router.get("")
 async def inbox_page(request: Request, user: UserDep) -> HTMLResponse:
-    items, unanswered = await inbox(_client(request), user)
+    items, unanswered = await inbox(_client(request), user, _workbench(request).users)
     return _page(request, "inbox.html", user=user, items=items, unanswered=unanswered)
 
 
@@ -430,6 +435,35 @@ async def notice_page(request: Request, sample_no: str, notice_id: int, user: Us
         return PlainTextResponse(row["body"], headers={
             "Content-Disposition": f'attachment; filename="{sample_no}-{row["template"]}-{row["id"]}.txt"'})
     return _page(request, "notice.html", user=user, sample_no=sample_no, notice=dict(row))
+
+
+@router.post("/claims")
+async def claim(request: Request, user: UserDep) -> Response:
+    """Take an awaited decision in hand, or give it to a colleague who may make it (advisory: the decision is
+    checked again when it is made)."""
+    form = await request.form()
+    check_csrf(request, form)
+    fields = {k: v.strip() if isinstance(v, str) else "" for k, v in form.items()}
+    sample_no, workflow_id, assignee_id = fields.get("sample_no", ""), fields.get("workflow_id", ""), fields.get("assignee", "")
+    try:
+        kind = DecisionKind(fields.get("kind", ""))
+    except ValueError:
+        raise FormProblem(["kind: not a decision kind"]) from None
+    if not workflow_id.startswith(workflow_id_for(sample_no)):
+        raise FormProblem(["workflow_id: not a workflow of this sample"])
+    order = await _order(_client(request), sample_no)
+    assignee = await _workbench(request).users.get(assignee_id) if assignee_id else user
+    for who, field_name in ((user, "user"), (assignee, "assignee")):
+        if who is None or not any(_may_act(who, kind, role, order) for role in who.deciding_roles(kind)):
+            raise FormProblem([f"{field_name}: does not decide {kind.value} for this sample (role or region)"], 403)
+    assert assignee is not None
+    await _workbench(request).users.claim(workflow_id, kind.value, assignee.id, user.id)
+    return RedirectResponse("/workbench", status_code=303)
+
+
+def _may_act(user: User, kind: DecisionKind, role: Role, order: SampleOrder) -> bool:
+    parties = [p.credit_code for p in (order.sampled_party, order.labelled_producer) if p]
+    return act_problem(user, kind, role, order.region, parties) is None
 
 
 @router.get("/samples/{sample_no}/decide/{kind}")
@@ -497,7 +531,7 @@ class InboxEntry(BaseModel):
 async def api_inbox(request: Request, user: TokenUserDep) -> Any:
     return [InboxEntry(sample_no=i.sample_no, workflow_id=i.workflow_id, kind=i.awaiting.kind, roles=i.awaiting.roles,
                        due=i.awaiting.due, overdue=i.overdue, product=i.product)
-            for i in (await inbox(_client(request), user))[0]]
+            for i in (await inbox(_client(request), user, _workbench(request).users))[0]]
 
 
 @api.post("/samples/{sample_no}/decisions", response_model=Receipt,
