@@ -179,6 +179,7 @@ async def _up(args: argparse.Namespace, state: Path) -> int:
                        codec_endpoint=codec_server.url)
     pg: Any = None
     tasks: list[asyncio.Task[None]] = []
+    pools: list[Any] = []  # closed before PostgreSQL stops (a pool left open keeps reconnecting to it)
     try:
         server.start()
         try:
@@ -224,7 +225,7 @@ async def _up(args: argparse.Namespace, state: Path) -> int:
 
             worker_task = asyncio.create_task(run_worker(client, dsn, args.task_queue, signing_keys), name="worker")
             tasks.append(worker_task)
-        gateway = await _gateway_beside(client, state, args, dsn)
+        gateway = await _gateway_beside(client, state, args, dsn, pools)
         if gateway is not None:
             tasks.append(gateway)
         say("ready")
@@ -245,14 +246,17 @@ async def _up(args: argparse.Namespace, state: Path) -> int:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         server.stop()
+        for pool in pools:
+            with contextlib.suppress(Exception):
+                await pool.close()
         if pg is not None:
             pg.stop()
         await codec_server.stop()
         say("stopped")
 
 
-async def _gateway_beside(client: Client, state: Path, args: argparse.Namespace,
-                          dsn: str) -> asyncio.Task[None] | None:
+async def _gateway_beside(client: Client, state: Path, args: argparse.Namespace, dsn: str,
+                          pools: list[Any]) -> asyncio.Task[None] | None:
     """The HTTP gateway and the staff workbench on 127.0.0.1, its callers' keys in SPOTCHECK_GATEWAY_KEYS or
     <state>/gateway-keys.json (made when missing: one caller per outside system); with `--demo`, one
     workbench user per role. Unusable keys: the stack runs without it."""
@@ -267,7 +271,8 @@ async def _gateway_beside(client: Client, state: Path, args: argparse.Namespace,
         say(f"new gateway keys in {path}")
     os.environ[KEYS_ENV] = str(path)
     try:
-        bench = workbench_settings(await create_pool(dsn, max_size=5), state)
+        pools.append(pool := await create_pool(dsn, max_size=5))
+        bench = workbench_settings(pool, state)
         app = gateway_app(client, gateway_settings(), args.task_queue, bench)
     except ValueError as e:  # activities.keys.KeyFileError
         fail(f"gateway not started: {e}")
