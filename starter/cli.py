@@ -20,6 +20,7 @@ from domain.bounds import one_line, quoted, text_problem
 from domain.decisions import ROLE_MATRIX, DecisionKind, Role
 from domain.holidays import estimate_note
 from domain.models import SAMPLE_NO_PATTERN
+from domain.stages import Stage
 from domain.windows import CHINA
 from starter.views import BY_NAME as VIEWS
 
@@ -58,6 +59,17 @@ def _loads(text: str, what: str = "input") -> Any:
         raise InputError(input_problem(err, what)) from None
 
 
+KINDS = [k.value for k in DecisionKind]
+ROLES = [r.value for r in Role]
+STAGES = [s.value for s in Stage]
+
+
+def _token_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--token", help="an API token (`spotcheck users token`; default $SPOTCHECK_API_TOKEN): act as "
+                   "its user through the workbench's API")
+    p.add_argument("--server", help="the gateway (default: $SPOTCHECK_SERVER or http://127.0.0.1:8288)")
+
+
 def _client_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="Temporal frontend (default: $TEMPORAL_ADDRESS or localhost:7233)")
     p.add_argument("--namespace", help="Temporal namespace (default: $TEMPORAL_NAMESPACE or default)")
@@ -67,7 +79,11 @@ def _client_options(p: argparse.ArgumentParser) -> None:
 async def _connect(args: argparse.Namespace, signer: Any = None) -> Any:
     from starter.client import SpotcheckClient
 
-    return await SpotcheckClient.connect(args.address, args.namespace, args.task_queue, signer)
+    try:
+        return await SpotcheckClient.connect(args.address, args.namespace, args.task_queue, signer)
+    except RuntimeError:  # the SDK's connect error: a page of transport detail
+        address = args.address or os.environ.get("TEMPORAL_ADDRESS", "localhost:7233")
+        raise InputError(f"server: cannot reach Temporal at {address} (is `spotcheck up` running?)") from None
 
 
 def _print_json(value: Any) -> None:
@@ -164,6 +180,8 @@ def _which(result: Any, count: int) -> str:
 async def _sample_show(args: argparse.Namespace) -> int:
     from temporalio.service import RPCError
 
+    from activities.calendar import CHINA
+
     client = await _connect(args)
     try:
         status = await client.status(args.sample_no)
@@ -189,9 +207,9 @@ async def _sample_show(args: argparse.Namespace) -> int:
         print(f"  {_branch_line(b)}" + ("  [live]" if b.workflow_id in status.live_branches else ""))
         for w in b.awaiting:
             print(_wait_line(w, "    "))
-    print("timeline:")
+    print("timeline (China time):")
     for e in status.timeline:
-        print(f"  {e.at:%Y-%m-%d %H:%M}  [{e.stage}] {e.text}")
+        print(f"  {e.at.astimezone(CHINA):%Y-%m-%d %H:%M}  [{e.stage}] {e.text}")
     return EXIT_OK
 
 
@@ -277,7 +295,7 @@ async def _decide(args: argparse.Namespace) -> int:
     for item in args.evidence or []:
         name, _, sha = item.partition("=")
         evidence.append({"name": name, "sha256": sha})
-    actor: dict[str, Any] = {"id": args.actor, "role": args.role}
+    actor: dict[str, Any] = {"id": args.actor or "", "role": args.role}
     if args.actor_name:
         actor["name"] = args.actor_name
     if args.organisation:
@@ -291,6 +309,19 @@ async def _decide(args: argparse.Namespace) -> int:
         "evidence": evidence,
         "data": data,
     }
+    if _token(args):
+        given = {k: v for k, v in decision.items() if k != "actor"}
+        try:
+            answer = await _api(args, "POST", f"/api/samples/{args.sample_no}/decisions", {**given, "role": args.role})
+        except DecisionRejected as err:
+            print(f"rejected: {err.reason}", file=sys.stderr)
+            return EXIT_REJECTED
+        print(f"accepted {answer['kind']}={answer['outcome']} at stage {answer['stage']} as the token's user "
+              f"(request {answer['request_id']})")
+        return EXIT_OK
+    if not args.actor:
+        print("rejected: --actor: required without an API token (--token or SPOTCHECK_API_TOKEN)", file=sys.stderr)
+        return EXIT_REJECTED
     try:
         signer = _signer(args)
     except ValueError as err:  # activities.keys.KeyFileError
@@ -355,19 +386,144 @@ async def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _inbox(args: argparse.Namespace) -> int:
+    """The decisions awaited from a role (visibility finds the samples, their status names the kinds); with
+    an API token, those awaited from the token's user, through the workbench's API."""
+    from starter.client import list_query
+
+    if _token(args):
+        entries = await _api(args, "GET", "/api/inbox")
+        rows = [e for e in entries if not args.kind or e["kind"] == args.kind]
+    else:
+        if not args.role:
+            print("error: --role: required without an API token (--token or SPOTCHECK_API_TOKEN)", file=sys.stderr)
+            return EXIT_USAGE
+        client = await _connect(args)
+        query = list_query(stage=args.stage, region=args.region, overdue=args.overdue, role=args.role,
+                           extra=args.query)
+        found, unanswered = await client.awaited_in(await client.list_samples(query, limit=args.limit, branches=True))
+        if unanswered:
+            print(f"note: {unanswered} sample(s) did not answer their status query in time (worker down?)",
+                  file=sys.stderr)
+        rows = [{"sample_no": no, "workflow_id": wid, "kind": a.kind, "roles": a.roles, "due": a.due.isoformat(),
+                 "overdue": a.overdue, "product": product} for no, wid, product, a in found
+                if args.role in a.roles and (not args.kind or a.kind == args.kind)]
+        rows.sort(key=lambda r: (not r["overdue"], r["due"]))
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    if not rows:
+        print("nothing awaited")
+        return EXIT_OK
+    print(f"{'SAMPLE':<24} {'AWAITING KIND':<26} {'FROM':<24} {'DUE':<11} {'OVERDUE':<8} WORKFLOW")
+    for r in rows:
+        print(f"{r['sample_no']:<24} {r['kind']:<26} {'/'.join(r['roles']):<24} {r['due'][:10]:<11} "
+              f"{'yes' if r['overdue'] else '':<8} {r['workflow_id']}")
+    return EXIT_OK
+
+
+# --- the workbench's API and its users -------------------------------------------------------------
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    return getattr(args, "token", None) or os.environ.get("SPOTCHECK_API_TOKEN") or None
+
+
+async def _api(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    """A call to the workbench's API as the API token's user; DecisionRejected with the server's reason when
+    it refuses, one line when it cannot be reached."""
+    import httpx
+
+    from starter.client import DecisionRejected
+
+    server = (args.server or os.environ.get("SPOTCHECK_SERVER") or "http://127.0.0.1:8288").rstrip("/")
+    try:
+        async with httpx.AsyncClient(base_url=server, timeout=30) as http:
+            answer = await http.request(method, path, json=body, headers={"Authorization": f"Bearer {_token(args)}"})
+    except httpx.HTTPError as err:
+        raise InputError(f"server: cannot reach {server} ({type(err).__name__})") from None
+    try:
+        content = answer.json()
+    except ValueError:
+        content = {"detail": f"HTTP {answer.status_code}"}
+    if answer.status_code >= 400:
+        raise DecisionRejected(one_line(str(content.get("detail") or f"HTTP {answer.status_code}")))
+    return content
+
+
+def _read_password() -> str:
+    import getpass
+
+    if sys.stdin.isatty():
+        first, again = getpass.getpass("password: "), getpass.getpass("again: ")
+        if first != again:
+            raise InputError("password: the two entries differ")
+        return first
+    return sys.stdin.readline().rstrip("\n")
+
+
+async def _users(args: argparse.Namespace) -> int:
+    """`spotcheck users add|list|disable|token` against DATABASE_URL."""
+    from pydantic import ValidationError
+
+    from domain.bounds import error_lines
+    from domain.users import User
+    from starter.users import UserError, UserStore
+
+    pool = await _database("users are kept")
+    if pool is None:
+        return EXIT_USAGE
+    store = UserStore(pool)
+    try:
+        if args.users_command == "add":
+            try:
+                user = User(id=args.id, display_name=args.name or args.id, roles=tuple(args.role),
+                            regions=tuple(args.region or ()), organisation=args.organisation,
+                            credit_code=args.credit_code)
+            except ValidationError as err:
+                raise InputError("; ".join(error_lines(err))) from None
+            if not await store.add(user, _read_password()):
+                raise InputError(f"id: a user {args.id} exists already")
+            print(f"added {user.id} ({', '.join(r.value for r in user.roles)})")
+        elif args.users_command == "list":
+            users = await store.all()
+            if args.json:
+                _print_json([u.model_dump(mode="json") for u in users])
+            for u in users if not args.json else ():
+                print(f"{u.id:<24} {u.display_name:<20} {','.join(r.value for r in u.roles):<28} "
+                      f"{','.join(u.regions) or u.credit_code or '':<20} {'disabled' if u.disabled else ''}")
+        elif args.users_command == "disable":
+            if not await store.set_disabled(args.id):
+                raise InputError(f"id: no user {args.id}")
+            print(f"disabled {args.id}: signed out at the next request, its API tokens refused")
+        else:
+            token = await store.issue_token(args.id, args.label, args.days)
+            print(token)
+            print(f"the API token of {args.id} for {args.days} days (shown once): use it with --token or "
+                  "SPOTCHECK_API_TOKEN", file=sys.stderr)
+    except (InputError, UserError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_REJECTED
+    finally:
+        await pool.close()
+    return EXIT_OK
+
+
 # --- outbox ------------------------------------------------------------------------------------
 
 
-async def _outbox_db(args: argparse.Namespace) -> Any:
-    """A pool of one connection to the database the outbox is in (DATABASE_URL), or None after saying why not."""
-    from activities.db import create_pool
+async def _database(what: str = "the outbox is read") -> Any:
+    """A pool of one connection to Spotcheck's database (DATABASE_URL), migrated, or None after saying why not."""
+    from activities.db import apply_migrations, create_pool
 
     dsn = os.environ.get("DATABASE_URL")
     if not dsn:
-        print("error: DATABASE_URL is not set: the outbox is read from PostgreSQL (`spotcheck up` prints its "
-              "address)", file=sys.stderr)
+        print(f"error: DATABASE_URL is not set: {what} from PostgreSQL (`spotcheck up` prints its address)",
+              file=sys.stderr)
         return None
-    return await create_pool(dsn, min_size=1, max_size=1)
+    pool = await create_pool(dsn, min_size=1, max_size=1)
+    await apply_migrations(pool)
+    return pool
 
 
 async def _outbox_list(args: argparse.Namespace) -> int:
@@ -376,7 +532,7 @@ async def _outbox_list(args: argparse.Namespace) -> int:
 
     config = config_from_env()  # a bad file: one line naming the field (main), never its content
     configured = set(config.channels) if config is not None else None
-    conn = await _outbox_db(args)
+    conn = await _database()
     if conn is None:
         return EXIT_USAGE
     try:
@@ -406,7 +562,7 @@ async def _outbox_list(args: argparse.Namespace) -> int:
 async def _outbox_retry(args: argparse.Namespace) -> int:
     from activities.outbox import retry_message
 
-    conn = await _outbox_db(args)
+    conn = await _database()
     if conn is None:
         return EXIT_USAGE
     try:
@@ -535,6 +691,12 @@ def _rules_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _token_days(text: str) -> int:
+    if not (text.isdigit() and 1 <= int(text) <= 365):
+        raise argparse.ArgumentTypeError("not a number of days from 1 to 365")
+    return int(text)
+
+
 def _iso_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -588,12 +750,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     decide = sub.add_parser("decide", help="send a decision (an update; --signal for fire-and-forget)")
     decide.add_argument("sample_no")
-    decide.add_argument("kind")
+    decide.add_argument("kind", choices=KINDS, metavar="kind", help="the decision kind: " + ", ".join(KINDS))
     decide.add_argument("outcome")
-    decide.add_argument("--actor", required=True, help="actor id")
+    decide.add_argument("--actor", help="actor id (not with an API token: the actor is its user)")
     decide.add_argument("--actor-name")
     decide.add_argument("--organisation", help="the actor's organisation; an enterprise: its credit code")
-    decide.add_argument("--role", required=True)
+    decide.add_argument("--role", required=True, choices=ROLES)
     decide.add_argument("--reason")
     decide.add_argument("--data", help="JSON payload, e.g. the lab report")
     decide.add_argument("--evidence", action="append", metavar="NAME=SHA256")
@@ -603,17 +765,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "neither: unsigned)")
     decide.add_argument("--key-id", help="the key to sign with (default: the file's first non-internal key)")
     decide.add_argument("--json", action="store_true")
+    _token_options(decide)
     _client_options(decide)
     decide.set_defaults(func=_decide)
 
     for name, help_text in (("list", "list and filter samples"), ("inbox", "decisions awaited from a role")):
         lst = sub.add_parser(name, help=help_text)
         if name == "inbox":
-            lst.add_argument("--role", required=True)
+            lst.add_argument("--role", choices=ROLES, help="required without an API token")
+            lst.add_argument("--kind", choices=KINDS, metavar="KIND", help="only this kind: " + ", ".join(KINDS))
+            _token_options(lst)
         else:
+            lst.add_argument("--role", choices=ROLES, help="samples awaiting this role")
             lst.add_argument("--view", choices=sorted(VIEWS),
                              help="a monitors' named view (docs/monitoring.md); the other filters are ignored")
-        lst.add_argument("--stage")
+        lst.add_argument("--stage", choices=STAGES)
         lst.add_argument("--region")
         lst.add_argument("--overdue", action="store_true")
         lst.add_argument("--query", help="extra visibility query, e.g. \"Channel = 'online'\"")
@@ -623,7 +789,24 @@ def build_parser() -> argparse.ArgumentParser:
                          "(KIND says which); in the inbox, each wait once, under the workflow that awaits it")
         lst.add_argument("--json", action="store_true")
         _client_options(lst)
-        lst.set_defaults(func=_list)
+        lst.set_defaults(func=_inbox if name == "inbox" else _list)
+
+    users = sub.add_parser("users", help="the workbench's users and their API tokens (DATABASE_URL)")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    add = users_sub.add_parser("add", help="add a user; the password is asked (or read from standard input)")
+    add.add_argument("id")
+    add.add_argument("--name", help="display name (default: the id)")
+    add.add_argument("--role", action="append", required=True, choices=ROLES, help="repeat for several")
+    add.add_argument("--region", action="append", help="GB/T 2260 code the user acts for (330000 covers 3301xx); repeat")
+    add.add_argument("--organisation")
+    add.add_argument("--credit-code", dest="credit_code", help="an enterprise user's 统一社会信用代码")
+    users_sub.add_parser("list", help="every user").add_argument("--json", action="store_true")
+    users_sub.add_parser("disable", help="sign a user out for good").add_argument("id")
+    tok = users_sub.add_parser("token", help="issue an API token for the CLI (printed once)")
+    tok.add_argument("id")
+    tok.add_argument("--label")
+    tok.add_argument("--days", type=_token_days, default=90, help="1 to 365 (default: %(default)s)")
+    users.set_defaults(func=_users)
 
     outbox = sub.add_parser("outbox", help="messages for outside systems: pending, sent, failed (DATABASE_URL)")
     outbox.add_argument("--pending", action="store_true", help="only messages not sent yet (nor failed)")
@@ -687,6 +870,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if os.environ.get("SPOTCHECK_DEBUG"):
             raise
+        from temporalio.service import RPCError
+
+        if isinstance(err, RPCError):  # e.g. a visibility query the server cannot parse (--query)
+            print(one_line(f"error: Temporal refused the request ({err.status.name}): {err.message}"), file=sys.stderr)
+            return EXIT_REJECTED
         what = "" if isinstance(err, ValueError) else f"{type(err).__name__}: "
         print(one_line(f"error: {what}{err}"), file=sys.stderr)
         return EXIT_REJECTED

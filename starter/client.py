@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from domain.decisions import Decision, Receipt
 from domain.models import SAMPLE_NO_PATTERN, SampleOrder, workflow_id_for
 from domain.product_case import CASE_PREFIX
 from domain.stages import Stage
-from domain.status import SampleStatus
+from domain.status import Awaiting, SampleStatus
 from domain.visibility import sample_attributes
 from starter.views import BY_NAME as VIEWS
 from telemetry import configure_tracing, tracing_interceptors
@@ -48,6 +48,8 @@ DEFAULT_TASK_QUEUE = "spotcheck"
 # Starts in flight at once in `start_samples`: enough to keep the server busy, bounded so that a file of
 # 100,000 orders never opens 100,000 requests.
 START_WINDOW = 32
+# How long a listing waits for each sample's status query (`awaited_in`) before counting it as not answering.
+STATUS_TIMEOUT = timedelta(seconds=3)
 
 
 class OrderError(ValueError):
@@ -372,10 +374,11 @@ class SpotcheckClient:
 
     # --- reading -------------------------------------------------------------------------------
 
-    async def status(self, sample_no: str) -> SampleView:
-        """The sample's status; once it has closed, each branch still open then is read from the branch."""
+    async def status(self, sample_no: str, rpc_timeout: timedelta | None = None) -> SampleView:
+        """The sample's status; once it has closed, each branch still open then is read from the branch.
+        `rpc_timeout`: give up then (RPCError) when no worker answers."""
         handle = self.client.get_workflow_handle(workflow_id_for(sample_no))
-        view: SampleView = await handle.query("status", result_type=SampleView)
+        view: SampleView = await handle.query("status", result_type=SampleView, rpc_timeout=rpc_timeout)
         if view.stage == Stage.CLOSED.value:
             # The sample no longer hears from its branches (a credit listing outlives it): ask each one.
             stale = [i for i, b in enumerate(view.branches) if not b.closed]
@@ -394,8 +397,44 @@ class SpotcheckClient:
             return None
         return BranchReport(**{name: getattr(now, name) for name in BranchReport.model_fields})
 
-    async def list_samples(self, query: str = "", limit: int = 200) -> list[dict[str, Any]]:
-        return await self.list_workflows(query, limit)
+    async def awaited(self, sample_no: str, listed: Collection[str] = (),
+                      rpc_timeout: timedelta | None = None) -> list[tuple[str, str, Awaiting]]:
+        """(workflow id, product summary, awaited decision) of a sample and its open branches, from the sample's
+        status; where the sample is not among the `listed` workflow ids but its branches are (a credit branch
+        outlives its sample), from each listed branch's own status."""
+        sample_id = workflow_id_for(sample_no)
+        if not listed or sample_id in listed:
+            status = await self.status(sample_no, rpc_timeout)
+            return [(sample_id, status.summary, a) for a in status.awaiting] + [
+                (b.workflow_id, status.summary, a) for b in status.branches if not b.closed for a in b.awaiting]
+        found = []
+        for workflow_id in sorted(listed):
+            branch = await self.client.get_workflow_handle(workflow_id).query("status", result_type=BranchStatus,
+                                                                               rpc_timeout=rpc_timeout)
+            found += [(workflow_id, branch.branch, a) for a in branch.awaiting]
+        return found
+
+    async def awaited_in(self, rows: list[dict[str, Any]], rpc_timeout: timedelta | None = STATUS_TIMEOUT
+                         ) -> tuple[list[tuple[str, str, str, Awaiting]], int]:
+        """What the samples of listed `rows` (`list_samples(branches=True)`) await: (sample no, workflow id,
+        product, awaited) asked of each sample at once, and how many did not answer within `rpc_timeout` (their
+        worker is down): one such sample never holds up the others."""
+        samples = list(dict.fromkeys(r["sample_no"] for r in rows if r["sample_no"]))
+
+        async def of(no: str) -> list[tuple[str, str, str, Awaiting]] | None:
+            try:
+                found = await self.awaited(no, {r["workflow_id"] for r in rows if r["sample_no"] == no}, rpc_timeout)
+            except RPCError:
+                return None
+            return [(no, workflow_id, product, a) for workflow_id, product, a in found]
+
+        answers = await asyncio.gather(*(of(no) for no in samples))
+        return [w for found in answers if found for w in found], answers.count(None)
+
+    async def list_samples(self, query: str = "", limit: int = 200, *, branches: bool = False) -> list[dict[str, Any]]:
+        """The samples the visibility `query` finds; `branches`: every Spotcheck workflow it finds (the
+        workbench's inbox: a credit branch waits on after its sample has closed)."""
+        return await self.list_workflows(query, limit, all_workflows=branches)
 
     async def list_workflows(
         self, query: str = "", limit: int = 200, *, all_workflows: bool = False
@@ -403,7 +442,7 @@ class SpotcheckClient:
         """Samples matching `query`; `all_workflows`: every Spotcheck workflow (samples, each branch, merged
         cases, product cases), each row's `kind` saying which (`workflow_kind`)."""
         types = list(WORKFLOW_KINDS) if all_workflows else [SampleWorkflow.NAME]
-        full = f"WorkflowType IN ({', '.join(map(_quote, types))})" + (f" AND ({query})" if query else "")
+        full = f"WorkflowType IN ({', '.join(map(quote_value, types))})" + (f" AND ({query})" if query else "")
         rows = []
         async for wf in self.client.list_workflows(full, limit=limit):
             row = process_row(wf)
@@ -489,13 +528,13 @@ def list_query(
 ) -> str:
     parts: list[str] = []
     if stage:
-        parts.append(f"Stage = {_quote(stage)}")
+        parts.append(f"Stage = {quote_value(stage)}")
     if region:
-        parts.append(f"Region = {_quote(region)}")
+        parts.append(f"Region = {quote_value(region)}")
     if overdue:
         parts.append("Overdue = true")
     if role:
-        parts.append(f"AwaitingRole = {_quote(role)}")
+        parts.append(f"AwaitingRole = {quote_value(role)}")
     if extra:
         parts.append(f"({extra})")
     return " AND ".join(parts)
@@ -522,7 +561,8 @@ def _closed_reason(workflow_id: str, status: dict[str, Any] | None, kind: str | 
     return DecisionRejected(why or f"{workflow_id} is no longer running ({', '.join(ended)})")
 
 
-def _quote(value: str) -> str:
+def quote_value(value: str) -> str:
+    """A string literal of a visibility query."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 

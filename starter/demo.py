@@ -14,7 +14,10 @@ from typing import Any
 
 from temporalio.client import Client
 
+from domain.decisions import Role
+from domain.users import User
 from starter.client import DecisionRejected, Signer, SpotcheckClient
+from starter.users import UserStore
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "orders"
 DEMO_SCALE = 86400.0  # a day per second: the 15-day objection window takes 15 s
@@ -110,6 +113,25 @@ async def _drive(client: SpotcheckClient, sample_no: str, steps: list[Step], fir
             print(f"demo: {sample_no} {step.kind}={step.outcome}", flush=True)
         except DecisionRejected as err:
             print(f"demo: {sample_no} {step.kind} rejected: {err.reason}", flush=True)
+
+
+# The demo's users, one per role, all acting for Zhejiang (330000 covers every demo order's region); the
+# enterprise is the sampled party of examples/orders/offline_production.json. Passwords are for the demo only.
+DEMO_REGION = "330000"
+DEMO_ENTERPRISE = "91330100MA2ABCDE1R"
+
+
+async def demo_users(users: UserStore) -> list[tuple[str, str]]:
+    """One user per role (`demo-<role>`, password `spotcheck-<role>`): (id, password) of each, new or not."""
+    signed_in = []
+    for role in Role:
+        user_id, password = f"demo-{role.value}", f"spotcheck-{role.value}"
+        enterprise = role is Role.ENTERPRISE
+        await users.add(User(id=user_id, display_name=f"演示 {role.value}", roles=(role,),
+                             regions=() if enterprise else (DEMO_REGION,), organisation="演示单位 demo",
+                             credit_code=DEMO_ENTERPRISE if enterprise else None), password)
+        signed_in.append((user_id, password))
+    return signed_in
 
 
 async def run_demo(client: Client, n: int, task_queue: str, signer: Signer | None = None) -> None:

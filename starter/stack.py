@@ -58,8 +58,9 @@ def add_commands(sub: Any) -> None:
 
     gateway = sub.add_parser(
         "gateway", help="serve the HTTP gateway (signed calls from outside systems) against TEMPORAL_ADDRESS",
-        description="Serve the HTTP gateway. Environment: the Temporal connection (temporalio.envconfig: "
-        "TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS, API key, profiles), "
+        description="Serve the HTTP gateway, and the workbench where DATABASE_URL is set (session key: the file "
+        "SPOTCHECK_WORKBENCH_SECRET names; evidence: SPOTCHECK_EVIDENCE_DIR). Environment: the Temporal connection "
+        "(temporalio.envconfig: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS, API key, profiles), "
         "SPOTCHECK_GATEWAY_KEYS (the callers' key file, required), SPOTCHECK_SIGNING_KEYS (the key decisions are "
         "signed with, where signatures are required), SPOTCHECK_CODEC_KEYS.",
     )
@@ -179,6 +180,7 @@ async def _up(args: argparse.Namespace, state: Path) -> int:
                        codec_endpoint=codec_server.url)
     pg: Any = None
     tasks: list[asyncio.Task[None]] = []
+    pools: list[Any] = []  # closed before PostgreSQL stops (a pool left open keeps reconnecting to it)
     try:
         server.start()
         try:
@@ -224,7 +226,7 @@ async def _up(args: argparse.Namespace, state: Path) -> int:
 
             worker_task = asyncio.create_task(run_worker(client, dsn, args.task_queue, signing_keys), name="worker")
             tasks.append(worker_task)
-        gateway = _gateway_beside(client, state, args)
+        gateway = await _gateway_beside(client, state, args, dsn, pools)
         if gateway is not None:
             tasks.append(gateway)
         say("ready")
@@ -245,16 +247,22 @@ async def _up(args: argparse.Namespace, state: Path) -> int:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         server.stop()
+        for pool in pools:
+            with contextlib.suppress(Exception):
+                await pool.close()
         if pg is not None:
             pg.stop()
         await codec_server.stop()
         say("stopped")
 
 
-def _gateway_beside(client: Client, state: Path, args: argparse.Namespace) -> asyncio.Task[None] | None:
-    """The HTTP gateway on 127.0.0.1, its callers' keys in SPOTCHECK_GATEWAY_KEYS or <state>/gateway-keys.json
-    (made when missing: one caller per outside system). Unusable keys: the stack runs without it."""
-    from starter.gateway.serve import gateway_app, serve
+async def _gateway_beside(client: Client, state: Path, args: argparse.Namespace, dsn: str,
+                          pools: list[Any]) -> asyncio.Task[None] | None:
+    """The HTTP gateway and the staff workbench on 127.0.0.1, its callers' keys in SPOTCHECK_GATEWAY_KEYS or
+    <state>/gateway-keys.json (made when missing: one caller per outside system); with `--demo`, one
+    workbench user per role. Unusable keys: the stack runs without it."""
+    from activities.db import create_pool
+    from starter.gateway.serve import gateway_app, serve, workbench_settings
     from starter.gateway.settings import KEYS_ENV, gateway_settings, new_gateway_key_file
 
     named = os.environ.get(KEYS_ENV)
@@ -264,12 +272,20 @@ def _gateway_beside(client: Client, state: Path, args: argparse.Namespace) -> as
         say(f"new gateway keys in {path}")
     os.environ[KEYS_ENV] = str(path)
     try:
-        app = gateway_app(client, gateway_settings(), args.task_queue)
+        pools.append(pool := await create_pool(dsn, max_size=5))
+        bench = workbench_settings(pool, state)
+        app = gateway_app(client, gateway_settings(), args.task_queue, bench)
     except ValueError as e:  # activities.keys.KeyFileError
         fail(f"gateway not started: {e}")
         return None
     port = _pick_port(args.gateway_port, "the gateway")
     say(f"gateway        http://{HOST}:{port} (OpenAPI /openapi.json; callers' keys in {path}; README.md)")
+    say(f"workbench      http://{HOST}:{port}/workbench (users: `spotcheck users add`; evidence in {bench.evidence_dir})")
+    if args.demo:
+        from starter.demo import demo_users
+
+        for user_id, password in await demo_users(bench.users):
+            say(f"demo user      {user_id} / {password}")
     return asyncio.create_task(_stay_up(serve(app, HOST, port), "the gateway"), name="gateway")
 
 
@@ -424,7 +440,23 @@ async def _gateway(args: argparse.Namespace, settings: Any, signer: Any) -> int:
         return 1
     say(f"gateway http://{args.host}:{args.port} (OpenAPI /openapi.json), task queue {spot.task_queue!r}, "
         f"{len(settings.callers)} caller(s), decisions " + (f"signed with key {signer.key_id}" if signer else "unsigned"))
-    await serve(build_app(spot.client, settings, task_queue=spot.task_queue, signer=signer), args.host, args.port)
+    bench = None
+    if dsn := os.environ.get("DATABASE_URL"):
+        from activities.db import apply_migrations, create_pool
+        from starter.gateway.serve import workbench_settings
+
+        pool = await create_pool(dsn, max_size=5)
+        await apply_migrations(pool)
+        try:
+            bench = workbench_settings(pool)
+        except ValueError as e:  # activities.keys.KeyFileError
+            fail(f"workbench not served: {e}")
+            return 2
+        say(f"workbench http://{args.host}:{args.port}/workbench, evidence in {bench.evidence_dir}")
+    else:
+        say("workbench not served: DATABASE_URL (its users) is not set")
+    await serve(build_app(spot.client, settings, task_queue=spot.task_queue, signer=signer, workbench=bench),
+                args.host, args.port)
     return 0
 
 

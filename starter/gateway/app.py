@@ -1,5 +1,5 @@
-"""The ASGI application: the HTTP gateway for outside systems (issue 10); the staff workbench (issue 11) is
-to join it as further routers in `build_app`. Built from a connected Temporal client and the settings, so a
+"""The ASGI application: the HTTP gateway for outside systems (issue 10) and, given its users, the staff
+workbench (issue 11, starter/gateway/workbench.py) with its API for API tokens: one application. Built from a connected Temporal client and the settings, so a
 test builds it in-process."""
 
 from __future__ import annotations
@@ -10,24 +10,29 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.staticfiles import StaticFiles
 from temporalio.client import Client
 from temporalio.exceptions import TemporalError
 
 from domain.bounds import problem_lines, within
 from domain.decisions import DecisionKind
 from starter.client import DEFAULT_TASK_QUEUE, Signer, SpotcheckClient
-from starter.gateway import routes
+from starter.gateway import routes, workbench
 from starter.gateway.settings import GatewaySettings
+from starter.gateway.workbench import Workbench
 
 TITLE = "Spotcheck gateway"
 KINDS = frozenset(k.value for k in DecisionKind)
 
 
 def build_app(
-    client: Client, settings: GatewaySettings, *, task_queue: str = DEFAULT_TASK_QUEUE, signer: Signer | None = None
+    client: Client, settings: GatewaySettings, *, task_queue: str = DEFAULT_TASK_QUEUE, signer: Signer | None = None,
+    workbench: Workbench | None = None,
 ) -> FastAPI:
     """`signer`: the deployment key the gateway signs decisions with, where the deployment requires signed
-    decisions (docs/design.md §9); the actor it signs for is the caller it proved."""
+    decisions (docs/design.md §9); the actor it signs for is the caller it proved, or the workbench's
+    signed-in user. `workbench`: serve the workbench too (it needs the users' database)."""
     # No /docs or /redoc: they load their scripts from a CDN, and the gateway needs no network but Temporal.
     app = FastAPI(title=TITLE, version="1", docs_url=None, redoc_url=None,
                   description="Signed calls from outside systems: start samples, send decisions, read status, "
@@ -39,7 +44,22 @@ def build_app(
     app.add_exception_handler(routes.RequestProblem, _refused_payload)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(TemporalError, _temporal)
+    if workbench is not None:
+        _add_workbench(app, workbench)
     return app
+
+
+def _add_workbench(app: FastAPI, bench: Workbench) -> None:
+    # Starlette's signed cookie (itsdangerous, with its time: expired after `session_seconds`), HttpOnly and
+    # SameSite=Lax; the CSRF token lives in it and is checked on every form (workbench.check_csrf).
+    app.add_middleware(SessionMiddleware, secret_key=bench.session_secret, session_cookie=workbench.SESSION_COOKIE,
+                       max_age=bench.session_seconds, same_site="lax", https_only=bench.https_only)
+    app.state.workbench = bench
+    app.include_router(workbench.router)
+    app.include_router(workbench.api)
+    app.add_exception_handler(workbench.FormProblem, workbench.form_problem)
+    app.add_exception_handler(workbench.SignInNeeded, workbench.sign_in_needed)
+    app.mount("/workbench/static", StaticFiles(directory=workbench.TEMPLATES / "static"), name="static")
 
 
 async def _malformed(request: Request, exc: Any) -> JSONResponse:
