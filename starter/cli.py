@@ -391,6 +391,8 @@ async def _inbox(args: argparse.Namespace) -> int:
     an API token, those awaited from the token's user, through the workbench's API."""
     from starter.client import list_query
 
+    if getattr(args, "all_workflows", False) and not _token(args):
+        return await _list(args)  # one row per workflow that itself awaits the role (KIND column)
     if _token(args):
         entries = await _api(args, "GET", "/api/inbox")
         rows = [e for e in entries if not args.kind or e["kind"] == args.kind]

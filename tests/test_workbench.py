@@ -247,7 +247,8 @@ async def test_the_api_token_acts_as_its_user(
         await wait_for(client.client.get_workflow_handle(f"sample-{no}"),
                        lambda s: any(b.branch == "rectification" and b.awaiting for b in s.branches))
         code, out = await asyncio.to_thread(_cli, ["sample", "show", no, "--address", address])
-        assert code == 0 and "branch rectification (" in out and "  awaiting rectification_report from" in out, out
+        assert code == 0 and f"rectification  sample-{no}-rectification" in out, out
+        assert "    awaiting rectification_report from" in out, out
 
 
 def _cli(argv: list[str]) -> tuple[int, str]:
