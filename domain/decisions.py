@@ -338,18 +338,18 @@ class Lead(_Payload):
 
 
 class SamplingRecordData(_Payload):
-    record_no: MaybeCode | None = Field(default=None, description="抽样单 / order number")
-    sealed_at: Moment | None = None
-    order_no: MaybeCode | None = Field(default=None, description="platform order number when bought online")
-    tracking_no: MaybeCode | None = None
-    leads: Annotated[list[Lead], Field(max_length=MAX_LEADS)] = Field(
+    record_no: MaybeCode | None = Field(title="抽样单编号", default=None, description="抽样单 / order number")
+    sealed_at: Moment | None = Field(default=None, title="封样时间")
+    order_no: MaybeCode | None = Field(title="平台订单号", default=None, description="platform order number when bought online")
+    tracking_no: MaybeCode | None = Field(default=None, title="快递单号")
+    leads: Annotated[list[Lead], Field(max_length=MAX_LEADS)] = Field(title="检监联动线索", 
         default_factory=list, description="problems found while buying (检监联动)"
     )
 
 
 class SampleReceiptData(_Payload):
-    seal_intact: bool = True
-    received_at: Moment | None = None
+    seal_intact: bool = Field(default=True, title="封样完好")
+    received_at: Moment | None = Field(default=None, title="收样时间")
 
 
 class FailedItem(_Payload):
@@ -361,49 +361,49 @@ class FailedItem(_Payload):
 
 
 class LabReportData(_Payload):
-    report_no: Code
-    failed_items: Annotated[list[FailedItem], Field(max_length=MAX_FAILED_ITEMS)] = Field(default_factory=list)
-    conclusion: Text | None = None
+    report_no: Code = Field(title="检验报告编号")
+    failed_items: Annotated[list[FailedItem], Field(max_length=MAX_FAILED_ITEMS)] = Field(title="不合格项目", default_factory=list)
+    conclusion: Text | None = Field(default=None, title="检验结论")
 
 
 class ResultDeliveryData(_Payload):
-    delivered_on: Day | None = Field(default=None, description="送达日; the objection window runs from it")
-    method: MaybeName | None = None
+    delivered_on: Day | None = Field(title="送达日", default=None, description="送达日; the objection window runs from it")
+    method: MaybeName | None = Field(default=None, title="送达方式")
 
 
 class ObjectionData(_Payload):
-    contested_items: Annotated[list[Name], Field(max_length=MAX_LIST)] = Field(default_factory=list)
-    retest_requested: bool = True
+    contested_items: Annotated[list[Name], Field(max_length=MAX_LIST)] = Field(title="异议项目", default_factory=list)
+    retest_requested: bool = Field(default=True, title="申请复检")
 
 
 class RectificationExtensionData(_Payload):
-    days: int | None = Field(default=None, ge=1, le=60, description="extension granted, in calendar days")
+    days: int | None = Field(title="延期天数", default=None, ge=1, le=60, description="extension granted, in calendar days")
 
 
 class ReInspectionData(_Payload):
     """A 复查 (Order 18 Art. 47-49): its report, and the sample the party provided free (Art. 49)."""
 
-    report_no: MaybeCode | None = Field(default=None, description="the 复查 test report number")
-    sample_provided_free: bool = Field(default=True, description="复查所需样品由被抽样生产者、销售者无偿提供 (Art. 49)")
+    report_no: MaybeCode | None = Field(title="复查报告编号", default=None, description="the 复查 test report number")
+    sample_provided_free: bool = Field(title="样品无偿提供", default=True, description="复查所需样品由被抽样生产者、销售者无偿提供 (Art. 49)")
 
 
 class ProvincialAnnouncementData(_Payload):
     """The provincial bureau's 公告 (Order 18 Art. 47 ¶2): its date starts the second 复查 window (Art. 48)."""
 
-    announced_on: Day | None = Field(default=None, description="公告日 (default: the day it is recorded); the "
+    announced_on: Day | None = Field(title="公告日", default=None, description="公告日 (default: the day it is recorded); the "
                                      "second 复查 window runs from it")
-    announcement_no: MaybeCode | None = None
+    announcement_no: MaybeCode | None = Field(default=None, title="公告编号")
 
 
 class SuspensionOrderData(_Payload):
     """责令停业，限期整顿 (Order 18 Art. 48; 产品质量法 Art. 17): the 整顿 period is set in the order."""
 
-    days: int = Field(ge=1, le=365, description="the 整顿 period, in calendar days from the order")
-    decision_no: MaybeCode | None = None
+    days: int = Field(title="整顿期限（天）", ge=1, le=365, description="the 整顿 period, in calendar days from the order")
+    decision_no: MaybeCode | None = Field(default=None, title="决定书编号")
 
 
 class CaseFilingData(_Payload):
-    case_no: MaybeCode | None = None
+    case_no: MaybeCode | None = Field(default=None, title="案件编号")
 
 
 class HeavyPenalty(StrEnum):
@@ -430,11 +430,11 @@ _HEAVY_PENALTY_LABELS = {
 
 
 class CaseOutcomeData(_Payload):
-    decision_no: MaybeCode | None = None
-    fine_amount: Money | None = Field(default=None, description="罚没款 in CNY")
-    heavy: bool = Field(default=False, description="a 较重行政处罚 (市场监管总局令第44号 第二条): the only ground "
+    decision_no: MaybeCode | None = Field(default=None, title="处罚决定书编号")
+    fine_amount: Money | None = Field(title="罚没款（元）", default=None, description="罚没款 in CNY")
+    heavy: bool = Field(title="较重行政处罚", default=False, description="a 较重行政处罚 (市场监管总局令第44号 第二条): the only ground "
                         "for a serious-dishonesty proposal")
-    heavy_kind: HeavyPenalty | None = Field(default=None, description="which 较重行政处罚; only with heavy")
+    heavy_kind: HeavyPenalty | None = Field(title="较重行政处罚种类", default=None, description="which 较重行政处罚; only with heavy")
 
     @model_validator(mode="after")
     def _kind_only_when_heavy(self) -> CaseOutcomeData:
@@ -444,49 +444,49 @@ class CaseOutcomeData(_Payload):
 
 
 class DelistConfirmationData(_Payload):
-    delisted_at: Moment | None = None
-    platform_ticket: MaybeCode | None = None
+    delisted_at: Moment | None = Field(default=None, title="下架时间")
+    platform_ticket: MaybeCode | None = Field(default=None, title="平台工单号")
 
 
 class CertificateActionData(_Payload):
     """What the certification body may report with its action."""
 
-    certificate_no: MaybeCode | None = Field(default=None, description="must be this product's certificate")
-    reference: MaybeCode | None = Field(default=None, description="the body's decision document number")
-    effective_on: Day | None = Field(default=None, description="when the suspension or revocation takes effect")
+    certificate_no: MaybeCode | None = Field(title="证书编号", default=None, description="must be this product's certificate")
+    reference: MaybeCode | None = Field(title="决定文号", default=None, description="the body's decision document number")
+    effective_on: Day | None = Field(title="生效日", default=None, description="when the suspension or revocation takes effect")
 
 
 class LeadOutcomeData(_Payload):
     """What the responsible line may report with a lead's outcome."""
 
-    case_no: MaybeCode | None = None
-    measures: Text | None = None
+    case_no: MaybeCode | None = Field(default=None, title="案件编号")
+    measures: Text | None = Field(default=None, title="处理措施")
 
 
 class DefectAssessmentData(_Payload):
-    defect: Text | None = Field(default=None, description="the defect found, in words")
-    hazard: Text | None = Field(default=None, description="the risk to persons or property")
+    defect: Text | None = Field(title="缺陷", default=None, description="the defect found, in words")
+    hazard: Text | None = Field(title="危害", default=None, description="the risk to persons or property")
 
 
 class RecallDecisionData(_Payload):
-    scope: Text | None = Field(default=None, description="batches, production period or models concerned")
-    units: Count | None = Field(default=None, description="units concerned")
+    scope: Text | None = Field(title="召回范围", default=None, description="batches, production period or models concerned")
+    units: Count | None = Field(title="涉及数量", default=None, description="units concerned")
 
 
 class RecallPlanData(_Payload):
-    plan_no: MaybeCode | None = None
-    units: Count | None = Field(default=None, description="units to recall")
-    measures: Text | None = Field(default=None, description="repair, replacement, refund, …")
+    plan_no: MaybeCode | None = Field(default=None, title="召回计划编号")
+    units: Count | None = Field(title="召回数量", default=None, description="units to recall")
+    measures: Text | None = Field(title="召回措施", default=None, description="repair, replacement, refund, …")
 
 
 class RecallProgressData(_Payload):
-    recovered: Count | None = Field(default=None, description="units recovered so far (cumulative)")
-    note: Text | None = None
+    recovered: Count | None = Field(title="已召回数量（累计）", default=None, description="units recovered so far (cumulative)")
+    note: Text | None = Field(default=None, title="备注")
 
 
 class RecallSummaryData(_Payload):
-    report_no: MaybeCode | None = None
-    recovered: Count | None = Field(default=None, description="units recovered in all")
+    report_no: MaybeCode | None = Field(default=None, title="总结报告编号")
+    recovered: Count | None = Field(title="召回总数", default=None, description="units recovered in all")
 
 
 # What `data` must hold for a kind: the one table validation, `spotcheck schema` and the branch specs read.

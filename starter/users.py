@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 from argon2 import PasswordHasher
@@ -121,3 +122,28 @@ class UserStore:
         rows = await self.pool.fetch("SELECT workflow_id, kind, user_id FROM claims WHERE workflow_id = ANY($1::text[])",
                                      workflow_ids)
         return {(r["workflow_id"], r["kind"]): r["user_id"] for r in rows}
+
+    async def bulk_item_begin(self, bulk_id: str, workflow_id: str, user_id: str, kind: str, sample_no: str,
+                              request_id: str) -> dict[str, Any] | None:
+        """Take one item of a bulk decision before it is sent: None when taken now, else the row of the first
+        time (its result, or `sending` while that send is under way): the caller then sends nothing."""
+        async with self.pool.acquire() as conn:
+            taken = await conn.fetchval(
+                """INSERT INTO bulk_items (bulk_id, workflow_id, user_id, kind, sample_no, request_id)
+                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (bulk_id, workflow_id) DO NOTHING RETURNING 1""",
+                bulk_id, workflow_id, user_id, kind, sample_no, request_id)
+            if taken:
+                return None
+            row = await conn.fetchrow("SELECT * FROM bulk_items WHERE bulk_id = $1 AND workflow_id = $2",
+                                      bulk_id, workflow_id)
+        return dict(row) if row else None
+
+    async def bulk_item_done(self, bulk_id: str, workflow_id: str, result: str, reason: str | None,
+                             stage: str | None) -> None:
+        await self.pool.execute(
+            """UPDATE bulk_items SET result = $3, reason = $4, stage = $5, decided_at = now()
+               WHERE bulk_id = $1 AND workflow_id = $2""", bulk_id, workflow_id, result, reason, stage)
+
+    async def bulk_item_forget(self, bulk_id: str, workflow_id: str) -> None:
+        """An item whose send failed without an answer: the form sent again tries it again (same request id)."""
+        await self.pool.execute("DELETE FROM bulk_items WHERE bulk_id = $1 AND workflow_id = $2", bulk_id, workflow_id)

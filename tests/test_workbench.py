@@ -80,8 +80,8 @@ def browser(http: httpx.AsyncClient) -> Browserless:
     return Browserless(httpx.AsyncClient(transport=http._transport, base_url="http://bench"))
 
 
-async def at_lab_report(client: SpotcheckClient) -> str:
-    order = f.order("offline_production")
+async def at_lab_report(client: SpotcheckClient, **overrides: Any) -> str:
+    order = f.order("offline_production", **overrides)
     handle = await client.start_sample(order)
     no = order["sample_no"]
     await wait_for(handle, awaiting("sampling_record"))
@@ -116,7 +116,11 @@ def _lab_report() -> tuple[Any, Role]:
 
 
 def test_the_lab_report_form_comes_from_its_payload_schema() -> None:
-    from domain.decisions import DecisionKind
+    from domain.decisions import PAYLOADS, DecisionKind
+
+    # Every field's label is its Chinese title in the payload model (the one definition), never the English fallback.
+    untitled = [(k.value, x.name) for k in PAYLOADS for x in form_fields(k) if x.label.isascii()]
+    assert not untitled, untitled
 
     fields = {x.name: x for x in form_fields(DecisionKind.LAB_REPORT)}
     assert fields["report_no"].required and fields["report_no"].widget == "text"

@@ -100,6 +100,21 @@ async def test_a_lab_user_reports_through_the_browser_and_another_region_sees_no
         assert "lab_report = pass" in await page.locator("ol.timeline").inner_text()
         await page.screenshot(path=str(ARTEFACTS / "3-sample.png"), full_page=True)
 
+        # One bulk decision of two items: both rows ticked, one form, a result per item.
+        bulk = [await at_lab_report(client), await at_lab_report(client)]
+        await page.goto(f"{base}/workbench")
+        for no_b in bulk:
+            await page.check(f"#inbox tr[data-sample='{no_b}'][data-kind='lab_report'] input[name=item]")
+        await page.click("button[form=bulk]")
+        await page.locator("form#bulk-decision").wait_for()
+        await page.check("input[name=outcome][value=pass]")
+        await page.fill("input[name='data.report_no']", "R-BULK-BROWSER")
+        await page.click("form#bulk-decision button[type=submit]")
+        await page.locator("#bulk-results").wait_for()
+        for no_b in bulk:
+            assert await page.locator(f"#bulk-results tr[data-sample='{no_b}']").get_attribute("data-result") == "accepted"
+        await page.screenshot(path=str(ARTEFACTS / "6-bulk-result.png"), full_page=True)
+
         # A lab of another region, and a sampler of this one: neither the item nor the form.
         no2 = await at_lab_report(client)
         other = await added(users, user(Role.LAB, region="110000"))

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import secrets
 import tempfile
 import uuid
@@ -31,10 +32,10 @@ from temporalio.service import RPCError
 
 from activities.calendar import CHINA
 from activities.db import insert_once
-from domain.bounds import Data, Text, error_lines, one_line, within
+from domain.bounds import Data, Text, error_lines, one_line, quoted, within
 from domain.decisions import MAX_EVIDENCE, PAYLOADS, DecisionKind, EvidenceRef, Receipt, Role
 from domain.jurisdiction import area_prefix
-from domain.models import SampleOrder, workflow_id_for
+from domain.models import SAMPLE_NO_PATTERN, SampleOrder, workflow_id_for
 from domain.status import Awaiting, SampleStatus
 from domain.systems import decisions_of
 from domain.users import User, act_problem
@@ -46,6 +47,7 @@ SESSION_COOKIE = "spotcheck_session"
 SESSION_HOURS = 8
 MAX_EVIDENCE_BYTES = 20 * 1024 * 1024  # one file; a photo or a scanned report
 INBOX_LIMIT = 100  # workflows listed; the status query is asked only for these
+MAX_BULK = 50  # items of one bulk decision: each is sent as its own decision, one after another
 
 
 @dataclass
@@ -251,12 +253,7 @@ async def decide_as(request: Request, user: User, sample_no: str, given: Decisio
     if problem is not None:  # who may act is checked first: such an attempt is audited whatever its data
         await _audit_refusal(request, client, sample_no, decision, problem)
         raise FormProblem([problem], 403)
-    payload = PAYLOADS.get(given.kind)
-    if payload is not None:  # checked here too, so the form shows each bad field before anything is sent
-        try:
-            payload.model_validate(given.data)
-        except ValidationError as err:
-            raise FormProblem(error_lines(err, "data.")) from None
+    check_payload(given)
     try:
         receipt = await client.decide(sample_no, decision)
     except NoSuchWorkflow as err:
@@ -265,6 +262,16 @@ async def decide_as(request: Request, user: User, sample_no: str, given: Decisio
         raise FormProblem([err.reason], 409) from None
     assert receipt is not None
     return receipt
+
+
+def check_payload(given: DecisionInput) -> None:
+    """`data` against the kind's payload here too, so the form shows each bad field before anything is sent."""
+    payload = PAYLOADS.get(given.kind)
+    if payload is not None:
+        try:
+            payload.model_validate(given.data)
+        except ValidationError as err:
+            raise FormProblem(error_lines(err, "data.")) from None
 
 
 async def _order(client: SpotcheckClient, sample_no: str) -> SampleOrder:
@@ -512,6 +519,126 @@ def _decision_input(kind: DecisionKind, form: FormData, evidence: list[EvidenceR
         })
     except ValidationError as err:
         raise FormProblem(error_lines(err)) from None
+
+
+# --- bulk decisions: one form for a selection of the same kind, each item decided as a single decision -------
+
+
+@dataclass(frozen=True)
+class BulkItem:
+    """One selected row of the inbox: `<kind>|<sample_no>|<workflow_id>` in the form."""
+
+    kind: DecisionKind
+    sample_no: str
+    workflow_id: str
+
+    @property
+    def value(self) -> str:
+        return f"{self.kind.value}|{self.sample_no}|{self.workflow_id}"
+
+    def request_id(self, bulk_id: str) -> str:
+        """The item's decision's request id: the same for the same bulk form, so a form sent again is a repeat."""
+        rid = f"bulk-{bulk_id}-{self.workflow_id}"
+        return rid if len(rid) <= 128 else f"bulk-{bulk_id}-{hashlib.sha256(self.workflow_id.encode()).hexdigest()}"
+
+
+def bulk_items(values: list[str]) -> tuple[DecisionKind, list[BulkItem]]:
+    """The selection: at least one item, at most MAX_BULK, all of one kind, each a workflow of its sample."""
+    if not values:
+        raise FormProblem(["item: select at least one row of the inbox"])
+    if len(values) > MAX_BULK:
+        raise FormProblem([f"item: at most {MAX_BULK} items per bulk decision ({len(values)} selected)"])
+    items: dict[str, BulkItem] = {}
+    for value in values:
+        kind, _, rest = value.partition("|")
+        sample_no, _, workflow_id = rest.partition("|")
+        try:
+            item = BulkItem(DecisionKind(kind), sample_no, workflow_id)
+        except ValueError:
+            raise FormProblem([f"item: {quoted(kind, 40)} is not a decision kind"]) from None
+        if not re.fullmatch(SAMPLE_NO_PATTERN, sample_no) or not workflow_id.startswith(workflow_id_for(sample_no)):
+            raise FormProblem([f"item: {quoted(value, 80)} is not a workflow of its sample"])
+        items.setdefault(item.value, item)
+    kinds = {i.kind for i in items.values()}
+    if len(kinds) > 1:
+        raise FormProblem([f"item: one kind per bulk decision, not {', '.join(sorted(k.value for k in kinds))}"])
+    return kinds.pop(), list(items.values())
+
+
+@dataclass
+class BulkResult:
+    item: BulkItem
+    result: str  # accepted, rejected (by the workflow: its receipt's reason), refused (by the workbench), sending
+    reason: str | None = None
+    stage: str | None = None
+    repeat: bool = False  # the result of the first time this form was sent: nothing was sent now
+
+
+async def decide_bulk(request: Request, user: User, bulk_id: str, items: list[BulkItem], given: DecisionInput
+                      ) -> list[BulkResult]:
+    """Each item through `decide_as` (the same checks, refusals audited the same way) with its own request id;
+    an item this bulk already took is not sent again: its first result is shown."""
+    users = _workbench(request).users
+    results = []
+    for item in items:
+        rid = item.request_id(bulk_id)
+        first = await users.bulk_item_begin(bulk_id, item.workflow_id, user.id, item.kind.value, item.sample_no, rid)
+        if first is not None:
+            mine = first["user_id"] == user.id
+            results.append(BulkResult(item, first["result"] if mine else "refused",
+                                      first["reason"] if mine else "bulk_id: used by another user", first["stage"],
+                                      repeat=True))
+            continue
+        try:
+            receipt = await decide_as(request, user, item.sample_no, given.model_copy(update={"request_id": rid}))
+            result = BulkResult(item, "accepted", None, receipt.stage)
+        except FormProblem as err:
+            result = BulkResult(item, "rejected" if err.status == 409 else "refused", "; ".join(err.problems))
+        except Exception:  # one item's failure (a worker down, a timeout) is its result, not the whole bulk's
+            result = BulkResult(item, "refused", "unanswered: the sample did not answer; try this item again later")
+            await users.bulk_item_forget(bulk_id, item.workflow_id)
+            results.append(result)
+            continue
+        await users.bulk_item_done(bulk_id, item.workflow_id, result.result, result.reason, result.stage)
+        results.append(result)
+    return results
+
+
+@router.get("/bulk")
+async def bulk_form(request: Request, user: UserDep) -> HTMLResponse:
+    kind, items = bulk_items(request.query_params.getlist("item"))
+    return await _bulk_page(request, user, kind, items)
+
+
+async def _bulk_page(request: Request, user: User, kind: DecisionKind, items: list[BulkItem], code: int = 200,
+                     **context: Any) -> HTMLResponse:
+    roles = user.deciding_roles(kind)
+    if not roles:
+        raise FormProblem([f"kind: {kind.value} is not decided by your roles"], 403)
+    outcomes = {r.value: list(decisions_of(r)[kind]) for r in roles}
+    return _page(request, "bulk.html", code, user=user, kind=kind, items=items, roles=roles, outcomes=outcomes,
+                 fields=form_fields(kind), bulk_id=uuid.uuid4().hex, max_bulk=MAX_BULK,
+                 form=context.pop("form", {}), **context)
+
+
+@router.post("/bulk")
+async def submit_bulk(request: Request, user: UserDep) -> Response:
+    form = await request.form(max_files=MAX_EVIDENCE, max_fields=MAX_BULK + 200)
+    check_csrf(request, form)
+    kind, items = bulk_items([v for v in form.getlist("item") if isinstance(v, str)])
+    bulk_id = form.get("bulk_id")
+    try:
+        if not (isinstance(bulk_id, str) and re.fullmatch(r"[0-9a-f]{32}", bulk_id)):
+            raise FormProblem(["bulk_id: missing or malformed; open the bulk form again"])
+        evidence = [await store_evidence(_workbench(request).evidence_dir, f)
+                    for f in form.getlist("evidence") if isinstance(f, UploadFile) and f.filename]
+        given = _decision_input(kind, form, evidence)
+        check_payload(given)
+    except FormProblem as err:
+        shown = {k: v for k, v in form.items() if isinstance(v, str) and k not in ("csrf", "item")}
+        return await _bulk_page(request, user, kind, items, err.status, problems=err.problems, form=shown)
+    results = await decide_bulk(request, user, bulk_id, items, given)
+    return _page(request, "bulk_result.html", user=user, kind=kind, results=results, bulk_id=bulk_id)
 
 
 # --- the JSON API (API tokens) -----------------------------------------------------------------------------
