@@ -34,6 +34,31 @@ async def fail_then_objection_accepted(client: SpotcheckClient, handle: Workflow
     await wait_for(handle, awaiting("retest_report"))
 
 
+def same_product_in_two_regions(batch_a: str, batch_b: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Orders for one product (a model of its own) sampled in Hangzhou and in Ningbo, from these batches: failed
+    within the window from different batches, they make a cross-region merged case (domain/product_case.py)."""
+    a, b = f.order("offline_circulation", region="330100"), f.order("offline_circulation", region="330200")
+    b["sample_no"] = a["sample_no"] + "-B"
+    model = f"XF-{a['sample_no'][-6:]}"
+    for o, batch in ((a, batch_a), (b, batch_b)):
+        o["product"] = {**o["product"], "batch": batch, "model": model}
+    return a, b
+
+
+async def to_final_fail_waived(client: SpotcheckClient, order: dict[str, Any]) -> WorkflowHandle[Any, Any]:
+    """Fail, the party waives its objection: final at once; post-handling opens the branches (enforcement
+    among them)."""
+    no = order["sample_no"]
+    handle = await to_testing(client, order)
+    await client.decide(no, f.report("fail"))
+    await wait_for(handle, awaiting("result_delivery"))
+    await client.decide(no, f.delivered())
+    await wait_for(handle, awaiting("objection"))
+    await client.decide(no, f.objection("waived"))
+    await wait_for(handle, lambda s: s.stage == "post_handling" and any(b.branch == "enforcement" for b in s.branches))
+    return handle
+
+
 async def to_final_fail_after_objection(
     client: SpotcheckClient, order: dict[str, Any], leads: list[dict[str, Any]] | None = None
 ) -> WorkflowHandle[Any, Any]:

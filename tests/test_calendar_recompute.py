@@ -50,7 +50,7 @@ def _days_to(start: date, target: date, cal: Calendar) -> int:
     pytest.skip(f"{target} is more than 120 working days away: the 2027 fixture year lies too far ahead")
 
 
-async def _estimated_sample(env: WorkflowEnvironment, client: Any) -> tuple[Any, Any]:
+async def estimated_sample(env: WorkflowEnvironment, client: Any) -> tuple[Any, Any]:
     today = (await env.get_current_time()).astimezone(CHINA).date()
     if today >= date(2027, 1, 1):
         pytest.skip("the 2027 fixture year is no longer ahead: move the fixture to a later year")
@@ -71,7 +71,7 @@ async def test_loading_a_year_moves_a_spring_festival_deadline(
     ts_env: WorkflowEnvironment, task_queue: str, calendar_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async with mocked_worker(ts_env.client, task_queue) as (client, store):
-        handle, order = await _estimated_sample(ts_env, client)
+        handle, order = await estimated_sample(ts_env, client)
         status = await status_of(handle)
         [wait] = status.awaiting
         old_due, old_due_at = wait.due.astimezone(CHINA).date(), wait.due_at
@@ -125,7 +125,7 @@ async def test_calendar_load_finds_and_recomputes_open_estimated_waits(
 ) -> None:
     address = dev_env.client.service_client.config.target_host
     async with mocked_worker(dev_env.client, task_queue) as (client, _store):
-        handle, order = await _estimated_sample(dev_env, client)
+        handle, order = await estimated_sample(dev_env, client)
         await wait_for(handle, lambda s: bool(s.awaiting) and s.awaiting[0].estimated)
         for _ in range(100):  # visibility follows the workflow's upsert a moment later
             if handle.id in [wf.id async for wf in dev_env.client.list_workflows("EstimatedDeadline = true")]:
@@ -174,7 +174,7 @@ async def test_an_escalation_over_an_estimated_date_says_so(
     ts_env: WorkflowEnvironment, task_queue: str, calendar_dir: Path
 ) -> None:
     async with mocked_worker(ts_env.client, task_queue) as (client, store):
-        handle, _order = await _estimated_sample(ts_env, client)
+        handle, _order = await estimated_sample(ts_env, client)
         [wait] = (await status_of(handle)).awaiting
         await ts_env.sleep(wait.due_at - await ts_env.get_current_time() + timedelta(hours=1))
         await wait_for(handle, lambda s: any(a.overdue for a in s.awaiting))

@@ -26,9 +26,8 @@ from starter.client import (
     workflow_kind,
 )
 from tests import factories as f
-from tests.scenarios import decide_in_branch
+from tests.scenarios import decide_in_branch, same_product_in_two_regions, to_final_fail_waived
 from tests.test_branch_credit import accept, apply_
-from tests.test_cross_region_merge import _final_fail, _same_product
 from tests.workflow_env import (
     awaiting,
     closed_result,
@@ -65,15 +64,12 @@ async def _listed(
 async def test_a_merged_sample_decides_in_its_merged_case_and_every_workflow_is_listed(
     dev_env: WorkflowEnvironment, task_queue: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    a, b = _same_product("330100", "2025-08"), _same_product("330200", "2025-09")
-    b["sample_no"] = a["sample_no"] + "-B"
-    for o in (a, b):
-        o["product"]["model"] = f"XF-{a['sample_no'][-6:]}"
+    a, b = same_product_in_two_regions("2025-08", "2025-09")
     case_id = product_case_id(SampleOrder.model_validate(a))
     merged_id = merged_case_id(case_id, 1)
     async with mocked_worker(dev_env.client, task_queue) as (client, _):
-        first = await _final_fail(client, a)
-        second = await _final_fail(client, b)
+        first = await to_final_fail_waived(client, a)
+        second = await to_final_fail_waived(client, b)
         for handle in (first, second):
             await wait_for(handle, lambda s: any(
                 br.branch == "enforcement" and br.outcome == "merged" for br in s.branches))
@@ -173,7 +169,7 @@ async def test_after_its_sample_closed_the_credit_listing_takes_decisions_and_is
     no = order["sample_no"]
     d = f.decision
     async with mocked_worker(ts_env.client, task_queue) as (client, _):
-        handle = await _final_fail(client, order)
+        handle = await to_final_fail_waived(client, order)
         await decide_in_branch(client, handle, no, "rectification", d("rectification_report", "submitted", "enterprise"))
         await decide_in_branch(client, handle, no, "rectification",
                                d("re_inspection", "pass", "case_officer", data={"report_no": "复查-1"}))

@@ -11,10 +11,14 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from domain.models import SampleOrder
+from domain.product_case import merged_case_id, product_case_id
 from domain.status import Awaiting, SampleStatus
 from starter.views import DOC, VIEWS, with_views
 from tests import factories as f
-from tests.workflow_env import awaiting, mocked_worker, status_of, to_testing, wait_for
+from tests.scenarios import same_product_in_two_regions, to_final_fail_waived
+from tests.test_calendar_recompute import estimated_sample
+from tests.workflow_env import awaiting, mocked_worker, status_of, terminate_when_idle, to_testing, wait_for
 
 
 def test_the_guide_lists_every_view_as_the_code_has_it() -> None:
@@ -34,8 +38,11 @@ def _waits(s: SampleStatus) -> list[Awaiting]:
     return own + ([a for b in s.branches if not b.closed for a in b.awaiting] if s.stage != "closed" else [])
 
 
-def _expected(samples: list[tuple[dict[str, Any], SampleStatus, bool]], now: datetime) -> dict[str, int]:
-    """Each view's count from what the samples say of themselves (status queries, not search attributes)."""
+def _expected(
+    samples: list[tuple[dict[str, Any], SampleStatus, bool]], now: datetime, merged_open: int
+) -> dict[str, int]:
+    """Each view's count from what the samples (and the merged cases, `merged_open` of them open) say of
+    themselves (status queries, not search attributes)."""
     def count(pred: Any) -> int:
         return sum(1 for o, s, running in samples if pred(o, s, running))
 
@@ -55,7 +62,7 @@ def _expected(samples: list[tuple[dict[str, Any], SampleStatus, bool]], now: dat
         "failed-this-quarter": count(lambda o, s, r: s.verdict == "fail"),
         "failed-ccc-this-quarter": sum(1 for b in branches if b.branch == "certification"),
         "enforcement-open": sum(1 for b in branches if b.branch == "enforcement" and not b.closed),
-        "merged-open": 0,
+        "merged-open": merged_open,
         "needs-operator": count(lambda o, s, r: s.needs_operator is not None),
     }
 
@@ -84,31 +91,40 @@ async def test_every_view_counts_what_the_stories_produced(
         # Hangzhou, a CCC product failed for good: every branch opens (rectification, credit, enforcement,
         # recall, certification), each carrying the sample's attributes.
         failed = f.order("offline_production")
-        failed_handle = await to_testing(client, failed)
-        await client.decide(failed["sample_no"], f.report("fail"))
-        await wait_for(failed_handle, awaiting("result_delivery"))
-        await client.decide(failed["sample_no"], f.delivered())
-        await wait_for(failed_handle, awaiting("objection"))
-        await client.decide(failed["sample_no"], f.objection("waived"))
+        failed_handle = await to_final_fail_waived(client, failed)
         await wait_for(failed_handle, lambda s: {b.branch for b in s.branches} >= {"enforcement", "certification"}
                        and all(b.awaiting or b.closed for b in s.branches if b.branch != "credit"), within=60)
+        # Hangzhou and Ningbo, one product failed for good from two batches: a cross-region merged case, open.
+        merging = same_product_in_two_regions("2025-08", "2025-09")
+        merging_handles = [await to_final_fail_waived(client, o) for o in merging]
+        merged = dev_env.client.get_workflow_handle(
+            merged_case_id(product_case_id(SampleOrder.model_validate(merging[0])), 1))
+        for handle in merging_handles:
+            await wait_for(handle, lambda s: any(b.branch == "enforcement" and b.outcome == "merged"
+                                                 for b in s.branches), within=60)
+        # At the lab until a date past next year's Spring Festival, whose holidays are not published: estimated.
+        estimated, estimated_order = await estimated_sample(dev_env, client)
         await wait_for(late_handle, lambda s: any(a.overdue for a in s.awaiting))
         await passed_handle.result()
 
-        stories = [(late, late_handle), (testing, testing_handle), (passed, passed_handle), (failed, failed_handle)]
+        stories = [(late, late_handle), (testing, testing_handle), (passed, passed_handle), (failed, failed_handle),
+                   *zip(merging, merging_handles, strict=True), (estimated_order, estimated)]
         mine = f"TaskQueue = '{task_queue}'"
         got: dict[str, int] = {}
         want: dict[str, int] = {}
         for _ in range(100):  # visibility follows the workflows within a second or so
             now = datetime.now(UTC)
             samples = [(o, await status_of(h), (await h.describe()).close_time is None) for o, h in stories]
-            want = _expected(samples, now)
+            merged_open = (await merged.describe()).close_time is None and (await merged.query("status"))["stage"] != "closed"
+            want = _expected(samples, now, merged_open=int(merged_open))
             got = {v.name: await _counted(dev_env.client, f"({v.resolved(now)}) AND {mine}") for v in VIEWS}
             if got == want:
                 break
             await asyncio.sleep(0.3)
         assert got == want
-        assert want["overdue-hangzhou"] == 1 and want["failed-ccc-this-quarter"] == 1 and want["in-testing"] == 1
+        assert want["overdue-hangzhou"] == 1 and want["in-testing"] == 2
+        # Not only the estimated story: the failed samples' branches wait into next year too.
+        assert want["merged-open"] == 1 and want["estimated"] >= 1
         # The stories do put branches beside samples: the same question without ProcessKind over-counts.
         failed_view = next(v for v in VIEWS if v.name == "failed-this-quarter")
         loose = failed_view.resolved(now).replace("ProcessKind = 'sample' AND ", "")
@@ -118,5 +134,6 @@ async def test_every_view_counts_what_the_stories_produced(
         attrs = rows[0].search_attributes
         assert attrs["OverdueRole"] == ["sampler"] and attrs["RegionName"] == ["杭州市"]
         assert attrs["ProcessKind"] == ["sample"]
-        for handle in (late_handle, testing_handle, failed_handle):
+        for handle in (late_handle, testing_handle, failed_handle, *merging_handles, estimated):
             await handle.terminate("test over")
+        await terminate_when_idle(merged)
