@@ -103,12 +103,15 @@ async def test_every_view_counts_what_the_stories_produced(
             await wait_for(handle, lambda s: any(b.branch == "enforcement" and b.outcome == "merged"
                                                  for b in s.branches), within=60)
         # At the lab until a date past next year's Spring Festival, whose holidays are not published: estimated.
-        estimated, estimated_order = await estimated_sample(dev_env, client)
+        try:
+            estimated_story = [tuple(reversed(await estimated_sample(dev_env, client)))]
+        except pytest.skip.Exception:  # the 2027 fixture year is no longer ahead: the other stories still count
+            estimated_story = []
         await wait_for(late_handle, lambda s: any(a.overdue for a in s.awaiting))
         await passed_handle.result()
 
         stories = [(late, late_handle), (testing, testing_handle), (passed, passed_handle), (failed, failed_handle),
-                   *zip(merging, merging_handles, strict=True), (estimated_order, estimated)]
+                   *zip(merging, merging_handles, strict=True), *estimated_story]
         mine = f"TaskQueue = '{task_queue}'"
         got: dict[str, int] = {}
         want: dict[str, int] = {}
@@ -124,7 +127,7 @@ async def test_every_view_counts_what_the_stories_produced(
         assert got == want
         assert want["overdue-hangzhou"] == 1 and want["in-testing"] == 2
         # Not only the estimated story: the failed samples' branches wait into next year too.
-        assert want["merged-open"] == 1 and want["estimated"] >= 1
+        assert want["merged-open"] == 1 and (want["estimated"] >= 1 or not estimated_story)
         # The stories do put branches beside samples: the same question without ProcessKind over-counts.
         failed_view = next(v for v in VIEWS if v.name == "failed-this-quarter")
         loose = failed_view.resolved(now).replace("ProcessKind = 'sample' AND ", "")
@@ -134,6 +137,6 @@ async def test_every_view_counts_what_the_stories_produced(
         attrs = rows[0].search_attributes
         assert attrs["OverdueRole"] == ["sampler"] and attrs["RegionName"] == ["杭州市"]
         assert attrs["ProcessKind"] == ["sample"]
-        for handle in (late_handle, testing_handle, failed_handle, *merging_handles, estimated):
+        for handle in (late_handle, testing_handle, failed_handle, *merging_handles, *(h for _, h in estimated_story)):
             await handle.terminate("test over")
         await terminate_when_idle(merged)
