@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from domain import signing
 
@@ -27,13 +28,19 @@ class KeyFileError(ValueError):
     """A key file that cannot be used; the message names the file and the key, never a secret."""
 
 
-def load_keyring(path: str | Path) -> dict[str, bytes]:
+def read_key_file(path: str | Path, what: str = "key file", shape: str = "") -> Any:
+    """A key file's JSON; a KeyFileError naming the file (`what`, and the `shape` expected) when it cannot be
+    read or parsed, never its content."""
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as err:
-        raise KeyFileError(f"cannot read the key file {path}: {err.strerror or err}") from None
+        raise KeyFileError(f"cannot read the {what} {path}: {err.strerror or err}") from None
     except (ValueError, UnicodeDecodeError):
-        raise KeyFileError(f"the key file {path} is not JSON {{key_id: base64 secret}}") from None
+        raise KeyFileError(f"the {what} {path} is not JSON{shape}") from None
+
+
+def load_keyring(path: str | Path) -> dict[str, bytes]:
+    raw = read_key_file(path, shape=" {key_id: base64 secret}")
     if not isinstance(raw, dict) or not raw:
         raise KeyFileError(f"the key file {path} holds no keys: expected JSON {{key_id: base64 secret}}")
     ring: dict[str, bytes] = {}

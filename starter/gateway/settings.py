@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from activities.keys import MIN_SECRET_BYTES, SECRET_BYTES, KeyFileError
+from activities.keys import MIN_SECRET_BYTES, SECRET_BYTES, KeyFileError, read_key_file
 from codec import write_private
 from domain.bounds import MaybeName, error_lines, whole_number_setting, within
 from domain.decisions import Actor
@@ -71,12 +71,7 @@ class GatewaySettings(BaseModel):
 
 def load_callers(path: str | Path) -> dict[str, Caller]:
     """The callers of a key file; a KeyFileError naming the file and field (never a secret) when unusable."""
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as err:
-        raise KeyFileError(f"cannot read the gateway key file {path}: {err.strerror or err}") from None
-    except (ValueError, UnicodeDecodeError):
-        raise KeyFileError(f"the gateway key file {path} is not JSON") from None
+    raw = read_key_file(path, "gateway key file")
     try:
         return GatewaySettings.model_validate({"callers": raw}).callers
     except ValidationError as err:
