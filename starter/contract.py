@@ -15,6 +15,7 @@ from domain.branches import BRANCH_OF_KIND, BRANCHES, BranchStatus
 from domain.decisions import PAYLOADS, ROLE_MATRIX, Decision, DecisionKind, Receipt
 from domain.models import SampleOrder
 from domain.status import SampleStatus
+from starter.generated import replace_section, rewrite
 
 # Bumped on a breaking change of anything below (a renamed handler, a field removed or made required);
 # adding a decision kind, an optional field or a workflow is not breaking. See docs/contract.md.
@@ -128,11 +129,8 @@ def tables_markdown() -> str:
 
 def with_tables(doc: str) -> str:
     """`doc` with its generated section replaced by the current tables."""
-    head, rest = doc.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{tables_markdown()}\n{END}{tail}"
+    return replace_section(doc, BEGIN, END, f"\n{tables_markdown()}\n")
 
 
 if __name__ == "__main__":  # make contract-doc
-    doc_path = Path(__file__).resolve().parent.parent / "docs" / "contract.md"
-    doc_path.write_text(with_tables(doc_path.read_text(encoding="utf-8")), encoding="utf-8")
+    rewrite(Path(__file__).resolve().parent.parent / "docs" / "contract.md", with_tables)
