@@ -39,6 +39,7 @@ histories: venv
 	SPOTCHECK_RECORD_HISTORIES=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/test_sample_lifecycle.py tests/test_bad_decisions.py tests/test_full_sample.py \
 		tests/test_branch_rectification.py \
+		tests/test_outbox_dispatcher.py \
 		tests/test_calendar_recompute.py::test_loading_a_year_moves_a_spring_festival_deadline
 
 # Issue 9's figures beside bare Temporal, written to bench/RESULTS.md (about 10 min on 2 cores);
