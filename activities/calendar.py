@@ -140,10 +140,10 @@ _PACKS: dict[Path, list[RulePack]] = {}
 
 
 def _packs(directory: Path) -> list[RulePack]:
-    key = directory.resolve()
-    if key not in _PACKS:
-        _PACKS[key] = load_rule_packs(key)
-    return _PACKS[key]
+    # Keyed by the path as configured (resolving it costs file-system calls on every deadline).
+    if directory not in _PACKS:
+        _PACKS[directory] = load_rule_packs(directory)
+    return _PACKS[directory]
 
 
 # Packs with SPOTCHECK_RULE_OVERRIDES applied, by (the loaded pack, the variable's text): validated once per

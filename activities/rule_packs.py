@@ -51,12 +51,15 @@ def load_rule_pack(path: Path) -> RulePack:
     return pack
 
 
+_SHIPPED_RULES = Path(__file__).resolve().parent.parent / "rules"  # resolved once: every deadline asks
+
+
 def rules_dir(directory: Path | None = None) -> Path:
     if directory is not None:
         return Path(directory)
     if os.environ.get(RULES_DIR_ENV):
         return Path(os.environ[RULES_DIR_ENV])
-    return Path(__file__).resolve().parent.parent / "rules"
+    return _SHIPPED_RULES
 
 
 def load_rule_packs(directory: Path | None = None) -> list[RulePack]:
