@@ -1,9 +1,9 @@
 """One function per figure of issue 9, each measuring one side (Spotcheck or the bare baseline) once: the
 caller (bench/run.py) interleaves the trials and takes medians.
 
-The driver waits for a workflow to reach a wait the same way on both sides (`_poll`): it describes the
-workflow until nothing is pending (no workflow task, no activity), then asks its `status` query (Spotcheck:
-the awaited decision kinds; bare: the awaited step), and goes on if the wait is not open yet.
+The driver waits for a workflow to reach a wait the same way on both sides (`_poll`): it asks its `status`
+query (Spotcheck: the awaited decision kinds; bare: the awaited step) once, then again each time the workflow
+completes a workflow task, which it learns from a long poll on the workflow's history (no look on a clock).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
@@ -26,7 +27,6 @@ from bench.stack import Stack, WorkerProcess
 from starter.client import SpotcheckClient
 from tests import factories as f
 
-POLL = 0.01, 0.25  # seconds between two looks at one workflow: first, doubling up to the second
 POLLERS = 16  # workflows polled at once while waiting for many to park
 START_WINDOW = 32  # concurrent start calls
 SETTLE = 1.0  # seconds after parking, before a measurement starts (publishing, audits finish)
@@ -55,34 +55,70 @@ async def bounded(n: int, window: int, fn: Callable[[int], Awaitable[T]]) -> lis
     return await asyncio.gather(*(one(i) for i in range(n)))
 
 
-async def _idle(handle: WorkflowHandle[Any, Any]) -> bool:
-    """No workflow task and no activity pending (the server's view: the worker is not asked)."""
-    client = handle._client
-    raw = await client.workflow_service.describe_workflow_execution(DescribeWorkflowExecutionRequest(
-        namespace=client.namespace, execution=WorkflowExecution(workflow_id=handle.id)))
-    return not raw.pending_activities and not raw.HasField("pending_workflow_task")
+class _Followed:
+    """One workflow's history, followed by a long poll (`wait_new_event`): where the driver has read to."""
+
+    def __init__(self, events: Any, seen: int) -> None:
+        self.events = events
+        self.seen = seen  # the last event id read
+
+
+_FOLLOWED: dict[str, _Followed] = {}
+
+
+async def _follow(handle: WorkflowHandle[Any, Any]) -> _Followed:
+    """The workflow's history followed from now on (created before the driver first asks, so that no workflow
+    task completed after the answer is missed)."""
+    followed = _FOLLOWED.get(handle.id)
+    if followed is None:
+        client = handle._client
+        raw = await client.workflow_service.describe_workflow_execution(DescribeWorkflowExecutionRequest(
+            namespace=client.namespace, execution=WorkflowExecution(workflow_id=handle.id)))
+        followed = _FOLLOWED[handle.id] = _Followed(
+            handle.fetch_history_events(wait_new_event=True).__aiter__(), raw.workflow_execution_info.history_length)
+    return followed
+
+
+async def _next_task_completed(followed: _Followed) -> None:
+    """Until the workflow completes another workflow task (the server holds the request meanwhile: no look
+    costs anything while the workflow waits for a timer, an activity or a decision)."""
+    while True:
+        event = await followed.events.__anext__()
+        if event.event_id <= followed.seen:
+            continue  # already there when the driver began to follow
+        followed.seen = event.event_id
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            return
 
 
 async def _poll(handle: WorkflowHandle[Any, Any], ask: Callable[[], Awaitable[Any]], ready: Callable[[Any], bool],
                 what: str, within: float) -> None:
-    """Until `ready(ask())`. The workflow is described until it is idle, and only then asked (a query costs
-    the worker a task, a describe only the server); the pause between two looks doubles from POLL[0] to
-    POLL[1], so that a workflow that takes long is not looked at proportionally more often."""
+    """Until `ready(ask())`: asked once, then again each time the workflow completes a workflow task (its
+    history followed by a long poll), so a workflow is asked as often as it changes, never on a clock: a step
+    that takes long (a timer, a slow activity) costs no looks."""
     deadline = time.monotonic() + within
-    pause = POLL[0]
+    followed = await _follow(handle)
     while True:
-        await asyncio.sleep(pause)
         try:
-            answer = await ask() if await _idle(handle) else None
+            answer = await ask()
         except RPCError as err:  # a loaded server or worker can drop a look: look again
             if err.status not in TRANSIENT or time.monotonic() > deadline:
                 raise
-        else:
-            if answer is not None and ready(answer):
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{what}: still {answer!r:.300} after {within:.0f} s")
-        pause = min(2 * pause, POLL[1])
+            answer = None
+        if answer is not None and ready(answer):
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{what}: still {answer!r:.300} after {within:.0f} s")
+        try:
+            await asyncio.wait_for(_next_task_completed(followed), left)
+        except TimeoutError:
+            pass  # out of time: raised at the next look unless the answer came
+        except StopAsyncIteration:
+            await asyncio.sleep(0.05)  # the workflow closed: its answer changes no more (not a busy loop)
+        except RPCError as err:
+            if err.status not in TRANSIENT:
+                raise
 
 
 class Side(Protocol):

@@ -311,9 +311,9 @@ def render(env: Environment, values: dict[str, dict[str, list[Any]]]) -> str:
         "",
         "## How each figure is taken",
         "",
-        "- The driver waits for a workflow to reach a wait the same way on both sides: it describes the workflow "
-        "(server only) until nothing is pending, then asks its `status` query; the pause between two looks "
-        "doubles from 10 to 250 ms.",
+        "- The driver waits for a workflow to reach a wait the same way on both sides: it asks its `status` query, "
+        "then again each time the workflow completes a workflow task, learnt from a long poll on its history "
+        "(no look on a clock).",
         f"- Pass lifecycle: start → {', '.join(PASS_STEPS)} by `SpotcheckClient.decide()`, each once its wait is "
         "open → closed; the baseline takes as many decisions by update with one no-op activity each. CPU is the "
         "user + system time of the side's worker process, the dev server, PostgreSQL (postmaster and backends) "
