@@ -1,0 +1,90 @@
+"""Price bands and enterprise size classes: the strata of circulation sampling (opinion task 1: 兼顾浙产外产、线上线下、
+不同价位、企业规模) and the rows of the statistics by price band and by size. Defined once here; plans and reports
+read them.
+
+- **Price bands** are local policy: the opinion names 不同价位 but no bands. Unit price in CNY, as the order
+  records it (`Product.price`), lower bound included.
+- **Size classes** are those of 《统计上大中小微型企业划分办法（2017）》(国统字〔2017〕213号): large, medium, small,
+  micro, by industry, employees and revenue. Spotcheck records neither employees nor revenue, so a sample's
+  class is the one its plan's draw recorded (the stratum `enterprise_size`) when there is one; otherwise only
+  a 个体工商户 can be told, by its unified social credit code (GB 32100-2015: registration authority 9 工商,
+  organisation type 2 个体工商户), and the rest is `unknown`."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+
+
+class PriceBand(StrEnum):
+    UNDER_50 = "under_50"
+    FROM_50 = "50_200"
+    FROM_200 = "200_1000"
+    FROM_1000 = "1000_5000"
+    FROM_5000 = "5000_up"
+    UNKNOWN = "unknown"  # the order gave no price
+
+
+# (lower bound in CNY, band), ascending; local policy.
+PRICE_BANDS: tuple[tuple[Decimal, PriceBand], ...] = (
+    (Decimal(0), PriceBand.UNDER_50),
+    (Decimal(50), PriceBand.FROM_50),
+    (Decimal(200), PriceBand.FROM_200),
+    (Decimal(1000), PriceBand.FROM_1000),
+    (Decimal(5000), PriceBand.FROM_5000),
+)
+
+PRICE_BAND_TITLES: dict[PriceBand, str] = {
+    PriceBand.UNDER_50: "50元以下",
+    PriceBand.FROM_50: "50–200元",
+    PriceBand.FROM_200: "200–1000元",
+    PriceBand.FROM_1000: "1000–5000元",
+    PriceBand.FROM_5000: "5000元及以上",
+    PriceBand.UNKNOWN: "未标价",
+}
+
+
+def price_band(price: Decimal | str | float | None) -> PriceBand:
+    """The band of a unit price in CNY; UNKNOWN when there is none or it is not a number."""
+    if price is None:
+        return PriceBand.UNKNOWN
+    try:
+        value = Decimal(str(price))
+    except ArithmeticError:
+        return PriceBand.UNKNOWN
+    if not value.is_finite() or value < 0:
+        return PriceBand.UNKNOWN
+    band = PriceBand.UNKNOWN
+    for lower, name in PRICE_BANDS:
+        if value >= lower:
+            band = name
+    return band
+
+
+class EnterpriseSize(StrEnum):
+    LARGE = "large"
+    MEDIUM = "medium"
+    SMALL = "small"
+    MICRO = "micro"
+    INDIVIDUAL = "individual"  # 个体工商户, told by the credit code
+    UNKNOWN = "unknown"
+
+
+ENTERPRISE_SIZE_TITLES: dict[EnterpriseSize, str] = {
+    EnterpriseSize.LARGE: "大型企业",
+    EnterpriseSize.MEDIUM: "中型企业",
+    EnterpriseSize.SMALL: "小型企业",
+    EnterpriseSize.MICRO: "微型企业",
+    EnterpriseSize.INDIVIDUAL: "个体工商户",
+    EnterpriseSize.UNKNOWN: "规模未登记",
+}
+
+
+def enterprise_size(credit_code: str | None, recorded: str | None = None) -> EnterpriseSize:
+    """The size class recorded for the sample (a plan's stratum) when it names one, else what the credit
+    code tells (个体工商户), else UNKNOWN."""
+    if recorded in {s.value for s in EnterpriseSize}:
+        return EnterpriseSize(recorded)
+    if credit_code and credit_code[:2] == "92":
+        return EnterpriseSize.INDIVIDUAL
+    return EnterpriseSize.UNKNOWN
