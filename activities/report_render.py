@@ -31,10 +31,10 @@ def number(value: float | None, digits: int = 1) -> str:
 def bar_chart(bars: Sequence[tuple[str, float, str]], *, title: str, scale: float = 1.0,
               colour: str = "#2f6f9f") -> Markup:
     """A horizontal bar chart as inline SVG: (label, value in [0, scale], text shown at the bar's end)."""
-    row, label_w, bar_w = 22, 200, 360
+    row, label_w, bar_w, text_w = 22, 200, 360, 150
     height = row * len(bars) + 8
-    parts = [f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {label_w + bar_w + 90} '
-             f'{height}" width="{label_w + bar_w + 90}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
+    parts = [f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {label_w + bar_w + text_w} '
+             f'{height}" width="{label_w + bar_w + text_w}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
              f"<title>{escape(title)}</title>"]
     for i, (label, value, shown) in enumerate(bars):
         y = 4 + i * row
