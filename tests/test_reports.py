@@ -8,6 +8,7 @@ import csv
 import io
 import os
 import sys
+import uuid
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -16,12 +17,17 @@ import asyncpg
 import pytest
 from openpyxl import load_workbook
 from pydantic import ValidationError
+from temporalio.testing import WorkflowEnvironment
 
+from activities.notice_print import sample_notices, with_authority_names
 from activities.report_render import render_bulletin_html, render_csv, render_html, render_xlsx
 from activities.reports import ReportActivities, read_report
 from domain.reporting import ReportScope, SampleFact, agencies, period_days
 from domain.strata import EnterpriseSize, PriceBand, enterprise_size, price_band
+from tests import factories as f
 from tests.report_seed import seed_plan
+from tests.scenarios import fail_then_objection_accepted, to_final_fail_waived
+from tests.workflow_env import running_worker, to_testing, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -226,3 +232,43 @@ async def test_the_cli_writes_the_report_and_refuses_bad_arguments(pool: asyncpg
     assert code == 2 and "--region" in err
     code, _, err = await _cli("report", "plan", dsn=postgres_dsn)
     assert code == 1 and "name a plan or a period" in err
+
+
+async def test_real_samples_are_counted_as_their_records_say(ts_env: WorkflowEnvironment, pool: asyncpg.Pool,
+                                                            task_queue: str) -> None:
+    """Three samples run by the workflows with the real activities: a pass, a fail the re-test overturns, and
+    a fail made final; the report reads what they wrote."""
+    plan = f"P-{uuid.uuid4().hex[:10]}"
+    orders = [f.order("offline_production", plan_id=plan) for _ in range(3)]
+    passed, overturned, failed = (o["sample_no"] for o in orders)
+    async with running_worker(ts_env.client, pool, task_queue) as client:
+        handle = await to_testing(client, orders[0])
+        await client.decide(passed, f.report("pass"))
+        await wait_for(handle, lambda s: s.verdict == "pass")
+        handle = await to_testing(client, orders[1])
+        await fail_then_objection_accepted(client, handle, overturned)
+        await client.decide(overturned, f.report("pass", kind="retest_report"))
+        await wait_for(handle, lambda s: s.verdict == "pass")
+        await to_final_fail_waived(client, orders[2])
+        # The records are written by the workflows' activities: wait until the last of them is in.
+        for _ in range(100):
+            if await pool.fetchval("SELECT count(*) FROM samples s JOIN results_bulletin USING (sample_no)"
+                                   " WHERE s.plan_id = $1 AND s.verdict = 'fail'", plan):
+                break
+            await asyncio.sleep(0.1)
+        report = await read_report(pool, ReportScope(plan_id=plan))
+
+    t = report.totals
+    assert (t.samples, t.passed, t.failed, t.pending) == (3, 2, 1, 0)
+    [agency] = report.agencies
+    assert (agency.reports, agency.first_fails, agency.overturned, agency.overdue) == (3, 2, 1, 0)
+    assert [(s.standard, s.samples) for s in report.by_standard] == [("GB 4943.1-2022", 1)]
+    assert [(b.sample_no, b.failed_items) for b in report.bulletin if b.result == "不合格"] == [(failed, "输出电压")]
+    taken = await pool.fetchval(
+        "SELECT count(*) FROM decisions WHERE accepted AND via <> 'default' AND kind <> 'objection'"
+        " AND (workflow_id = ANY($1) OR workflow_id LIKE ANY($2))",
+        [f"sample-{o['sample_no']}" for o in orders], [f"sample-{o['sample_no']}-%" for o in orders])
+    assert (report.deadline_totals.met, report.deadline_totals.missed) == (taken, 0)
+    # The notices the workflow issued print with the bureau's name.
+    notices = await sample_notices(pool, failed)
+    assert notices and "杭州市市场监督管理局" in with_authority_names(notices[0]["body"])
