@@ -51,25 +51,24 @@ SELECT workflow_id, kind, outcome, received_at, decision->'data' AS data
 # Per workflow (the sample's or a branch's) and awaited kind: decisions taken by people, defaults taken by the
 # rule pack when nobody decided, escalations of a wait past its deadline (the outbox's `escalation` rows).
 _STEPS = """
-WITH owned AS (
-    SELECT workflow_id, CASE WHEN workflow_id = ANY($1) THEN workflow_id
-                             ELSE regexp_replace(workflow_id, $2, '') END AS sample_workflow_id
-      FROM (SELECT DISTINCT workflow_id FROM decisions WHERE accepted
-            UNION SELECT DISTINCT workflow_id FROM outbox WHERE channel = 'escalation') w
+WITH scope(sample_workflow_id) AS (SELECT unnest($1::text[])),
+marks AS (
+    SELECT workflow_id, kind, via, false AS escalation FROM decisions WHERE accepted
+    UNION ALL SELECT workflow_id, payload->>'kind', NULL, true FROM outbox WHERE channel = 'escalation'
+),
+owned AS (
+    SELECT m.*, coalesce(a.sample_workflow_id, b.sample_workflow_id) AS sample_workflow_id
+      FROM marks m
+      LEFT JOIN scope a ON a.sample_workflow_id = m.workflow_id
+      LEFT JOIN scope b ON a.sample_workflow_id IS NULL AND b.sample_workflow_id = regexp_replace(m.workflow_id, $2, '')
 )
-SELECT o.sample_workflow_id, o.workflow_id, k.kind,
-       (SELECT count(*) FROM decisions d WHERE d.workflow_id = o.workflow_id AND d.kind = k.kind AND d.accepted
-           AND d.via <> 'default') AS decided,
-       (SELECT count(*) FROM decisions d WHERE d.workflow_id = o.workflow_id AND d.kind = k.kind AND d.accepted
-           AND d.via = 'default') AS defaulted,
-       (SELECT count(*) FROM outbox x WHERE x.workflow_id = o.workflow_id AND x.channel = 'escalation'
-           AND x.payload->>'kind' = k.kind) AS escalated
-  FROM owned o
-  CROSS JOIN LATERAL (
-      SELECT kind FROM decisions WHERE workflow_id = o.workflow_id AND accepted
-      UNION SELECT payload->>'kind' FROM outbox WHERE workflow_id = o.workflow_id AND channel = 'escalation'
-  ) k
- WHERE o.sample_workflow_id = ANY($1) AND k.kind IS NOT NULL AND NOT k.kind = ANY($3)
+SELECT sample_workflow_id, workflow_id, kind,
+       count(*) FILTER (WHERE NOT escalation AND via <> 'default') AS decided,
+       count(*) FILTER (WHERE NOT escalation AND via = 'default') AS defaulted,
+       count(*) FILTER (WHERE escalation) AS escalated
+  FROM owned
+ WHERE sample_workflow_id IS NOT NULL AND kind IS NOT NULL AND NOT kind = ANY($3)
+ GROUP BY 1, 2, 3
 """
 
 # Post-handling outcomes per sample, from the branches' records (a merged case's penalty counts for each of

@@ -305,28 +305,24 @@ class Report(BaseModel):
 # --- computing them ---------------------------------------------------------------------------------------
 
 
-def _count(row: RateRow, fact: SampleFact) -> None:
-    row.samples += 1
-    if fact.verdict == Verdict.PASS:
-        row.passed += 1
-    elif fact.verdict == Verdict.FAIL:
-        row.failed += 1
-    elif fact.verdict == Verdict.REFUSED:
-        row.refused += 1
-    else:
-        row.pending += 1
+_VERDICT_COLUMN = {Verdict.PASS: "passed", Verdict.FAIL: "failed", Verdict.REFUSED: "refused"}
+
+
+def _rate_row(key: str, label: str, verdicts: Counter[str]) -> RateRow:
+    """A row from the verdicts counted in it (pending and provisional fails together as not final)."""
+    counts = {column: verdicts[v] for v, column in _VERDICT_COLUMN.items()}
+    return RateRow(key=key, label=label, samples=verdicts.total(), **counts,
+                   pending=verdicts.total() - sum(counts.values()))
 
 
 def rates(facts: Iterable[SampleFact], key: Callable[[SampleFact], str], label: Callable[[str], str],
           order: list[str] | None = None) -> list[RateRow]:
     """Pass-rate rows grouped by `key`: in `order` when given (every key in it, counted or not), else by key."""
-    rows: dict[str, RateRow] = {k: RateRow(key=k, label=label(k)) for k in order or ()}
+    groups: dict[str, Counter[str]] = {k: Counter() for k in order or ()}
     for fact in facts:
-        k = key(fact)
-        if k not in rows:
-            rows[k] = RateRow(key=k, label=label(k))
-        _count(rows[k], fact)
-    return list(rows.values()) if order else [rows[k] for k in sorted(rows)]
+        groups.setdefault(key(fact), Counter())[fact.verdict] += 1
+    keys = list(groups) if order else sorted(groups)
+    return [_rate_row(k, label(k), groups[k]) for k in keys]
 
 
 def region_group(region: str, within: str | None) -> str:
@@ -353,13 +349,13 @@ def by_standard(facts: Iterable[SampleFact]) -> list[StandardRow]:
 
 def deadlines(steps: Iterable[StepDeadlines], key: Callable[[StepDeadlines], str],
               label: Callable[[str], str]) -> list[DeadlineRow]:
-    rows: dict[str, DeadlineRow] = {}
+    counts: dict[str, list[int]] = {}
     for step in steps:
-        k = key(step)
-        row = rows.setdefault(k, DeadlineRow(key=k, label=label(k)))
-        row.met += step.met
-        row.missed += step.missed
-    return sorted(rows.values(), key=lambda r: (-r.missed, r.key))
+        met_missed = counts.setdefault(key(step), [0, 0])
+        met_missed[0] += step.met
+        met_missed[1] += step.missed
+    rows = [DeadlineRow(key=k, label=label(k), met=met, missed=missed) for k, (met, missed) in counts.items()]
+    return sorted(rows, key=lambda r: (-r.missed, r.key))
 
 
 def outcomes(facts: Iterable[SampleFact]) -> list[OutcomeRow]:
@@ -432,9 +428,7 @@ def build_report(scope: ReportScope, facts: list[SampleFact], steps: list[StepDe
     labels = _Labels()
     for fact in sorted(facts, key=lambda f: f.sample_no):
         labels.products.setdefault(fact.product_code, fact.product_name)
-    totals = RateRow(key="total", label="合计")
-    for fact in facts:
-        _count(totals, fact)
+    totals = _rate_row("total", "合计", Counter(f.verdict for f in facts))
     step_rows = deadlines(steps, lambda s: s.kind, lambda k: STEP_TITLES.get(k, k))
     return Report(
         scope=scope,

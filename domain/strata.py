@@ -80,10 +80,13 @@ ENTERPRISE_SIZE_TITLES: dict[EnterpriseSize, str] = {
 }
 
 
+_SIZES = frozenset(s.value for s in EnterpriseSize)
+
+
 def enterprise_size(credit_code: str | None, recorded: str | None = None) -> EnterpriseSize:
     """The size class recorded for the sample (a plan's stratum) when it names one, else what the credit
     code tells (个体工商户), else UNKNOWN."""
-    if recorded in {s.value for s in EnterpriseSize}:
+    if recorded in _SIZES:
         return EnterpriseSize(recorded)
     if credit_code and credit_code[:2] == "92":
         return EnterpriseSize.INDIVIDUAL

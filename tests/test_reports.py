@@ -202,6 +202,13 @@ async def test_html_xlsx_and_csv_show_the_same_figures(pool: asyncpg.Pool) -> No
     assert parsed[0][0] == "分组" and {r[0]: int(r[3]) for r in parsed[1:]}["直播带货"] == 1
 
 
+async def test_a_plan_without_samples_reports_zeros(pool: asyncpg.Pool) -> None:
+    summary = await ReportActivities(pool).plan_report_summary(f"P-none-{uuid.uuid4().hex[:8]}")
+    assert (summary["samples"], summary["pass_rate"], summary["agencies"]) == (0, None, [])
+    report = await read_report(pool, ReportScope(plan_id="P-none", period="2026Q4"))
+    assert "本期无已确定结论的抽查结果" in render_html(report) and len(render_xlsx(report)) > 0
+
+
 async def _cli(*args: str, dsn: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "starter.cli", *args, cwd=ROOT, env={**os.environ, "DATABASE_URL": dsn},
