@@ -8,6 +8,7 @@ is the plain function the CLI and that activity share. The renderers are activit
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -21,6 +22,9 @@ from domain.holidays import Calendar
 from domain.reporting import Report, ReportScope, SampleFact, StepDeadlines, build_report
 from domain.strata import enterprise_size, price_band
 from domain.windows import CHINA
+
+# A row as read (asyncpg), or as a test's in-memory store keeps it.
+Row = Mapping[str, Any] | asyncpg.Record
 
 # A branch's workflow id is its sample's plus -<branch>[-<n>] (domain/branches.py): stripped, the sample's.
 BRANCH_SUFFIX = r"-(" + "|".join(re.escape(b) for b in BRANCHES) + r")(-[0-9]+)?$"
@@ -109,8 +113,10 @@ def _failed_items(items: Any) -> tuple[tuple[str, str], ...]:
     return tuple((str(i.get("item") or ""), str(i.get("standard") or "")) for i in items or () if isinstance(i, dict))
 
 
-def _fact(row: asyncpg.Record, lab: list[asyncpg.Record], steps: dict[tuple[str, str], list[int]],
-          outcomes: set[str], stratum: dict[str, Any], cal: Calendar) -> SampleFact:
+def sample_fact(row: Row, lab: list[Row], steps: dict[tuple[str, str], list[int]],
+                outcomes: set[str], stratum: dict[str, Any], cal: Calendar) -> SampleFact:
+    """One sample's fact from its `samples` row (with its order as `o`, its `day` and its bulletin entry), its
+    lab decisions, the deadline counts of its workflows, its outcomes and its plan's stratum."""
     o: dict[str, Any] = row["o"]
     product, party = o.get("product") or {}, o.get("sampled_party") or {}
     producer = o.get("labelled_producer") or party
@@ -167,7 +173,7 @@ async def read_report(pool: asyncpg.Pool, scope: ReportScope, today: date | None
                                 scope.region, width)
         ids = [r["workflow_id"] for r in rows]
         nos = [r["sample_no"] for r in rows]
-        lab: dict[str, list[asyncpg.Record]] = {}
+        lab: dict[str, list[Row]] = {}
         for d in await conn.fetch(_LAB_DECISIONS, ids):
             lab.setdefault(d["workflow_id"], []).append(d)
         step_counts: dict[tuple[str, str], list[int]] = {}
@@ -180,7 +186,7 @@ async def read_report(pool: asyncpg.Pool, scope: ReportScope, today: date | None
             outcomes.setdefault(r["sample_no"], set()).add(r["outcome"])
         strata = await _strata(conn, nos)
     cal = current_calendar()
-    facts = [_fact(r, lab.get(r["workflow_id"], []), step_counts, outcomes.get(r["sample_no"], set()),
+    facts = [sample_fact(r, lab.get(r["workflow_id"], []), step_counts, outcomes.get(r["sample_no"], set()),
                    strata.get(r["sample_no"], {}), cal) for r in rows]
     region_of = {r["workflow_id"]: (r["sample_no"], f.region) for r, f in zip(rows, facts, strict=True)}
     steps = []
