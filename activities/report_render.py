@@ -104,7 +104,7 @@ TABLES: dict[str, tuple[str, list[Column], Callable[[Report], Sequence[Any]]]] =
     "category": ("按产品类别", RATE_COLUMNS, lambda r: r.by_category),
     "region": ("按地区", RATE_COLUMNS, lambda r: r.by_region),
     "channel": ("按渠道", RATE_COLUMNS, lambda r: r.by_channel),
-    "price_band": ("按价格区间", RATE_COLUMNS, lambda r: r.by_price_band),
+    "price_range": ("按价格区间", RATE_COLUMNS, lambda r: r.by_price_range),
     "size": ("按企业规模", RATE_COLUMNS, lambda r: r.by_size),
     "period": ("按月份", RATE_COLUMNS, lambda r: r.by_period),
     "standard": ("不合格项目按标准", [

@@ -20,7 +20,7 @@ from activities.holiday_files import current_calendar
 from domain.branches import BRANCHES
 from domain.holidays import Calendar
 from domain.reporting import Report, ReportScope, SampleFact, StepDeadlines, build_report
-from domain.strata import enterprise_size, price_band
+from domain.strata import enterprise_size, price_range
 from domain.windows import CHINA
 
 # A row as read (asyncpg), or as a test's in-memory store keeps it.
@@ -137,7 +137,7 @@ def sample_fact(row: Row, lab: list[Row], steps: dict[tuple[str, str], list[int]
         task_type=str(o.get("task_type") or ""), product_code=str(product.get("classification_code") or ""),
         product_name=str(product.get("name") or ""), brand=str(product.get("brand") or ""),
         model=str(product.get("model") or ""), batch=product.get("batch") or None,
-        price_band=price_band(product.get("price")),
+        price_range=price_range(product.get("price")),
         size=enterprise_size(party.get("credit_code"), stratum.get("enterprise_size")),
         sampled_party=str(party.get("name") or ""), producer=str(producer.get("name") or ""),
         agency_code=str(agency.get("code") or ""), agency=str(agency.get("name") or ""),

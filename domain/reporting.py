@@ -18,7 +18,7 @@ from domain.models import REGION_PATTERN, Channel, TaskType
 from domain.plans import PERIOD_PATTERN
 from domain.regions import region_name
 from domain.stages import Verdict
-from domain.strata import ENTERPRISE_SIZE_TITLES, PRICE_BAND_TITLES, EnterpriseSize, PriceBand
+from domain.strata import ENTERPRISE_SIZE_TITLES, PRICE_RANGE_TITLES, EnterpriseSize, PriceRange
 
 
 class ReportScope(BaseModel):
@@ -146,7 +146,7 @@ class SampleFact:
     brand: str
     model: str
     batch: str | None
-    price_band: PriceBand
+    price_range: PriceRange
     size: EnterpriseSize
     sampled_party: str
     producer: str  # the labelled producer when named, else the sampled party
@@ -277,7 +277,7 @@ class Report(BaseModel):
     by_category: list[RateRow]
     by_region: list[RateRow]
     by_channel: list[RateRow]
-    by_price_band: list[RateRow]
+    by_price_range: list[RateRow]
     by_size: list[RateRow]
     by_period: list[RateRow]
     by_standard: list[StandardRow]
@@ -438,8 +438,8 @@ def build_report(scope: ReportScope, facts: list[SampleFact], steps: list[StepDe
         by_category=rates(facts, lambda f: f.product_code, labels.product),
         by_region=rates(facts, lambda f: region_group(f.region, scope.region), region_title),
         by_channel=rates(facts, lambda f: f.channel, lambda k: CHANNEL_TITLES.get(k, k), list(CHANNEL_TITLES)),
-        by_price_band=rates(facts, lambda f: f.price_band.value, lambda k: PRICE_BAND_TITLES[PriceBand(k)],
-                            [b.value for b in PriceBand]),
+        by_price_range=rates(facts, lambda f: f.price_range.value, lambda k: PRICE_RANGE_TITLES[PriceRange(k)],
+                            [b.value for b in PriceRange]),
         by_size=rates(facts, lambda f: f.size.value, lambda k: ENTERPRISE_SIZE_TITLES[EnterpriseSize(k)],
                       [s.value for s in EnterpriseSize]),
         by_period=rates(facts, lambda f: f"{f.day.year}-{f.day.month:02d}", lambda k: f"{k[:4]}年{int(k[5:])}月"),

@@ -1,14 +1,16 @@
-"""Price bands and enterprise size classes: the strata of circulation sampling (opinion task 1: 兼顾浙产外产、线上线下、
-不同价位、企业规模) and the rows of the statistics by price band and by size. Defined once here; plans and reports
-read them.
+"""Price ranges and enterprise size classes: the rows of the statistics by price and by size (opinion task 1:
+流通端兼顾浙产外产、线上线下、不同价位、企业规模). Defined once here; reports read them.
 
-- **Price bands** are local policy: the opinion names 不同价位 but no bands. Unit price in CNY, as the order
-  records it (`Product.price`), lower bound included.
+- **Price ranges** (价格区间) are local policy: the opinion names 不同价位 but no bands. Unit price in CNY, as the
+  order records it (`Product.price`), lower bound included. They are absolute: a plan's draw stratifies by a
+  relative 价位 (low / mid / high among the same product's listings, the sampling frame's `price_band`), which
+  is another measure.
 - **Size classes** are those of 《统计上大中小微型企业划分办法（2017）》(国统字〔2017〕213号): large, medium, small,
-  micro, by industry, employees and revenue. Spotcheck records neither employees nor revenue, so a sample's
-  class is the one its plan's draw recorded (the stratum `enterprise_size`) when there is one; otherwise only
-  a 个体工商户 can be told, by its unified social credit code (GB 32100-2015: registration authority 9 工商,
-  organisation type 2 个体工商户), and the rest is `unknown`."""
+  micro, by industry, employees and revenue (the values the sampling frame's `enterprise_size` takes).
+  Spotcheck's records hold neither employees nor revenue, so a sample's class is the one its plan's draw
+  recorded (the stratum `enterprise_size`) when there is one; otherwise only a 个体工商户 can be told, by its
+  unified social credit code (GB 32100-2015: registration authority 9 工商, organisation type 2 个体工商户),
+  and the rest is `unknown`."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 
-class PriceBand(StrEnum):
+class PriceRange(StrEnum):
     UNDER_50 = "under_50"
     FROM_50 = "50_200"
     FROM_200 = "200_1000"
@@ -25,40 +27,40 @@ class PriceBand(StrEnum):
     UNKNOWN = "unknown"  # the order gave no price
 
 
-# (lower bound in CNY, band), ascending; local policy.
-PRICE_BANDS: tuple[tuple[Decimal, PriceBand], ...] = (
-    (Decimal(0), PriceBand.UNDER_50),
-    (Decimal(50), PriceBand.FROM_50),
-    (Decimal(200), PriceBand.FROM_200),
-    (Decimal(1000), PriceBand.FROM_1000),
-    (Decimal(5000), PriceBand.FROM_5000),
+# (lower bound in CNY, range), ascending; local policy.
+PRICE_RANGES: tuple[tuple[Decimal, PriceRange], ...] = (
+    (Decimal(0), PriceRange.UNDER_50),
+    (Decimal(50), PriceRange.FROM_50),
+    (Decimal(200), PriceRange.FROM_200),
+    (Decimal(1000), PriceRange.FROM_1000),
+    (Decimal(5000), PriceRange.FROM_5000),
 )
 
-PRICE_BAND_TITLES: dict[PriceBand, str] = {
-    PriceBand.UNDER_50: "50元以下",
-    PriceBand.FROM_50: "50–200元",
-    PriceBand.FROM_200: "200–1000元",
-    PriceBand.FROM_1000: "1000–5000元",
-    PriceBand.FROM_5000: "5000元及以上",
-    PriceBand.UNKNOWN: "未标价",
+PRICE_RANGE_TITLES: dict[PriceRange, str] = {
+    PriceRange.UNDER_50: "50元以下",
+    PriceRange.FROM_50: "50–200元",
+    PriceRange.FROM_200: "200–1000元",
+    PriceRange.FROM_1000: "1000–5000元",
+    PriceRange.FROM_5000: "5000元及以上",
+    PriceRange.UNKNOWN: "未标价",
 }
 
 
-def price_band(price: Decimal | str | float | None) -> PriceBand:
-    """The band of a unit price in CNY; UNKNOWN when there is none or it is not a number."""
+def price_range(price: Decimal | str | float | None) -> PriceRange:
+    """The range of a unit price in CNY; UNKNOWN when there is none or it is not a number."""
     if price is None:
-        return PriceBand.UNKNOWN
+        return PriceRange.UNKNOWN
     try:
         value = Decimal(str(price))
     except ArithmeticError:
-        return PriceBand.UNKNOWN
+        return PriceRange.UNKNOWN
     if not value.is_finite() or value < 0:
-        return PriceBand.UNKNOWN
-    band = PriceBand.UNKNOWN
-    for lower, name in PRICE_BANDS:
+        return PriceRange.UNKNOWN
+    found = PriceRange.UNKNOWN
+    for lower, name in PRICE_RANGES:
         if value >= lower:
-            band = name
-    return band
+            found = name
+    return found
 
 
 class EnterpriseSize(StrEnum):

@@ -23,7 +23,7 @@ from activities.notice_print import sample_notices, with_authority_names
 from activities.report_render import render_bulletin_html, render_csv, render_html, render_xlsx
 from activities.reports import ReportActivities, read_report
 from domain.reporting import ReportScope, SampleFact, agencies, period_days
-from domain.strata import EnterpriseSize, PriceBand, enterprise_size, price_band
+from domain.strata import EnterpriseSize, PriceRange, enterprise_size, price_range
 from tests import factories as f
 from tests.report_seed import seed_plan
 from tests.scenarios import fail_then_objection_accepted, to_final_fail_waived
@@ -54,13 +54,13 @@ def test_a_scope_needs_a_plan_or_a_period_and_refuses_bad_input_without_echoing_
     assert ReportScope(plan_id="P1", period="2026Q4", region="330100").title == "抽查计划 P1 · 2026年第四季度 · 杭州市"
 
 
-def test_price_bands_and_size_classes() -> None:
-    assert price_band(None) is PriceBand.UNKNOWN
-    assert price_band(Decimal("49.99")) is PriceBand.UNDER_50
-    assert price_band("50") is PriceBand.FROM_50
-    assert price_band("999.99") is PriceBand.FROM_200
-    assert price_band(5000) is PriceBand.FROM_5000
-    assert price_band("NaN") is PriceBand.UNKNOWN
+def test_price_ranges_and_size_classes() -> None:
+    assert price_range(None) is PriceRange.UNKNOWN
+    assert price_range(Decimal("49.99")) is PriceRange.UNDER_50
+    assert price_range("50") is PriceRange.FROM_50
+    assert price_range("999.99") is PriceRange.FROM_200
+    assert price_range(5000) is PriceRange.FROM_5000
+    assert price_range("NaN") is PriceRange.UNKNOWN
     assert enterprise_size("92330782MA2K1LMN3X") is EnterpriseSize.INDIVIDUAL
     assert enterprise_size("91330100MA2ABCDE1R") is EnterpriseSize.UNKNOWN
     assert enterprise_size("91330100MA2ABCDE1R", "medium") is EnterpriseSize.MEDIUM
@@ -70,7 +70,7 @@ def test_price_bands_and_size_classes() -> None:
 def _fact(no: str, agency: str, **kw: object) -> SampleFact:
     base: dict[str, object] = dict(
         sample_no=no, plan_id="P", day=date(2026, 10, 1), region="330106", channel="online", task_type="routine",
-        product_code="1303", product_name="移动电源", brand="B", model="M", batch=None, price_band=PriceBand.UNKNOWN,
+        product_code="1303", product_name="移动电源", brand="B", model="M", batch=None, price_range=PriceRange.UNKNOWN,
         size=EnterpriseSize.UNKNOWN, sampled_party="S", producer="P", agency_code=agency, agency=agency,
         verdict="pass", lab_reported=True, turnaround=5)
     return SampleFact(**(base | kw))  # type: ignore[arg-type]
@@ -149,7 +149,7 @@ async def test_the_report_counts_what_the_records_hold(pool: asyncpg.Pool) -> No
     assert outcomes["delisted"] == sql["delisted"] == 1
     assert (outcomes["penalised"], outcomes["recalled"], outcomes["certificate_suspended"]) == (1, 1, 1)
     assert outcomes["rectified"] == 0  # the rectification branch has not closed
-    bands = {r.key: r.samples for r in report.by_price_band}
+    bands = {r.key: r.samples for r in report.by_price_range}
     assert (bands["under_50"], bands["50_200"], bands["1000_5000"], bands["5000_up"], bands["unknown"]) == (1, 2, 1, 1, 1)
     assert {r.key: r.samples for r in report.by_size}["individual"] >= 1
 
