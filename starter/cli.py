@@ -842,6 +842,9 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--out", default="contract", help="folder for --all (default ./contract)")
     schema.set_defaults(func=_schema)
 
+    from starter import report_cli
+
+    report_cli.add_commands(sub)  # report plan|bulletin, notice show|print (issue 13)
     rules = sub.add_parser("rules", help="the rule pack: deadlines with their legal basis")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     rshow = rules_sub.add_parser("show", help="the rules in force on a date (default today, China time)")
@@ -852,9 +855,6 @@ def build_parser() -> argparse.ArgumentParser:
     rshow.add_argument("--markdown", action="store_true", help="every pack and version as docs/rules.md")
     rshow.set_defaults(func=_rules_show)
 
-    from starter import report_cli
-
-    report_cli.add_commands(sub)
     try:
         from starter import stack
     except ImportError:  # the stack module is optional for a client-only install
