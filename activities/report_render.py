@@ -105,6 +105,7 @@ TABLES: dict[str, tuple[str, list[Column], Callable[[Report], Sequence[Any]]]] =
     "region": ("按地区", RATE_COLUMNS, lambda r: r.by_region),
     "channel": ("按渠道", RATE_COLUMNS, lambda r: r.by_channel),
     "price_range": ("按价格区间", RATE_COLUMNS, lambda r: r.by_price_range),
+    "price_level": ("按价位（计划分层）", RATE_COLUMNS, lambda r: r.by_price_level),
     "size": ("按企业规模", RATE_COLUMNS, lambda r: r.by_size),
     "period": ("按月份", RATE_COLUMNS, lambda r: r.by_period),
     "standard": ("不合格项目按标准", [

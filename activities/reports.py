@@ -20,7 +20,7 @@ from activities.holiday_files import current_calendar
 from domain.branches import BRANCHES
 from domain.holidays import Calendar
 from domain.reporting import Report, ReportScope, SampleFact, StepDeadlines, build_report
-from domain.strata import enterprise_size, price_range
+from domain.strata import PRICE_LEVEL_TITLES, enterprise_size, price_range
 from domain.windows import CHINA
 
 # A row as read (asyncpg), or as a test's in-memory store keeps it.
@@ -138,6 +138,7 @@ def sample_fact(row: Row, lab: list[Row], steps: dict[tuple[str, str], list[int]
         product_name=str(product.get("name") or ""), brand=str(product.get("brand") or ""),
         model=str(product.get("model") or ""), batch=product.get("batch") or None,
         price_range=price_range(product.get("price")),
+        price_level=str(stratum["price_band"]) if stratum.get("price_band") in PRICE_LEVEL_TITLES else None,
         size=enterprise_size(party.get("credit_code"), stratum.get("enterprise_size")),
         sampled_party=str(party.get("name") or ""), producer=str(producer.get("name") or ""),
         agency_code=str(agency.get("code") or ""), agency=str(agency.get("name") or ""),

@@ -18,7 +18,13 @@ from domain.models import REGION_PATTERN, Channel, TaskType
 from domain.plans import PERIOD_PATTERN
 from domain.regions import region_name
 from domain.stages import Verdict
-from domain.strata import ENTERPRISE_SIZE_TITLES, PRICE_RANGE_TITLES, EnterpriseSize, PriceRange
+from domain.strata import (
+    ENTERPRISE_SIZE_TITLES,
+    PRICE_LEVEL_TITLES,
+    PRICE_RANGE_TITLES,
+    EnterpriseSize,
+    PriceRange,
+)
 
 
 class ReportScope(BaseModel):
@@ -147,6 +153,7 @@ class SampleFact:
     model: str
     batch: str | None
     price_range: PriceRange
+    price_level: str | None  # the 价位 its plan's draw recorded (low, mid, high), when drawn by a plan
     size: EnterpriseSize
     sampled_party: str
     producer: str  # the labelled producer when named, else the sampled party
@@ -278,6 +285,7 @@ class Report(BaseModel):
     by_region: list[RateRow]
     by_channel: list[RateRow]
     by_price_range: list[RateRow]
+    by_price_level: list[RateRow]  # samples a plan drew by 价位 only
     by_size: list[RateRow]
     by_period: list[RateRow]
     by_standard: list[StandardRow]
@@ -440,6 +448,8 @@ def build_report(scope: ReportScope, facts: list[SampleFact], steps: list[StepDe
         by_channel=rates(facts, lambda f: f.channel, lambda k: CHANNEL_TITLES.get(k, k), list(CHANNEL_TITLES)),
         by_price_range=rates(facts, lambda f: f.price_range.value, lambda k: PRICE_RANGE_TITLES[PriceRange(k)],
                             [b.value for b in PriceRange]),
+        by_price_level=rates([f for f in facts if f.price_level], lambda f: str(f.price_level),
+                             lambda k: PRICE_LEVEL_TITLES.get(k, k)),
         by_size=rates(facts, lambda f: f.size.value, lambda k: ENTERPRISE_SIZE_TITLES[EnterpriseSize(k)],
                       [s.value for s in EnterpriseSize]),
         by_period=rates(facts, lambda f: f"{f.day.year}-{f.day.month:02d}", lambda k: f"{k[:4]}年{int(k[5:])}月"),

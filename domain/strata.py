@@ -63,6 +63,11 @@ def price_range(price: Decimal | str | float | None) -> PriceRange:
     return found
 
 
+# The relative 价位 a plan's draw records in a sample's stratum (the sampling frame's `price_band`: the listing's
+# price among the same product's on the market; 明显低价 is `low`, task 11), as the report titles it.
+PRICE_LEVEL_TITLES: dict[str, str] = {"low": "低价位", "mid": "中价位", "high": "高价位"}
+
+
 class EnterpriseSize(StrEnum):
     LARGE = "large"
     MEDIUM = "medium"

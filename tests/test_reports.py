@@ -19,10 +19,11 @@ from openpyxl import load_workbook
 from pydantic import ValidationError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.holiday_files import current_calendar
 from activities.notice_print import sample_notices, with_authority_names
 from activities.report_render import render_bulletin_html, render_csv, render_html, render_xlsx
-from activities.reports import ReportActivities, read_report
-from domain.reporting import ReportScope, SampleFact, agencies, period_days
+from activities.reports import ReportActivities, read_report, sample_fact
+from domain.reporting import ReportScope, SampleFact, agencies, build_report, period_days
 from domain.strata import EnterpriseSize, PriceRange, enterprise_size, price_range
 from tests import factories as f
 from tests.report_seed import seed_plan
@@ -67,10 +68,25 @@ def test_price_ranges_and_size_classes() -> None:
     assert enterprise_size("91330100MA2ABCDE1R", "gigantic") is EnterpriseSize.UNKNOWN
 
 
+def test_a_plans_stratum_gives_the_samples_size_and_price_level() -> None:
+    order = f.order("offline_production")
+    row = {"sample_no": order["sample_no"], "workflow_id": f"sample-{order['sample_no']}", "verdict": "pass",
+           "o": order, "day": date(2026, 10, 1), "bulletin": None}
+    cal = current_calendar()
+    drawn = sample_fact(row, [], {}, set(), {"enterprise_size": "small", "price_band": "low"}, cal)
+    assert (drawn.size, drawn.price_level, drawn.price_range) == (EnterpriseSize.SMALL, "low", PriceRange.FROM_50)
+    unplanned = sample_fact(row, [], {}, set(), {"price_band": "cheapest"}, cal)
+    assert (unplanned.size, unplanned.price_level) == (EnterpriseSize.UNKNOWN, None)
+    report = build_report(ReportScope(plan_id="P"), [drawn, unplanned], [], date(2026, 12, 1))
+    assert [(r.label, r.samples) for r in report.by_price_level] == [("低价位", 1)]
+    assert "按价位（计划分层" in render_html(report)
+
+
 def _fact(no: str, agency: str, **kw: object) -> SampleFact:
     base: dict[str, object] = dict(
         sample_no=no, plan_id="P", day=date(2026, 10, 1), region="330106", channel="online", task_type="routine",
         product_code="1303", product_name="移动电源", brand="B", model="M", batch=None, price_range=PriceRange.UNKNOWN,
+        price_level=None,
         size=EnterpriseSize.UNKNOWN, sampled_party="S", producer="P", agency_code=agency, agency=agency,
         verdict="pass", lab_reported=True, turnaround=5)
     return SampleFact(**(base | kw))  # type: ignore[arg-type]
