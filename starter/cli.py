@@ -842,6 +842,9 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--out", default="contract", help="folder for --all (default ./contract)")
     schema.set_defaults(func=_schema)
 
+    from starter import report_cli
+
+    report_cli.add_commands(sub)  # report plan|bulletin, notice show|print (issue 13)
     rules = sub.add_parser("rules", help="the rule pack: deadlines with their legal basis")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     rshow = rules_sub.add_parser("show", help="the rules in force on a date (default today, China time)")

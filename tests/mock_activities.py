@@ -45,15 +45,19 @@ from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, 
 
 from activities.credit_records import look_back_start
 from activities.db import write_time
+from activities.holiday_files import current_calendar
 from activities.notices import UnknownTemplate, render
 from activities.product_case import ProductCaseActivities
 from activities.records import OUTBOX_KEY
 from activities.registers import _parties, _producer, bulletin_period, shop_key
 from activities.registry import all_activities
+from activities.reports import sample_fact
 from domain import records as rec
 from domain.models import TaskType
 from domain.outbox import DispatchPlan, DispatchReport
 from domain.product_case import ProductKey
+from domain.reporting import ReportScope, build_report
+from domain.windows import CHINA
 
 __all__ = ["PURE", "RecordCalls", "Store", "StoreProductCases", "mock_activities"]
 
@@ -154,7 +158,12 @@ class FakeActivities:
 
     @activity.defn(name="project_sample")
     async def project_sample(self, p: rec.SampleProjection) -> None:
-        self.store.upsert("samples", p.model_dump(), key=["sample_no"], guard="seq", strict=True)
+        row = p.model_dump()
+        if p.order is None:  # as the real one: the order came with the first projection and stays
+            self.store.update("samples", {"sample_no": p.sample_no}, {k: v for k, v in row.items() if k != "order"},
+                              guard="seq")
+            return
+        self.store.upsert("samples", row, key=["sample_no"], guard="seq", strict=True)
 
     @activity.defn(name="record_decision")
     async def record_decision(self, r: rec.DecisionRecord) -> bool:
@@ -327,6 +336,20 @@ class FakeActivities:
     @activity.defn(name="lead_record")
     async def lead_record(self, r: rec.LeadEntry) -> None:
         self.store.insert_once("leads", _stamped(r), key=WF)
+
+    # --- activities/reports.py ---------------------------------------------------------------------
+
+    @activity.defn(name="plan_report_summary")
+    async def plan_report_summary(self, plan_id: str) -> dict[str, Any]:
+        """The real summary, of the plan's samples as projected into the store (their verdicts; no lab
+        decisions, deadlines or outcomes are kept here)."""
+        today = datetime.now(CHINA).date()
+        rows = [{"sample_no": r["sample_no"], "workflow_id": r["workflow_id"], "verdict": r["verdict"],
+                 "o": r["order"], "day": today, "bulletin": None}
+                for r in self.store.rows["samples"].values() if (r.get("order") or {}).get("plan_id") == plan_id]
+        cal = current_calendar()
+        facts = [sample_fact(row, [], {}, set(), {}, cal) for row in rows]
+        return build_report(ReportScope(plan_id=plan_id), facts, [], today).summary()
 
     @activity.defn(name="lead_record_referral")
     async def lead_record_referral(self, r: rec.LeadReferral) -> None:
