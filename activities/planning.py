@@ -8,19 +8,21 @@ product code, (source, reference), candidate id), so a crashed import is simply 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import asyncpg
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio import activity
 
 from activities.db import Db
 from activities.rule_packs import rule_pack_for
 from activities.toml_files import read_toml
 from domain.bounds import error_lines
+from domain.csv_rows import parse_csv
 from domain.frame import Candidate
 from domain.jurisdiction import area_prefix
 from domain.planning import (
@@ -33,7 +35,7 @@ from domain.planning import (
 )
 from domain.plans import PlanDraw, PlanSpec
 from domain.pool import PoolEntry, Sampled
-from domain.risk import RiskSignal, SignalSource
+from domain.risk import ImportedSignal, RiskSignal, SignalSource
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +73,13 @@ def load_policy(on: date, path: Path | None = None) -> DrawPolicy:
 
 class _Table(NamedTuple):
     name: str
+    model: type[BaseModel]
     key: tuple[str, ...]
     row: Callable[[Any], dict[str, Any]]
+
+    def parse(self, text: str, where: str) -> list[Any]:
+        """The file's rows as models; `CsvRefused` naming every bad line and field (and a key given twice)."""
+        return parse_csv(text, self.model, where=where, key=lambda r: tuple(getattr(r, k) for k in self.key))
 
 
 def _pool_row(e: PoolEntry) -> dict[str, Any]:
@@ -89,9 +96,9 @@ def _frame_row(c: Candidate) -> dict[str, Any]:
             "candidate": c.model_dump(mode="json", exclude_none=True)}
 
 
-POOL = _Table("product_pool", ("product_code",), _pool_row)
-SIGNALS = _Table("risk_signals", ("source", "reference"), _signal_row)
-FRAME = _Table("sampling_frame", ("candidate_id",), _frame_row)
+POOL = _Table("product_pool", PoolEntry, ("product_code",), _pool_row)
+SIGNALS = _Table("risk_signals", ImportedSignal, ("source", "reference"), _signal_row)
+FRAME = _Table("sampling_frame", Candidate, ("candidate_id",), _frame_row)
 
 
 def _import_sql(table: _Table, columns: Sequence[str]) -> str:
@@ -200,7 +207,7 @@ async def read_higher_plans(db: Db, spec: PlanSpec) -> list[HigherPlanSample]:
         return []
     rows = await db.fetch(
         "SELECT DISTINCT p.plan_id, p.period, p.level, p.region, ps.product_code FROM plan_samples ps "
-        "JOIN plans p USING (plan_id) WHERE p.period = $1 AND p.plan_id <> $2 AND ps.product_code IS NOT NULL",
+        "JOIN plans p USING (plan_id) WHERE p.period = $1 AND p.plan_id <> $2 AND ps.cancelled_at IS NULL",
         spec.period, spec.plan_id)
     return [HigherPlanSample.model_validate(dict(r)) for r in rows]
 
@@ -216,13 +223,35 @@ async def draw_from_db(db: Db, spec: PlanSpec, policy: DrawPolicy | None = None)
         await read_signals(db, policy), await read_history(db, spec), await read_higher_plans(db, spec), policy)
 
 
+# The worker's pool, set when the worker builds PlanDrawing (activities/registry.py): `load_and_draw(spec)` of
+# another activity (the plan workflow's) then reads through it.
+_worker_pool: asyncpg.Pool | None = None
+
+
+async def load_and_draw(spec: PlanSpec, db: Db | None = None) -> PlanDraw:
+    """The plan's draw from PostgreSQL: through `db`, else the worker's pool, else DATABASE_URL."""
+    through = db if db is not None else _worker_pool
+    if through is not None:
+        return await draw_from_db(through, spec)
+    dsn = os.environ.get("DATABASE_URL")
+    if not dsn:
+        raise RuntimeError("DATABASE_URL is not set: the plan's draw reads the pool and the frame from PostgreSQL")
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await draw_from_db(conn, spec)
+    finally:
+        await conn.close()
+
+
 class PlanDrawing:
-    """Registered by the worker as `PlanDrawing(pool)`. A big plan's draw exceeds a Temporal payload: the plan
-    workflow's own activity calls `PlanDrawing(pool).load_and_draw(spec)` (or `draw_from_db`) and stores it."""
+    """Registered by the worker as `PlanDrawing(pool)`. A big plan's draw exceeds a Temporal payload (2 MB): the
+    plan workflow's own activity calls `load_and_draw(spec)` and stores the draw; this activity suits a draft."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
+        global _worker_pool
         self.pool = pool
+        _worker_pool = pool
 
-    @activity.defn
+    @activity.defn(name="plan_load_and_draw")
     async def load_and_draw(self, spec: PlanSpec) -> PlanDraw:
         return await draw_from_db(self.pool, spec)

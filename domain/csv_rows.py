@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from domain.bounds import error_lines, quoted
+from domain.bounds import error_lines
 
 M = TypeVar("M", bound=BaseModel)
 MAX_ROWS = 200_000
@@ -53,9 +53,9 @@ def parse_csv(text: str, model: type[M], *, where: str, key: Callable[[M], Any] 
             line = reader.line_num
             if header is None:
                 header = [c.strip() for c in cells]
-                unknown = [c for c in header if c not in fields]
+                unknown = [i for i, c in enumerate(header, 1) if c not in fields]
                 missing = [f for f, info in model.model_fields.items() if info.is_required() and f not in header]
-                problems += [f"line {line}: header: unknown column {quoted(c, 30)}" for c in unknown[:5]]
+                problems += [f"line {line}: header: column {i} is not a known field" for i in unknown[:5]]
                 problems += [f"line {line}: header: missing column {f}" for f in missing]
                 if len(set(header)) != len(header):
                     problems.append(f"line {line}: header: a column is named twice")

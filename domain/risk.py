@@ -13,7 +13,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.bounds import Choice, Code, Day, Text
 from domain.models import ClassificationCode, CreditCode, RegionCode
@@ -118,3 +118,13 @@ def risk_scores(signals: Iterable[RiskSignal], on: date, half_life_days: float, 
         code_sources={k: dict(v) for k, v in code_sources.items()},
         enterprise_sources={k: dict(v) for k, v in enterprise_sources.items()},
     )
+
+
+class ImportedSignal(RiskSignal):
+    """A signal from outside (a CSV row): the sources Spotcheck finds itself are read from its records."""
+
+    @model_validator(mode="after")
+    def _not_derived(self) -> ImportedSignal:
+        if self.source.derived:
+            raise ValueError(f"source: {self.source.value} is read from Spotcheck's own records, not imported")
+        return self
