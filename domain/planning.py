@@ -5,11 +5,11 @@
    上级监督抽查的产品，下级不得另行重复抽查), less codes with nobody to sample. Codes due in the period (never
    sampled in the area, or their cycle ends by the period's end) come first, the most overdue first; the rest
    of the budget goes to other codes and extra batches in proportion to 1 + the code's risk score.
-2. Who. Each batch is drawn from the frame with weight (1 + the enterprise's risk score) × ½ for an
-   enterprise with a clean record (no fail for `clean_record` months of the rule pack: task 4) × 2 for a
-   key-list shop (task 11) or a listed sampling target (task 6) — the factors are local policy
-   (`planning/policy.toml`) — times how far each of its strata (Zhejiang-made, online, price band, size) is
-   below its target share so far, so the drawn strata follow the targets (task 1).
+2. Who. Each batch goes to the stratum cell (Zhejiang-made or not, online or offline, price band, enterprise
+   size: task 1) furthest below its target shares so far, so the drawn strata follow the targets; inside the
+   cell a candidate is drawn with weight (1 + the enterprise's risk score) × ½ for an enterprise with a clean
+   record (no fail for `clean_record` months of the rule pack: task 4) × 2 for a key-list shop (task 11) or a
+   listed sampling target (task 6). The factors and targets are local policy (`planning/policy.toml`).
 3. Linked plans (省市县联动, task 14): the province samples circulation, the city and county production.
 
 Every drawn sample says why it was chosen; every code left out says why."""
@@ -42,9 +42,8 @@ from domain.plans import (
 from domain.pool import PoolEntry, Sampled, add_months, due_by, regions_overlap, sampled_in_area
 from domain.risk import RiskScores, RiskSignal, risk_scores
 
-# A stratum value already at its target share keeps this much weight, so a frame that cannot meet a target
-# still fills the budget.
-_AT_TARGET = 0.02
+# Cells whose shortfalls differ by less than this are equally short.
+_TIE = 1e-9
 _LEVEL_NAMES = {OrganiserLevel.PROVINCE: "省级", OrganiserLevel.CITY: "市级", OrganiserLevel.COUNTY: "县级"}
 _STRATUM_NAMES = {
     "zhejiang": "浙产", "other": "外产", "online": "线上", "offline": "线下",
@@ -317,8 +316,10 @@ def draw_plan(spec: PlanSpec, pool: Sequence[PoolEntry], frame: Sequence[Candida
 def _draw_candidates(spec: PlanSpec, quota: dict[str, int], by_code: Mapping[str, list[_Weighed]],
                      targets: Mapping[str, Mapping[str, float]], rng: random.Random,
                      code_reason: Callable[[str], str], scores: RiskScores) -> list[DrawnSample]:
-    """Batch after batch: a stratum cell chosen by its candidates' weights times how far each of its values
-    is below target, then a candidate of that cell by weight, among codes with batches left."""
+    """Batch after batch, among the codes with batches left: the stratum cell (a value of each dimension) whose
+    values are furthest below their target counts so far (ties by the cells' weights), then a candidate of that
+    cell by weight. Like the largest-remainder method, each dimension's counts stay within about one batch of
+    target × batches wherever the frame has the cells."""
     left = dict(quota)
     cells: dict[tuple[str, ...], list[_Weighed]] = defaultdict(list)
     for code in sorted(quota):
@@ -330,15 +331,11 @@ def _draw_candidates(spec: PlanSpec, quota: dict[str, int], by_code: Mapping[str
     total = sum(quota.values())
     reasons_by_code: dict[str, str] = {}
     for k in range(total):
-        keys = sorted(key for key, ws in cells.items() if ws)
-        weights = []
-        for key in keys:
-            factor = 1.0
-            for d_index, d in enumerate(STRATA):
-                share = targets[d].get(key[d_index], 0.0)
-                factor *= max(share * (k + 1) - counts[d][key[d_index]], 0.0) + _AT_TARGET
-            weights.append(factor * sum(w.weight for w in cells[key]))
-        key = keys[_weighted_pick(rng, weights)]
+        short = {key: sum(targets[d].get(key[i], 0.0) * (k + 1) - counts[d][key[i]] for i, d in enumerate(STRATA))
+                 for key, ws in cells.items() if ws}
+        most = max(short.values())
+        keys = sorted(key for key, value in short.items() if value >= most - _TIE)
+        key = keys[_weighted_pick(rng, [sum(w.weight for w in cells[key]) for key in keys])]
         members = cells[key]
         chosen = members.pop(_weighted_pick(rng, [w.weight for w in members]))
         code = chosen.candidate.product_code
