@@ -16,16 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from activities.planning import load_policy
+from domain import planning
 from domain.credit_code import ALPHABET, with_check_character
 from domain.frame import STRATA, Candidate
-from domain.planning import (
-    DrawPolicy,
-    HigherPlanSample,
-    SamplingHistory,
-    ShopKey,
-    draw_plan,
-    period_bounds,
-)
+from domain.planning import DrawPolicy, HigherPlanSample, SamplingHistory, ShopKey
 from domain.plans import OrganiserLevel, PlanDraw, PlanSpec
 from domain.pool import PoolEntry, Sampled, add_months, due_by, pool_status
 from domain.risk import RiskSignal, decayed, risk_scores
@@ -72,7 +66,7 @@ def spec(budget: int, seed: int, *, level: str = "county", region: str = "330106
 def draw(s: PlanSpec, pool: list[PoolEntry], frame: list[Candidate], *, signals: list[RiskSignal] | None = None,
          history: SamplingHistory | None = None, higher: list[HigherPlanSample] | None = None,
          policy: DrawPolicy = POLICY) -> PlanDraw:
-    return draw_plan(s, pool, frame, signals or [], history or SamplingHistory(), higher or [], policy)
+    return planning.draw_plan(s, pool, frame, signals or [], history or SamplingHistory(), higher or [], policy)
 
 
 def shares(d: PlanDraw, dimension: str) -> dict[str, float]:
@@ -136,7 +130,7 @@ def test_clean_record_enterprises_are_drawn_less_often_and_key_list_shops_more(s
                                                                                 pairs: int) -> None:
     rng = random.Random(seed)
     pool, marked, plain = twins(rng, codes, pairs)
-    on = period_bounds("2026Q4")[0]
+    on = planning.period_bounds("2026Q4")[0]
     months = POLICY.clean_record_months
     clean = SamplingHistory(  # the marked: first sampled long ago, never failed; the plain: failed last year
         first_sampled={c.credit_code: add_months(on, -months - 12) for c in marked + plain},
@@ -190,7 +184,7 @@ def test_the_cycle_covers_every_code_over_successive_periods(seed: int, cycles: 
     last = {e.product_code: add_months(start, -rng.randrange(e.cycle_months)) for e in pool}
     budget = 2 * math.ceil(sum(3 / c for c in cycles))
     for period in quarters(2026, 16):
-        first_day, _ = period_bounds(period)
+        first_day, _ = planning.period_bounds(period)
         history = SamplingHistory(sampled=[Sampled(product_code=c, region="330106", last_sampled_on=d, count=1)
                                            for c, d in last.items()])
         d = draw(spec(budget, seed, period=period), pool, frame, history=history)
