@@ -4,7 +4,8 @@
    higher-level plan of the same period already samples in an overlapping area (产品质量法 Art. 15 ¶2:
    上级监督抽查的产品，下级不得另行重复抽查), less codes with nobody to sample. Codes due in the period (never
    sampled in the area, or their cycle ends by the period's end) come first, the most overdue first; the rest
-   of the budget goes to other codes and extra batches in proportion to 1 + the code's risk score.
+   of the budget goes to other codes and extra batches in proportion to 1 + the code's risk score, no code
+   taking more than `max_code_share` of the plan while others can take the batches.
 2. Who. Each batch goes to the stratum cell (Zhejiang-made or not, online or offline, price band, enterprise
    size: task 1) furthest below its target shares so far, so the drawn strata follow the targets; inside the
    cell a candidate is drawn with weight (1 + the enterprise's risk score) × ½ for an enterprise with a clean
@@ -17,6 +18,7 @@ Every drawn sample says why it was chosen; every code left out says why."""
 from __future__ import annotations
 
 import calendar
+import math
 import random
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -68,6 +70,8 @@ class DrawPolicy(_Strict):
     target_list_factor: float = Field(ge=1, le=100, description="weight of an enterprise on the target list")
     fail_weight: float = Field(gt=0, le=100, description="a past fail as a risk signal")
     lead_weight: float = Field(gt=0, le=100, description="a lead found by a sample as a risk signal")
+    max_code_share: float = Field(gt=0, le=1, description="most of a plan's batches one code may take (unless "
+                                  "the plan has too few codes to fill its budget otherwise)")
     strata: dict[str, dict[str, float]] = Field(description="dimension → value → target share")
 
     @model_validator(mode="after")
@@ -225,9 +229,10 @@ def _targets(policy: DrawPolicy, available: Sequence[_Weighed]) -> dict[str, dic
 
 
 def _allocate(spec: PlanSpec, codes: Sequence[str], due: Mapping[str, tuple[bool, date | None]],
-              capacity: Mapping[str, int], scores: RiskScores, rng: random.Random) -> dict[str, int]:
+              capacity: Mapping[str, int], cap: int, scores: RiskScores, rng: random.Random) -> dict[str, int]:
     """Batches per code: due codes first (never sampled, then the earliest due), then other codes and extra
-    batches in proportion to 1 + risk, never more than a code's frame holds."""
+    batches in proportion to 1 + risk, never more than a code's frame holds nor `cap` (so that one risky code
+    does not take the plan) while other codes can take them."""
     tiebreak = {c: rng.random() for c in codes}
     due_codes = sorted((c for c in codes if due[c][0]),
                        key=lambda c: (due[c][1] is not None, due[c][1] or date.min, -scores.code(c), tiebreak[c]))
@@ -236,15 +241,16 @@ def _allocate(spec: PlanSpec, codes: Sequence[str], due: Mapping[str, tuple[bool
     while len(quota) < spec.budget_batches and others:
         i = _weighted_pick(rng, [1.0 + scores.code(c) for c in others])
         quota[others.pop(i)] = 1
-    open_codes = sorted(c for c in quota if capacity[c] > quota[c])
     left = spec.budget_batches - len(quota)
-    while left > 0 and open_codes:
-        i = _weighted_pick(rng, [1.0 + scores.code(c) for c in open_codes])
-        code = open_codes[i]
-        quota[code] += 1
-        left -= 1
-        if quota[code] >= capacity[code]:
-            open_codes.pop(i)
+    for limit in ({c: min(capacity[c], cap) for c in quota}, capacity):  # the cap, then what the frame holds
+        open_codes = sorted(c for c in quota if limit[c] > quota[c])
+        while left > 0 and open_codes:
+            i = _weighted_pick(rng, [1.0 + scores.code(c) for c in open_codes])
+            code = open_codes[i]
+            quota[code] += 1
+            left -= 1
+            if quota[code] >= limit[code]:
+                open_codes.pop(i)
     return quota
 
 
@@ -304,7 +310,8 @@ def draw_plan(spec: PlanSpec, pool: Sequence[PoolEntry], frame: Sequence[Candida
         last = sampled.get(code, (None, 0))[0]
         by = due_by(last, entries[code].cycle_months) if last else None
         due[code] = (by is None or by <= end, by)
-    quota = _allocate(spec, codes, due, {c: len(by_code[c]) for c in codes}, scores, rng)
+    cap = max(math.ceil(policy.max_code_share * spec.budget_batches), math.ceil(spec.budget_batches / max(len(codes), 1)))
+    quota = _allocate(spec, codes, due, {c: len(by_code[c]) for c in codes}, cap, scores, rng)
 
     available = [w for c in sorted(quota) for w in by_code[c]]
     targets = _targets(policy, available)

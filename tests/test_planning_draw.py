@@ -239,6 +239,13 @@ def test_risk_pulls_codes_and_decays_by_the_half_life() -> None:
     without = sum(risky in {s.order.product.classification_code for s in
                             draw(spec(5, seed), pool, frame, history=history).samples} for seed in range(40))
     assert with_signal > 2 * without
+    loud = signal.model_copy(update={"weight": 100})
+    frame += [candidate(rng, 10 + n, risky) for n in range(20)]
+    d = draw(spec(60, 1), pool, frame, signals=[loud], history=history)  # 30 codes: one batch each, 30 more
+    taken = Counter(s.order.product.classification_code for s in d.samples)
+    assert taken.most_common(1)[0] == (risky, math.ceil(POLICY.max_code_share * 60))  # risky, but capped
+    two_codes = draw(spec(30, 1, product_codes=[risky, pool[8].product_code]), pool, frame)
+    assert len(two_codes.samples) == 24 + 4  # too few codes to keep the cap: all the frame holds
     on = date(2026, 10, 1)
     half = POLICY.half_life_days
     assert decayed(8, on - timedelta(days=int(half)), on, half) == pytest.approx(4)
