@@ -14,11 +14,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import asyncpg
 from pydantic import BaseModel, ValidationError
-from temporalio import activity
 
-from activities.db import Db
+from activities.db import Db, create_pool
 from activities.rule_packs import rule_pack_for
 from activities.toml_files import read_toml
 from domain.bounds import error_lines
@@ -223,35 +221,17 @@ async def draw_from_db(db: Db, spec: PlanSpec, policy: DrawPolicy | None = None)
         await read_signals(db, policy), await read_history(db, spec), await read_higher_plans(db, spec), policy)
 
 
-# The worker's pool, set when the worker builds PlanDrawing (activities/registry.py): `load_and_draw(spec)` of
-# another activity (the plan workflow's) then reads through it.
-_worker_pool: asyncpg.Pool | None = None
-
-
 async def load_and_draw(spec: PlanSpec, db: Db | None = None) -> PlanDraw:
-    """The plan's draw from PostgreSQL: through `db`, else the worker's pool, else DATABASE_URL."""
-    through = db if db is not None else _worker_pool
-    if through is not None:
-        return await draw_from_db(through, spec)
+    """The plan's draw from PostgreSQL, through `db` (the calling activity's pool), else DATABASE_URL. Not an
+    activity itself: a big plan's draw exceeds a Temporal payload (2 MB), so the plan workflow's own activity
+    calls this and stores the draw."""
+    if db is not None:
+        return await draw_from_db(db, spec)
     dsn = os.environ.get("DATABASE_URL")
     if not dsn:
         raise RuntimeError("DATABASE_URL is not set: the plan's draw reads the pool and the frame from PostgreSQL")
-    conn = await asyncpg.connect(dsn)
+    pool = await create_pool(dsn, min_size=1, max_size=1)
     try:
-        return await draw_from_db(conn, spec)
+        return await draw_from_db(pool, spec)
     finally:
-        await conn.close()
-
-
-class PlanDrawing:
-    """Registered by the worker as `PlanDrawing(pool)`. A big plan's draw exceeds a Temporal payload (2 MB): the
-    plan workflow's own activity calls `load_and_draw(spec)` and stores the draw; this activity suits a draft."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        global _worker_pool
-        self.pool = pool
-        _worker_pool = pool
-
-    @activity.defn(name="plan_load_and_draw")
-    async def load_and_draw(self, spec: PlanSpec) -> PlanDraw:
-        return await draw_from_db(self.pool, spec)
+        await pool.close()

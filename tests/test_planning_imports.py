@@ -135,7 +135,9 @@ async def _sample(db: asyncpg.Pool, code: str, credit: str, on: date, region: st
     return no
 
 
-async def test_the_draw_reads_history_fails_key_list_shops_and_higher_plans(pool: asyncpg.Pool) -> None:
+async def test_the_draw_reads_history_fails_key_list_shops_and_higher_plans(
+    pool: asyncpg.Pool, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kept, in_province_plan, overdue = _codes()
     await _import(pool, POOL, "product_code,name,category,cycle_months\n" + "\n".join(
         f"{c},产品{i},测试类,12" for i, c in enumerate((kept, in_province_plan, overdue))) + "\n")
@@ -177,7 +179,8 @@ async def test_the_draw_reads_history_fails_key_list_shops_and_higher_plans(pool
     fails = [s for s in await read_signals(pool, planning.load_policy(date(year, 10, 1)))
              if s.source is SignalSource.SPOT_CHECK_FAIL and s.credit_code == failed]
     assert [(f.product_code, f.observed_on) for f in fails] == [(kept, date(year - 1, 4, 1))]
-    assert await load_and_draw(spec, pool) == draw  # read again, drawn again: the same
+    monkeypatch.setenv("DATABASE_URL", postgres_dsn)
+    assert await load_and_draw(spec) == draw  # read again (through DATABASE_URL), drawn again: the same
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
