@@ -293,15 +293,23 @@ def draw_plan(spec: PlanSpec, pool: Sequence[PoolEntry], frame: Sequence[Candida
     channels = allowed_channels(spec)
     area = area_prefix(spec.region)
     by_code: dict[str, list[_Weighed]] = defaultdict(list)
+    # Why a code has nobody to sample: the first test its candidates fail, the furthest any got.
+    furthest: dict[str, int] = {}
+    tests = (lambda c: c.region.startswith(area), lambda c: c.channel in channels,
+             lambda c: not spec.follow_up_of or c.credit_code in history.failed_samples)
     in_scope = set(scope)
     for c in sorted(frame, key=lambda c: c.candidate_id):
-        if c.product_code not in in_scope or c.channel not in channels or not c.region.startswith(area):
+        if c.product_code not in in_scope:
             continue
-        if spec.follow_up_of and c.credit_code not in history.failed_samples:
-            continue
-        by_code[c.product_code].append(_weigh(c, scores, history, policy, start, key_shops))
+        passed = next((i for i, test in enumerate(tests) if not test(c)), len(tests))
+        furthest[c.product_code] = max(furthest.get(c.product_code, 0), passed)
+        if passed == len(tests):
+            by_code[c.product_code].append(_weigh(c, scores, history, policy, start, key_shops))
+    why = (f"抽样框中本地区（{spec.region}）无该产品",
+           "省市县联动：本地区无" + ("流通端" if spec.level is OrganiserLevel.PROVINCE else "生产端") + "的可抽对象",
+           f"跟踪抽查：计划 {spec.follow_up_of} 的不合格企业不在抽样框中")
     for code in [c for c in scope if not by_code.get(c)]:
-        excluded.append(Exclusion(product_code=code, reason="抽样框中本地区无可抽对象（渠道、地区或跟踪对象不符）"))
+        excluded.append(Exclusion(product_code=code, reason=why[furthest.get(code, 0)]))
     codes = [c for c in scope if by_code.get(c)]
 
     sampled = sampled_in_area(history.sampled, spec.region)

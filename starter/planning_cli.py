@@ -124,7 +124,7 @@ async def _pool_list(args: argparse.Namespace) -> int:
     for s in status:
         table.add_row(s.entry.product_code, s.entry.name, s.entry.category, str(s.entry.cycle_months),
                       str(s.last_sampled_on or "—"), str(s.count), str(s.due_by or "现在"),
-                      "[red]超期[/red]" if s.overdue else "")
+                      ("[red]超期[/red]" if s.due_by else "[yellow]从未抽查[/yellow]") if s.overdue else "")
     _console().print(table)
     return EXIT_OK
 
@@ -196,7 +196,7 @@ async def _plan_draft(args: argparse.Namespace) -> int:
     table = Table(title=f"{spec.name}（{spec.plan_id}，{spec.period}，{len(draw.samples)}/{spec.budget_batches} 批次，"
                   f"seed {spec.seed}）", show_lines=True)
     for column in ("#", "抽样单编号", "产品", "被抽样单位", "渠道", "分层", "风险分", "抽取理由"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for s in draw.samples[: args.limit]:
         o = s.order
         place = o.platform.shop_name if o.platform else o.sampled_party.name
@@ -208,11 +208,14 @@ async def _plan_draft(args: argparse.Namespace) -> int:
         console.print(f"… and {len(draw.samples) - args.limit} more (--limit, or --json for all)")
     console.print(_strata_table(draw.samples))
     if draw.excluded:
-        out = Table(title=f"未抽（{len(draw.excluded)}）")
-        out.add_column("代码")
-        out.add_column("理由")
+        out = Table(title=f"未抽（{len(draw.excluded)} 个产品）")
+        out.add_column("理由", overflow="fold")
+        out.add_column("代码", overflow="fold")
+        by_reason: dict[str, list[str]] = {}
         for e in draw.excluded:
-            out.add_row(e.product_code, e.reason)
+            by_reason.setdefault(e.reason, []).append(e.product_code)
+        for reason, codes in by_reason.items():
+            out.add_row(reason, " ".join(codes))
         console.print(out)
     return EXIT_OK
 

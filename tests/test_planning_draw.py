@@ -222,6 +222,12 @@ def test_a_linked_plan_puts_the_province_at_circulation_and_the_county_at_produc
     assert {s.order.channel.value for s in province.samples} <= {"offline_circulation", "online", "livestream"}
     assert {s.order.channel.value for s in county.samples} == {"offline_production"}
     assert all(any("省市县联动" in r for r in s.reasons) for s in county.samples)
+    shops_only = pool_of(7)[6]
+    frame += [candidate(rng, n, shops_only.product_code, channel="offline_circulation",
+                        stratum={d: v[0] for d, v in VALUES.items()} | {"channel": "offline"}) for n in range(3)]
+    county = draw(spec(30, 1, task_type="linked"), [*pool, shops_only], frame)
+    assert [(e.product_code, e.reason) for e in county.excluded] == [
+        (shops_only.product_code, "省市县联动：本地区无生产端的可抽对象")]
 
 
 def test_risk_pulls_codes_and_decays_by_the_half_life() -> None:
