@@ -4,6 +4,7 @@ shown before anything starts (issue 12). Against DATABASE_URL; tables and progre
     spotcheck pool import planning/pool.csv          # the product cycle pool (re-import: only changes)
     spotcheck pool list --region 330106 --overdue    # codes past their cycle in that area
     spotcheck pool show 08.01.01
+    spotcheck pool set 08.01.01 --cycle-months 6      # edit one code (the fields given)
     spotcheck signals import planning/demo-signals.csv
     spotcheck frame import planning/demo-frame.csv
     spotcheck plan draft examples/plans/2026Q4-province-linked.json [--json]"""
@@ -176,6 +177,36 @@ async def _pool_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _pool_set(args: argparse.Namespace) -> int:
+    """Edit one code of the pool (the fields given), validated as a row of the pool's CSV."""
+    from activities.planning import POOL, import_rows, read_pool
+    from domain.pool import PoolEntry
+
+    changes = {k: v for k, v in (("name", args.name), ("category", args.category), ("standards", args.standards),
+                                 ("cycle_months", args.cycle_months), ("note", args.note)) if v is not None}
+    db = await _database()
+    if db is None:
+        return EXIT_USAGE
+    try:
+        entry = next((e for e in await read_pool(db) if e.product_code == args.code), None)
+        if entry is None and not {"name", "category", "cycle_months"} <= changes.keys():
+            print("error: code: not in the pool; a new code needs --name, --category and --cycle-months",
+                  file=sys.stderr)
+            return EXIT_REJECTED
+        try:
+            edited = PoolEntry.model_validate({**(entry.model_dump() if entry else {"product_code": args.code}),
+                                               **changes})
+        except ValidationError as err:
+            print("error: " + "; ".join(within(error_lines(err))), file=sys.stderr)
+            return EXIT_REJECTED
+        done = await import_rows(db, POOL, [edited])
+    finally:
+        await db.close()
+    print(f"{edited.product_code} {edited.name}: " + ("added" if done.inserted else "changed" if done.updated
+                                                      else "unchanged"))
+    return EXIT_OK
+
+
 async def _plan_draft(args: argparse.Namespace) -> int:
     from activities.planning import draw_from_db
     from domain.plans import PlanSpec
@@ -256,7 +287,7 @@ def _subcommands(parser: argparse.ArgumentParser, dest: str) -> Any:
 
 def add_commands(sub: Any) -> None:
     """Register pool, signals, frame and `plan draft` on the `spotcheck` parser's subcommands."""
-    pool = sub.add_parser("pool", help="the product cycle pool (产品循环池): import, list (overdue codes), show")
+    pool = sub.add_parser("pool", help="the product cycle pool (产品循环池): import, set, list (overdue codes), show")
     pool_sub = pool.add_subparsers(dest="pool_command", required=True)
     for name, help_text in (("pool", "import or update the pool from CSV (see planning/pool.csv)"),
                             ("signals", "import risk signals from CSV (see planning/demo-signals.csv)"),
@@ -266,6 +297,14 @@ def add_commands(sub: Any) -> None:
         imp = parent.add_parser("import", help=help_text)
         imp.add_argument("file", help="CSV file (UTF-8, a header row; # lines are comments), or - for stdin")
         imp.set_defaults(func=_import, kind=name)
+    edit = pool_sub.add_parser("set", help="add or change one code (only the fields given)")
+    edit.add_argument("code")
+    edit.add_argument("--name")
+    edit.add_argument("--category")
+    edit.add_argument("--standards", help="semicolon-separated, e.g. 'GB 4706.1;GB 4706.19'")
+    edit.add_argument("--cycle-months", dest="cycle_months", type=int)
+    edit.add_argument("--note")
+    edit.set_defaults(func=_pool_set)
     for name, func in (("list", _pool_list), ("show", _pool_show)):
         cmd = pool_sub.add_parser(name, help="every code, its last sampling in the region and whether overdue"
                                   if name == "list" else "one code: cycle, standards, sampling, risk, frame")

@@ -211,6 +211,20 @@ async def test_the_cli_imports_lists_overdue_codes_and_drafts_a_plan(
     code, _, err = await spotcheck("pool", "import", str(bad))
     assert code == 1 and "line 2: cycle_months:" in err and "999" not in err and "nothing was written" in err
 
+    code, out, _ = await spotcheck("pool", "set", "98.77.01", "--name", "测试产品", "--category", "测试",
+                                   "--cycle-months", "24")
+    assert code == 0 and "added" in out
+    code, out, _ = await spotcheck("pool", "set", "98.77.01", "--cycle-months", "6", "--standards", "GB 1;GB 2")
+    assert code == 0 and "changed" in out
+    code, out, _ = await spotcheck("pool", "show", "98.77.01", "--json")
+    assert json.loads(out)["entry"] | {"note": None} == {
+        "product_code": "98.77.01", "name": "测试产品", "category": "测试", "standards": ["GB 1", "GB 2"],
+        "cycle_months": 6, "note": None}
+    code, _, err = await spotcheck("pool", "set", "98.77.01", "--cycle-months", "0")
+    assert code == 1 and err.startswith("error: cycle_months:")
+    code, _, err = await spotcheck("pool", "set", "98.77.02", "--cycle-months", "6")
+    assert code == 1 and "a new code needs --name" in err
+
     code, out, _ = await spotcheck("pool", "list", "--region", "330106", "--overdue", "--json", "--at", "2026-10-01")
     overdue = json.loads(out)
     assert code == 0 and overdue and all(row["overdue"] for row in overdue)
