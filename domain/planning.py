@@ -336,30 +336,44 @@ def _draw_candidates(spec: PlanSpec, quota: dict[str, int], by_code: Mapping[str
     cell by weight. Like the largest-remainder method, each dimension's counts stay within about one batch of
     target × batches wherever the frame has the cells."""
     left = dict(quota)
-    cells: dict[tuple[str, ...], list[_Weighed]] = defaultdict(list)
+    cells: dict[tuple[str, ...], dict[str, list[_Weighed]]] = defaultdict(lambda: defaultdict(list))
+    # Per cell, and per code and cell: the weight and number of candidates still drawable (a code whose batches
+    # are all drawn stays in the cells, and counts no more).
+    weight_of: dict[tuple[str, ...], float] = defaultdict(float)
+    live: dict[tuple[str, ...], int] = defaultdict(int)
+    of_code: dict[str, dict[tuple[str, ...], list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0]))
     for code in sorted(quota):
         for w in by_code[code]:
-            cells[w.key].append(w)
+            cells[w.key][code].append(w)
+            weight_of[w.key] += w.weight
+            live[w.key] += 1
+            of_code[code][w.key][0] += w.weight
+            of_code[code][w.key][1] += 1
     counts: dict[str, dict[str, int]] = {d: defaultdict(int) for d in STRATA}
     agencies: list[InspectionAgency] = spec.inspection_agencies
     samples: list[DrawnSample] = []
-    total = sum(quota.values())
     reasons_by_code: dict[str, str] = {}
-    for k in range(total):
-        short = {key: sum(targets[d].get(key[i], 0.0) * (k + 1) - counts[d][key[i]] for i, d in enumerate(STRATA))
-                 for key, ws in cells.items() if ws}
+    for k in range(sum(quota.values())):
+        below = [{v: share * (k + 1) - counts[d][v] for v, share in targets[d].items()} for d in STRATA]
+        short = {key: sum(below[i].get(value, 0.0) for i, value in enumerate(key)) for key, n in live.items() if n}
         most = max(short.values())
         keys = sorted(key for key, value in short.items() if value >= most - _TIE)
-        key = keys[_weighted_pick(rng, [sum(w.weight for w in cells[key]) for key in keys])]
-        members = cells[key]
+        key = keys[_weighted_pick(rng, [max(weight_of[key], 0.0) for key in keys])]
+        codes = [c for c in cells[key] if left[c] and of_code[c][key][1]]
+        code = codes[_weighted_pick(rng, [max(of_code[c][key][0], 0.0) for c in codes])]
+        members = cells[key][code]
         chosen = members.pop(_weighted_pick(rng, [w.weight for w in members]))
-        code = chosen.candidate.product_code
+        weight_of[key] -= chosen.weight
+        live[key] -= 1
+        of_code[code][key][0] -= chosen.weight
+        of_code[code][key][1] -= 1
         left[code] -= 1
         if left[code] == 0:
-            for cell_key in {w.key for w in by_code[code]}:
-                cells[cell_key] = [w for w in cells[cell_key] if w.candidate.product_code != code]
-        for d_index, d in enumerate(STRATA):
-            counts[d][key[d_index]] += 1
+            for cell_key, (weight, n) in of_code[code].items():
+                weight_of[cell_key] -= weight
+                live[cell_key] -= int(n)
+        for i, d in enumerate(STRATA):
+            counts[d][key[i]] += 1
         samples.append(_drawn(spec, len(samples) + 1, chosen, agencies,
                               reasons_by_code.setdefault(code, code_reason(code)), scores))
     return samples
