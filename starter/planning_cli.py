@@ -125,9 +125,15 @@ async def _pool_list(args: argparse.Namespace) -> int:
     for s in status:
         table.add_row(s.entry.product_code, s.entry.name, s.entry.category, str(s.entry.cycle_months),
                       str(s.last_sampled_on or "—"), str(s.count), str(s.due_by or "现在"),
-                      ("[red]超期[/red]" if s.due_by else "[yellow]从未抽查[/yellow]") if s.overdue else "")
+                      _overdue_mark(s))
     _console().print(table)
     return EXIT_OK
+
+
+def _overdue_mark(status: Any) -> str:
+    if not status.overdue:
+        return ""
+    return "[red]超期[/red]" if status.due_by else "[yellow]从未抽查[/yellow]"
 
 
 async def _pool_show(args: argparse.Namespace) -> int:
@@ -169,7 +175,9 @@ async def _pool_show(args: argparse.Namespace) -> int:
     console.print(f"标准：{'；'.join(entry.standards) or '—'}    周期：{entry.cycle_months} 个月"
                   + (f"    备注：{entry.note}" if entry.note else ""))
     console.print(f"{args.region}：上次抽查 {status.last_sampled_on or '从未'}，共 {status.count} 次，"
-                  f"应抽日期 {status.due_by or '现在'}" + ("  [red]超期[/red]" if status.overdue else ""))
+                  f"应抽日期 {status.due_by or '现在'}  " + _overdue_mark(status))
+    for region, seen in sorted(shown["sampled_by_region"].items()):
+        console.print(f"  {region}：上次抽查 {seen['last_sampled_on']}，{seen['count']} 次")
     console.print(f"风险分 {shown['risk_score']}（{scores.explain_code(entry.product_code) or '无信号'}，"
                   f"半衰期 {policy.half_life_days:g} 天）")
     console.print(f"抽样框：{sum(shown['frame'].values())} 个对象 " +
