@@ -14,6 +14,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from activities import planning
 from activities.planning import FRAME, POOL, SIGNALS, import_rows, load_and_draw, read_signals
@@ -101,6 +103,20 @@ async def test_a_bad_row_refuses_the_file_naming_line_and_field_never_the_value(
         assert any(p.startswith(want) or want in p for p in problems), (want, problems)
     assert not any("SECRET" in p or "1e9" in p or "gossip" in p for p in problems)  # the value is never echoed
     assert await pool.fetchval(f"SELECT count(*) FROM {table.name}") == before
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=400) | st.lists(st.sampled_from(
+    ["product_code", "name", "category", "cycle_months", ",", "\n", '"', "#", "01.01.01", "12", "\x00", "\ud800",
+     "x" * 5000, "水壶"]), max_size=40).map("".join))
+def test_any_text_is_rows_or_a_refusal_that_never_quotes_it(text: str) -> None:
+    try:
+        rows = POOL.parse(text, "fuzz.csv")
+    except CsvRefused as refused:
+        assert refused.problems and all(p.startswith("line ") for p in refused.problems)
+        assert all(len(p) <= 300 and "xxxxxxxxxx" not in p and "\x00" not in p for p in refused.problems)
+    else:
+        assert all(r.cycle_months >= 1 for r in rows)
 
 
 async def _province_plan(db: asyncpg.Pool, plan_id: str, period: str, code: str) -> None:
