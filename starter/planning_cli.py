@@ -23,9 +23,6 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from domain.bounds import error_lines, within
 from domain.models import REGION_PATTERN
@@ -36,8 +33,22 @@ _CHINA = ZoneInfo("Asia/Shanghai")
 T = TypeVar("T")
 
 
-def _console() -> Console:
+# rich is imported where it is used: the other commands of `spotcheck` do not wait for it.
+
+
+def _console() -> Any:
+    from rich.console import Console
+
     return Console(highlight=False, soft_wrap=False)
+
+
+def _table(title: str, *columns: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
 
 
 def _read_text(path: str, what: str) -> str:
@@ -85,6 +96,9 @@ async def _import(args: argparse.Namespace) -> int:
 async def _with_progress(description: str, total: int | None,
                          work: Callable[[Any, Callable[[int], None]], Awaitable[T]]) -> T | None:
     """`work(db, advance)` on the database under a progress bar (on a terminal); None without DATABASE_URL."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     db = await _database()
     if db is None:
         return None
@@ -119,9 +133,8 @@ async def _pool_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([s.model_dump(mode="json") for s in status], ensure_ascii=False, indent=2))
         return EXIT_OK
-    table = Table(title=f"产品循环池 · {args.region} · {on}（{sum(s.overdue for s in status)} 个超期）")
-    for column in ("代码", "产品", "类别", "周期(月)", "上次抽查", "次数", "应抽日期", ""):
-        table.add_column(column)
+    table = _table(f"产品循环池 · {args.region} · {on}（{sum(s.overdue for s in status)} 个超期）",
+                   "代码", "产品", "类别", "周期(月)", "上次抽查", "次数", "应抽日期", "")
     for s in status:
         table.add_row(s.entry.product_code, s.entry.name, s.entry.category, str(s.entry.cycle_months),
                       str(s.last_sampled_on or "—"), str(s.count), str(s.due_by or "现在"),
@@ -232,10 +245,9 @@ async def _plan_draft(args: argparse.Namespace) -> int:
         print(draw.model_dump_json(indent=2))
         return EXIT_OK
     console = _console()
-    table = Table(title=f"{spec.name}（{spec.plan_id}，{spec.period}，{len(draw.samples)}/{spec.budget_batches} 批次，"
-                  f"seed {spec.seed}）", show_lines=True)
-    for column in ("#", "抽样单编号", "产品", "被抽样单位", "渠道", "分层", "风险分", "抽取理由"):
-        table.add_column(column, overflow="fold")
+    table = _table(f"{spec.name}（{spec.plan_id}，{spec.period}，{len(draw.samples)}/{spec.budget_batches} 批次，"
+                   f"seed {spec.seed}）", "#", "抽样单编号", "产品", "被抽样单位", "渠道", "分层", "风险分", "抽取理由")
+    table.show_lines = True
     for s in draw.samples[: args.limit]:
         o = s.order
         place = o.platform.shop_name if o.platform else o.sampled_party.name
@@ -247,9 +259,7 @@ async def _plan_draft(args: argparse.Namespace) -> int:
         console.print(f"… and {len(draw.samples) - args.limit} more (--limit, or --json for all)")
     console.print(_strata_table(draw.samples))
     if draw.excluded:
-        out = Table(title=f"未抽（{len(draw.excluded)} 个产品）")
-        out.add_column("理由", overflow="fold")
-        out.add_column("代码", overflow="fold")
+        out = _table(f"未抽（{len(draw.excluded)} 个产品）", "理由", "代码")
         by_reason: dict[str, list[str]] = {}
         for e in draw.excluded:
             by_reason.setdefault(e.reason, []).append(e.product_code)
@@ -259,10 +269,8 @@ async def _plan_draft(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _strata_table(samples: list[Any]) -> Table:
-    table = Table(title="分层构成")
-    table.add_column("维度")
-    table.add_column("构成")
+def _strata_table(samples: list[Any]) -> Any:
+    table = _table("分层构成", "维度", "构成")
     dimensions: dict[str, Counter[str]] = {}
     for s in samples:
         for d, v in s.stratum.items():
