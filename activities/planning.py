@@ -199,14 +199,14 @@ async def read_history(db: Db, spec: PlanSpec) -> SamplingHistory:
 
 
 async def read_higher_plans(db: Db, spec: PlanSpec) -> list[HigherPlanSample]:
-    """The product codes stored plans of the same period sample (`plans` and `plan_samples`, written by the plan
+    """The product codes stored plans of the same year sample (the draw keeps those of overlapping periods) (`plans` and `plan_samples`, written by the plan
     workflow): none while those tables do not exist."""
     if not await db.fetchval("SELECT to_regclass('plan_samples') IS NOT NULL AND to_regclass('plans') IS NOT NULL"):
         return []
     rows = await db.fetch(
         "SELECT DISTINCT p.plan_id, p.period, p.level, p.region, ps.product_code FROM plan_samples ps "
-        "JOIN plans p USING (plan_id) WHERE p.period = $1 AND p.plan_id <> $2 AND ps.cancelled_at IS NULL",
-        spec.period, spec.plan_id)
+        "JOIN plans p USING (plan_id) WHERE left(p.period, 4) = $1 AND p.plan_id <> $2 AND ps.cancelled_at IS NULL",
+        spec.period[:4], spec.plan_id)
     return [HigherPlanSample.model_validate(dict(r)) for r in rows]
 
 

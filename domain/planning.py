@@ -146,10 +146,13 @@ def allowed_channels(spec: PlanSpec) -> frozenset[Channel]:
 
 
 def higher_plan_codes(spec: PlanSpec, higher: Sequence[HigherPlanSample]) -> dict[str, HigherPlanSample]:
-    """Codes a plan of a higher level, of the same period, in an overlapping area already samples."""
+    """Codes a plan of a higher level, of an overlapping period (the province's 2026 holds the county's 2026Q4),
+    in an overlapping area already samples."""
     out: dict[str, HigherPlanSample] = {}
+    start, end = period_bounds(spec.period)
     for h in sorted(higher, key=lambda h: (h.level.rank, h.plan_id)):
-        if (h.period == spec.period and h.level.rank < spec.level.rank and h.plan_id != spec.plan_id
+        h_start, h_end = period_bounds(h.period)
+        if (h_start <= end and start <= h_end and h.level.rank < spec.level.rank and h.plan_id != spec.plan_id
                 and regions_overlap(h.region, spec.region)):
             out.setdefault(h.product_code, h)
     return out
@@ -284,7 +287,7 @@ def draw_plan(spec: PlanSpec, pool: Sequence[PoolEntry], frame: Sequence[Candida
     for code in [c for c in scope if c in higher]:
         h = higher[code]
         excluded.append(Exclusion(product_code=code, reason=(
-            f"已列入同期（{spec.period}）{_LEVEL_NAMES[h.level]}计划 {h.plan_id}（{h.region}）："
+            f"已列入同期（{h.period}）{_LEVEL_NAMES[h.level]}计划 {h.plan_id}（{h.region}）："
             "产品质量法第十五条第二款，上级监督抽查的产品，下级不得另行重复抽查")))
     scope = [c for c in scope if c not in higher]
 

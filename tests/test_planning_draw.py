@@ -211,6 +211,9 @@ def test_no_product_is_in_both_a_province_and_a_county_plan_of_a_period(seed: in
     assert {e.product_code for e in county.excluded if "ZJ-P" in e.reason} == province_codes
     other_period = draw(spec(county_budget, seed, period="2027Q1"), pool, frame, higher=higher)
     assert not any("ZJ-P" in e.reason for e in other_period.excluded)  # another period: no exclusion
+    yearly = [h.model_copy(update={"period": "2026"}) for h in higher]
+    within_the_year = draw(spec(county_budget, seed, period="2026M11"), pool, frame, higher=yearly)
+    assert {e.product_code for e in within_the_year.excluded if "ZJ-P" in e.reason} == province_codes
 
 
 def test_a_linked_plan_puts_the_province_at_circulation_and_the_county_at_production() -> None:
