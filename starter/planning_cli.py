@@ -6,6 +6,7 @@ shown before anything starts (issue 12). Against DATABASE_URL; tables and progre
     spotcheck pool show 08.01.01
     spotcheck pool set 08.01.01 --cycle-months 6      # edit one code (the fields given)
     spotcheck signals import planning/demo-signals.csv
+    spotcheck signals scores --region 330100          # the riskiest codes and enterprises, decayed to today
     spotcheck frame import planning/demo-frame.csv
     spotcheck plan draft examples/plans/2026Q4-province-linked.json [--json]"""
 
@@ -140,6 +141,40 @@ async def _pool_list(args: argparse.Namespace) -> int:
                       str(s.last_sampled_on or "—"), str(s.count), str(s.due_by or "现在"),
                       _overdue_mark(s))
     _console().print(table)
+    return EXIT_OK
+
+
+async def _signal_scores(args: argparse.Namespace) -> int:
+    """The highest risk scores of product codes and enterprises in the area, decayed to the day."""
+    from activities.planning import load_policy, read_pool, read_signals
+    from domain.risk import risk_scores
+
+    on = args.at or _today()
+    policy = load_policy(on)
+    db = await _database()
+    if db is None:
+        return EXIT_USAGE
+    try:
+        names = {e.product_code: e.name for e in await read_pool(db)}
+        scores = risk_scores(await read_signals(db, policy), on, policy.half_life_days, args.region)
+    finally:
+        await db.close()
+    top = {what: sorted(by.items(), key=lambda kv: (-kv[1], kv[0]))[: args.limit]
+           for what, by in (("codes", scores.by_code), ("enterprises", scores.by_enterprise))}
+    if args.json:
+        print(json.dumps({"region": args.region, "on": on.isoformat(), "half_life_days": policy.half_life_days,
+                          **{what: [{"key": k, "score": round(v, 4)} for k, v in rows] for what, rows in top.items()}},
+                         ensure_ascii=False, indent=2))
+        return EXIT_OK
+    console = _console()
+    for what, rows in top.items():
+        code = what == "codes"
+        table = _table(f"{'产品' if code else '企业'}风险分 · {args.region} · {on}（半衰期 {policy.half_life_days:g} 天）",
+                       "代码" if code else "统一社会信用代码", "风险分", "来源")
+        for key, value in rows:
+            label = f"{key} {names.get(key, '')}" if code else key
+            table.add_row(label, f"{value:.2f}", scores.explain_code(key) if code else scores.explain_enterprise(key))
+        console.print(table)
     return EXIT_OK
 
 
@@ -301,6 +336,12 @@ def _subcommands(parser: argparse.ArgumentParser, dest: str) -> Any:
     return parser.add_subparsers(dest=dest, required=True)
 
 
+def _area_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--region", type=_region, default="330000", help="the area (GB/T 2260; default %(default)s)")
+    cmd.add_argument("--at", type=_iso_date, metavar="DATE", help="YYYY-MM-DD (default: today, China time)")
+    cmd.add_argument("--json", action="store_true")
+
+
 def add_commands(sub: Any) -> None:
     """Register pool, signals, frame and `plan draft` on the `spotcheck` parser's subcommands."""
     pool = sub.add_parser("pool", help="the product cycle pool (产品循环池): import, set, list (overdue codes), show")
@@ -313,6 +354,11 @@ def add_commands(sub: Any) -> None:
         imp = parent.add_parser("import", help=help_text)
         imp.add_argument("file", help="CSV file (UTF-8, a header row; # lines are comments), or - for stdin")
         imp.set_defaults(func=_import, kind=name)
+    top = _subcommands(sub.choices["signals"], "signals_command").add_parser(
+        "scores", help="the highest risk scores of codes and enterprises in an area, decayed to the day")
+    top.add_argument("--limit", type=int, default=20, help="rows of each table (default %(default)s)")
+    _area_options(top)
+    top.set_defaults(func=_signal_scores)
     edit = pool_sub.add_parser("set", help="add or change one code (only the fields given)")
     edit.add_argument("code")
     edit.add_argument("--name")
@@ -328,9 +374,7 @@ def add_commands(sub: Any) -> None:
             cmd.add_argument("code")
         else:
             cmd.add_argument("--overdue", action="store_true", help="only codes past their cycle")
-        cmd.add_argument("--region", type=_region, default="330000", help="the area (GB/T 2260; default %(default)s)")
-        cmd.add_argument("--at", type=_iso_date, metavar="DATE", help="YYYY-MM-DD (default: today, China time)")
-        cmd.add_argument("--json", action="store_true")
+        _area_options(cmd)
         cmd.set_defaults(func=func)
     plan = sub.choices.get("plan") or sub.add_parser("plan", help="sampling plans")
     draft = _subcommands(plan, "plan_command").add_parser(

@@ -248,6 +248,12 @@ async def test_the_cli_imports_lists_overdue_codes_and_drafts_a_plan(
     shown = json.loads(out)
     assert code == 0 and shown["entry"]["name"] == "电动自行车" and sum(shown["frame"].values()) > 0
 
+    code, out, _ = await spotcheck("signals", "scores", "--region", "330100", "--limit", "5", "--json")
+    scores = json.loads(out)
+    assert code == 0 and len(scores["codes"]) == 5 and scores["half_life_days"] == planning.load_policy(
+        date.today()).half_life_days
+    assert [r["score"] for r in scores["codes"]] == sorted((r["score"] for r in scores["codes"]), reverse=True)
+
     code, out, err = await spotcheck("plan", "draft", str(ROOT / "examples" / "plans" / "2026Q4-province-linked.json"),
                                      "--json")
     assert code == 0, err
