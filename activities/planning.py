@@ -182,8 +182,9 @@ async def read_history(db: Db, spec: PlanSpec) -> SamplingHistory:
                            "WHERE enterprise_code IS NOT NULL GROUP BY enterprise_code")
     failed = await db.fetch("SELECT credit_code, max(failed_on) AS day FROM enterprise_fails GROUP BY credit_code")
     shops = await db.fetch("SELECT platform, shop_key FROM key_list_shops")
+    # A key-list shop is weighed as such (key_list_shops), not a second time as a target.
     targets = await db.fetch("SELECT credit_code, array_agg(DISTINCT source ORDER BY source) AS sources "
-                             "FROM sampling_targets GROUP BY credit_code")
+                             "FROM sampling_targets WHERE source <> 'key_list_shop' GROUP BY credit_code")
     follow = await db.fetch(
         "SELECT ef.credit_code, min(ef.sample_no) AS sample_no FROM enterprise_fails ef "
         "JOIN samples s USING (sample_no) WHERE s.plan_id = $1 GROUP BY ef.credit_code",

@@ -1,7 +1,7 @@
 """The plan draw (抽查计划抽样): which products, and who, a plan samples — pure and reproducible from the plan's seed.
 
 1. Products. The plan's scope is the product cycle pool (or the codes a campaign names), less every code a
-   higher-level plan of the same period already samples in an overlapping area (产品质量法 Art. 15 ¶2:
+   higher-level plan of an overlapping period already samples in an overlapping area (产品质量法 Art. 15 ¶2:
    上级监督抽查的产品，下级不得另行重复抽查), less codes with nobody to sample. Codes due in the period (never
    sampled in the area, or their cycle ends by the period's end) come first, the most overdue first; the rest
    of the budget goes to other codes and extra batches in proportion to 1 + the code's risk score, no code

@@ -175,6 +175,9 @@ async def test_the_draw_reads_history_fails_key_list_shops_and_higher_plans(
     await _sample(pool, overdue, clean, date(year - 2, 1, 1))  # cycle 12 months: overdue by the period
     await pool.execute("INSERT INTO key_list_shops (platform, shop_key, shop_name, years, listed_at) VALUES "
                        "('某电商平台A', $1, '示例店', '{2024,2025}', now()) ON CONFLICT DO NOTHING", f"S-{kept}")
+    for who, source in ((shop, "key_list_shop"), (failed, "post_licence_problem")):
+        await pool.execute("INSERT INTO sampling_targets (credit_code, source, sample_no, product_code, region, "
+                           "added_at) VALUES ($1, $2, $3, $4, '330106', now())", who, source, failed_sample, kept)
 
     spec = PlanSpec(plan_id=f"XH-{uuid.uuid4().hex[:8]}", name="西湖区联动抽查", period=period, level="county",
                     region="330106", task_type="routine", budget_batches=6, seed=1,
@@ -191,6 +194,8 @@ async def test_the_draw_reads_history_fails_key_list_shops_and_higher_plans(
     assert not any("无不合格记录" in r for r in by_party[(kept, failed)].reasons)
     assert any("企业风险分" in r and "抽查不合格" in r for r in by_party[(kept, failed)].reasons)
     assert any("重点抽查名单" in r for r in by_party[(kept, shop)].reasons)
+    assert not any("抽查对象清单" in r for r in by_party[(kept, shop)].reasons)  # weighed once, as a key-list shop
+    assert any("抽查对象清单（post_licence_problem" in r for r in by_party[(kept, failed)].reasons)
     assert any("应再抽" in r for r in by_party[(overdue, clean)].reasons)
     fails = [s for s in await read_signals(pool, planning.load_policy(date(year, 10, 1)))
              if s.source is SignalSource.SPOT_CHECK_FAIL and s.credit_code == failed]
