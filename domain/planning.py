@@ -53,6 +53,9 @@ _STRATUM_NAMES = {
     "large": "大型企业", "medium": "中型企业", "small": "小型企业", "micro": "微型企业",
 }
 SAMPLE_NO_DIGITS = 5
+# sampling_targets sources (activities/registers.py) as a reason names them.
+_TARGET_SOURCES = {"post_licence_problem": "证后检查问题企业", "evaluative_linked": "评价性抽查问题产品联动抽查",
+                   "key_list_shop": "重点抽查名单网店"}
 
 
 class _Strict(BaseModel):
@@ -199,7 +202,8 @@ def _weigh(c: Candidate, scores: RiskScores, history: SamplingHistory, policy: D
         reasons.append(f"列入重点抽查名单的网店（连续多年不合格，×{policy.key_list_factor:g}）")
     if c.credit_code in history.targets:
         weight *= policy.target_list_factor
-        reasons.append(f"列入抽查对象清单（{'、'.join(sorted(history.targets[c.credit_code]))}，"
+        sources = sorted(_TARGET_SOURCES.get(t, t) for t in history.targets[c.credit_code])
+        reasons.append(f"列入抽查对象清单（{'、'.join(sources)}，"
                        f"×{policy.target_list_factor:g}）")
     follows = history.failed_samples.get(c.credit_code)
     if follows:

@@ -195,7 +195,7 @@ async def test_the_draw_reads_history_fails_key_list_shops_and_higher_plans(
     assert any("企业风险分" in r and "抽查不合格" in r for r in by_party[(kept, failed)].reasons)
     assert any("重点抽查名单" in r for r in by_party[(kept, shop)].reasons)
     assert not any("抽查对象清单" in r for r in by_party[(kept, shop)].reasons)  # weighed once, as a key-list shop
-    assert any("抽查对象清单（post_licence_problem" in r for r in by_party[(kept, failed)].reasons)
+    assert any("抽查对象清单（证后检查问题企业" in r for r in by_party[(kept, failed)].reasons)
     assert any("应再抽" in r for r in by_party[(overdue, clean)].reasons)
     fails = [s for s in await read_signals(pool, planning.load_policy(date(year, 10, 1)))
              if s.source is SignalSource.SPOT_CHECK_FAIL and s.credit_code == failed]
