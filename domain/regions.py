@@ -61,3 +61,9 @@ def authority_name(code: str) -> str | None:
             return None
         name = city + name
     return name + "市场监督管理局"
+
+
+def authority_label(code: str) -> str:
+    """The bureau as a notice or hand-over names it: its full name, or for a region the table does not name
+    the code said to be one (never a bare code passed off as a name)."""
+    return authority_name(code) or f"行政区划代码 {code} 的市场监督管理局"

@@ -146,7 +146,7 @@ async def test_published_listed_for_a_year_then_removed(
         assert outbox[0]["payload"]["credit_code"] == party.credit_code
         [notice] = await notices_for(pool, handle.id)
         assert notice["title"] == "信用公示信息"
-        for text in (party.name, party.credit_code, "输出电压", "GB 4943.1-2022", "330100 市场监督管理局", "公示期为十二个月",
+        for text in (party.name, party.credit_code, "输出电压", "GB 4943.1-2022", "杭州市市场监督管理局", "公示期为十二个月",
                      "失信信息类别：一般失信信息", "满三个月后，可以依照《信用修复管理办法》申请信用修复"):
             assert text in notice["body"], text
         result = await handle.result()

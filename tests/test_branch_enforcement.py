@@ -122,7 +122,7 @@ async def test_hand_over_filing_and_penalty(ts_env: WorkflowEnvironment, pool: a
         for expected in (no, "移动电源", "闪充", "SC-20000", "义乌闪充数码专营店", "92330782MA2K1LMN3X",
                          "ZJPQ-T-1", "输出电压", "GB 4943.1-2022", "产品质量监督抽查检验结果通知书",
                          "b" * 64, "report.pdf", "a" * 64, "检验结论为不合格", "第十八条",
-                         "330782 市场监督管理局执法稽查部门"):
+                         "义乌市市场监督管理局执法稽查部门"):
             assert expected in body, expected
         filing_due = deadlines(status, "case_filing")[0].due_date
         assert f"{filing_due.year}年{filing_due.month}月{filing_due.day}日前" in body
@@ -386,7 +386,7 @@ async def test_merged_case_lists_every_sample(ts_env: WorkflowEnvironment, pool:
             row = f"| {s['sample_no']} | {s.get('report_no') or '—'} | {s['region']} | {s['batch'] or '未标注'} |"
             assert row in body, row
         assert f"{case_id}-01" in body
-        assert "440300 市场监督管理局执法稽查部门" in body  # the labelled producer's locality
+        assert "深圳市市场监督管理局执法稽查部门" in body  # the labelled producer's locality
         [handover] = [m for m in await outbox_for(pool, case_id) if m["channel"] == "enforcement"]
         assert [s["sample_no"] for s in handover["payload"]["merged_samples"]] == ["ZJ-A-001", "ZJ-B-002", "ZJ-C-003"]
         await client.decide("ZJ-A-001", filed(), workflow_id=case_id)

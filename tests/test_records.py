@@ -516,7 +516,7 @@ async def test_result_handling_records_are_written_once(pool: asyncpg.Pool) -> N
                           decided_at=at, outcome="fail", reason="复查不合格", sample_provided_free=True,
                           request_id="r1")
     handover = ResultHandoverRecord(workflow_id=f"sample-{no}", step_id="producer-bureau-notification",
-                                    sample_no=no, action="notify_producer_bureau", recipient="120200 市场监督管理局",
+                                    sample_no=no, action="notify_producer_bureau", recipient="行政区划代码 120200 的市场监督管理局",
                                     reference="outbox:1", basis="第四十四条第二款", data={"a": 1}, at=at)
     assert [await records.record_re_inspection(row), await records.record_re_inspection(row)] == [True, False]
     assert [await records.record_result_handover(handover),

@@ -315,9 +315,9 @@ async def test_a_fail_made_outside_the_area_is_told_to_the_producers_bureau_once
         return
     [record], [message] = told, sent
     assert (record["action"], record["recipient"], record["step_id"]) == (
-        "notify_producer_bureau", "120200 市场监督管理局", "producer-bureau-notification")
+        "notify_producer_bureau", "行政区划代码 120200 的市场监督管理局", "producer-bureau-notification")
     assert "第四十四条第二款" in record["basis"] and record["reference"] == f"outbox:{message['id']}"
     assert record["data"]["producer"]["region"] == "120222" and record["data"]["organising_region"] == "330200"
-    assert (message["channel"], message["recipient"]) == ("notification", "120200 市场监督管理局")
+    assert (message["channel"], message["recipient"]) == ("notification", "行政区划代码 120200 的市场监督管理局")
     assert len(store.calls["record_result_handover"]) == 1
     assert "第四十五条" in notice and "立即停止销售同一产品" in notice

@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.decisions import Decision, DecisionKind, HeavyPenalty
     from domain.records import CreditFailCount, CreditListing, CreditListingChange
+    from domain.regions import authority_label
     from domain.rules import Deadline
     from workflows.branch import BranchProcess
     from workflows.process import WaitInterrupted
@@ -181,7 +182,7 @@ class CreditWorkflow(BranchProcess):
                 "credit_code": self.credit_code, "enterprise_name": self.enterprise_name,
                 "sample_no": self.order.sample_no, "product": self.order.product.model_dump(mode="json"),
                 "failed_items": self.input.failed_items, "report_no": self.input.report_no,
-                "authority": f"{self.order.region} 市场监督管理局",
+                "authority": authority_label(self.order.region),
                 "published_on": str(published.date()), "listed_until": str(listing.due_date),
             },
         )

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.branches import BRANCHES, Branch, BranchInput, BranchReport
     from domain.decisions import CaseFilingData, CaseOutcomeData, Decision, DecisionKind
     from domain.records import EnforcementCaseChange
+    from domain.regions import authority_label
     from domain.rules import Deadline
     from domain.visibility import MERGED_CASE
     from workflows.branch import BranchProcess
@@ -371,7 +372,7 @@ class EnforcementWorkflow(BranchProcess):
         party = self.order.sampled_party
         if self.merged_samples and self.order.labelled_producer is not None:
             party = self.order.labelled_producer
-        return f"{party.region} 市场监督管理局执法稽查部门"
+        return authority_label(party.region) + "执法稽查部门"
 
     def _subject(self) -> str:
         p = self.order.product

@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         ReInspectionRow,
         TermsRequest,
     )
+    from domain.regions import authority_label
     from domain.rules import Deadline
     from domain.status import SampleStatus
     from domain.visibility import sample_attributes
@@ -234,7 +235,7 @@ class RectificationWorkflow(BranchProcess):
 
     async def _report_for_announcement(self) -> None:
         """A failed first 复查 is reported level by level to the provincial bureau (Art. 47 ¶2)."""
-        province = f"{self.order.region[:2]}0000 省级市场监督管理局"
+        province = authority_label(f"{self.order.region[:2]}0000")
         await self._recorded_hand_over(
             "provincial_bureau", "report_for_announcement", "report-for-announcement", province,
             f"逐级上报公告: {self._subject()} 经复查不合格", f"{ORDER18_BASIS}第四十七条",
@@ -276,7 +277,7 @@ class RectificationWorkflow(BranchProcess):
         """A failed second 复查: 责令停业，限期整顿 (Art. 48; 产品质量法 Art. 17), handed to enforcement."""
         await self._recorded_hand_over(
             "enforcement", "order_suspension", "suspension-order",
-            f"{self.order.sampled_party.region} 市场监督管理局执法稽查部门",
+            authority_label(self.order.sampled_party.region) + "执法稽查部门",
             f"责令停业，限期整顿: {self._subject()} 公告后经复查仍不合格",
             f"{ORDER18_BASIS}第四十八条; 《中华人民共和国产品质量法》第十七条",
             {"announced_on": self.data.get("announced_on")},
@@ -309,7 +310,7 @@ class RectificationWorkflow(BranchProcess):
         party = self.order.sampled_party
         await self._recorded_hand_over(
             "registration", "propose_licence_revocation", "licence-revocation-proposal",
-            f"{party.region} 市场监督管理局登记注册部门",
+            authority_label(party.region) + "登记注册部门",
             f"吊销营业执照建议: {party.name} ({party.credit_code}) 整顿期满后经复查仍不合格",
             f"{ORDER18_BASIS}第四十八条; 《中华人民共和国产品质量法》第十七条",
             {"credit_code": party.credit_code, "suspension_days": self.data.get("suspension_days")},

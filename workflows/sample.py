@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.jurisdiction import outside_area, same_level_bureau
     from domain.models import Channel, Party, SampleOrder, TaskType
     from domain.records import SampleProjection
+    from domain.regions import authority_label
     from domain.rules import Deadline
     from domain.stages import STAGE_TITLES, Stage, Verdict
     from domain.status import Awaiting, BranchReport, SampleCarry, SampleStatus, TimelinePage
@@ -238,7 +239,7 @@ class SampleWorkflow(DecisionProcess):
         if reason == "evaluative_risk":
             await register("linked_sampling", self._result_facts(), self._do)
             await self._hand_over(
-                "notification", "risk_notice", "risk-notice-regulator", f"{order.sampled_party.region} 市场监督管理局",
+                "notification", "risk_notice", "risk-notice-regulator", authority_label(order.sampled_party.region),
                 f"风险提示: {order.product.name} {order.product.brand} {order.product.model}",
                 {"sample_no": order.sample_no, "failed_items": self.failed_items},
             )
@@ -281,7 +282,7 @@ class SampleWorkflow(DecisionProcess):
         bureau = same_level_bureau(self.order.region, producer.region)
         p = self.order.product
         await self._recorded_hand_over(
-            "notification", "notify_producer_bureau", "producer-bureau-notification", f"{bureau} 市场监督管理局",
+            "notification", "notify_producer_bureau", "producer-bureau-notification", authority_label(bureau),
             f"不合格产品通报: {p.name} {p.brand} {p.model}，生产者 {producer.name}",
             "《产品质量监督抽查管理暂行办法》(市场监管总局令第18号) 第四十四条第二款",
             {"producer": producer.model_dump(mode="json"), "organising_region": self.order.region,
