@@ -129,6 +129,21 @@ async def import_rows(db: Db, table: _Table, items: Sequence[Any],
     return Imported(inserted, updated, len(items) - inserted - updated)
 
 
+SHIPPED = Path(__file__).resolve().parent.parent / "planning"
+# What the stack loads for a demo: the pool as shipped, and the fictitious frame and signals marked as demo data.
+DEMO_DATA = ((POOL, "pool.csv"), (FRAME, "demo-frame.csv"), (SIGNALS, "demo-signals.csv"))
+
+
+async def import_demo_data(db: Db) -> dict[str, Imported]:
+    """The shipped pool, demo frame and demo signals (`spotcheck up --demo`): an import like the CLI's, so a
+    second start changes nothing."""
+    done: dict[str, Imported] = {}
+    for table, name in DEMO_DATA:
+        rows = table.parse((SHIPPED / name).read_text(encoding="utf-8-sig"), name)
+        done[name] = await import_rows(db, table, rows)
+    return done
+
+
 # --- reading what a draw needs ------------------------------------------------------------------------
 
 

@@ -205,6 +205,8 @@ async def _up(args: argparse.Namespace, state: Path) -> int:
         applied = await apply_migrations(dsn)
         if applied:
             say(f"applied migrations: {', '.join(applied)}")
+        if args.demo:
+            await _planning_demo_data(dsn)
 
         say(f"Temporal gRPC  {server.address}")
         say(f"Web UI         {server.ui_url}")
@@ -343,6 +345,19 @@ def _signing_keys(state: Path, demo: bool) -> SigningSetup:
     if demo:
         os.environ.setdefault(DEMO_ENV, "1")
     return keys.signing_setup(path)
+
+
+async def _planning_demo_data(dsn: str) -> None:
+    """The pool, the demo frame and demo signals, so that `spotcheck plan draft` works at once (idempotent)."""
+    from activities.db import create_pool
+    from activities.planning import import_demo_data
+
+    pool = await create_pool(dsn, max_size=2)
+    try:
+        done = await import_demo_data(pool)
+    finally:
+        await pool.close()
+    say("planning data  " + ", ".join(f"{name} ({d.inserted} new)" for name, d in done.items()))
 
 
 async def _demo(client: Client, n: int, task_queue: str, signing_keys: SigningSetup) -> None:

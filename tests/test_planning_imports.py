@@ -64,12 +64,13 @@ async def test_the_shipped_pool_imports_once_and_a_changed_row_updates(pool: asy
     assert list(stored["standards"]) == ["GB 4706.1", "GB 4706.19"] and stored["cycle_months"] == 12
 
 
-async def test_the_demo_frame_and_signals_import_and_re_import_changes_nothing(pool: asyncpg.Pool) -> None:
-    for table, name in ((FRAME, "demo-frame.csv"), (SIGNALS, "demo-signals.csv")):
+async def test_the_demo_data_the_stack_loads_imports_and_a_second_start_changes_nothing(pool: asyncpg.Pool) -> None:
+    await planning.import_demo_data(pool)  # what `spotcheck up --demo` runs at every start
+    again = await planning.import_demo_data(pool)
+    for table, name in planning.DEMO_DATA:
         rows = table.parse((ROOT / "planning" / name).read_text(encoding="utf-8"), name)
         assert len(rows) >= 50
-        await import_rows(pool, table, rows)
-        assert await import_rows(pool, table, rows) == planning.Imported(0, 0, len(rows))
+        assert again[name] == planning.Imported(0, 0, len(rows)), name
     sources = {r["source"] for r in await pool.fetch("SELECT DISTINCT source FROM risk_signals")}
     assert {s.value for s in SignalSource if not s.derived} <= sources  # every source of tasks 4 and 16
 
