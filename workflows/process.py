@@ -45,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
         OutboxMessage,
         ResultHandoverRecord,
     )
-    from domain.regions import authority_label
     from domain.rules import Deadline, DeadlineRequest
     from domain.status import Awaiting, ProcessCarry, TimelineEvent
     from workflows.calls import call
@@ -65,16 +64,8 @@ LEAN = "lean-bookkeeping"
 CALENDAR = "calendar-data"
 # Runs from before the monitors' attributes (ProcessKind, RegionName, OverdueRole) write them only beside an
 # upsert they make anyway; newer runs write them like every other attribute (docs/design.md §6, §8). The
-# patch before PROMPT.
+# newest patch: a run that has it has every behaviour above and asks no other.
 MONITORING = "monitoring-attributes"
-# Runs from before it wrote a decision's audit row by an activity scheduled with the answer, so the rest of
-# the decision's work started at once and competed with the next callers' answers; newer runs write audit
-# rows as local activities, an answered update's in the next workflow task, woken by a short timer
-# (docs/design.md §8). The newest patch: a run that has it has every behaviour above and asks no other.
-PROMPT = "prompt-receipts"
-# The timer between an answer and its audit row: the shortest there is; the server fires it within about a
-# second (its timer queue's precision), after the answers of a burst of decisions have gone out.
-ANSWER_FIRST = 0.001
 # Histories recorded before the policy existed: no signatures, and the order's time_scale as given.
 LEGACY_POLICY = DeploymentPolicy(require_signatures=False, max_time_scale=864000.0, signing_key_ids=[])
 
@@ -120,7 +111,6 @@ class DecisionProcess:
         self._hardened_run: bool | None = None
         self._lean_run: bool | None = None
         self._monitored_run: bool | None = None
-        self._prompt_run: bool | None = None
         self._recounts_asked = self._recounts_done = 0  # `calendar_updated` signals asked / acted on
         self._resumed_waits: dict[DecisionKind, Deadline] = {}  # a continued run's open waits, as they were
         self._resume_at: str | None = None  # in a continued run: the stage it resumes at
@@ -377,23 +367,16 @@ class DecisionProcess:
 
     def _versions(self) -> None:
         """Ask, at the very start of the run (in `__init__`) and before any local activity, which version it
-        is: the newest patch first (PROMPT, MONITORING, then LEAN) — a local activity's result can reach a replay a
+        is: the newest patch first (MONITORING, then LEAN) — a local activity's result can reach a replay a
         workflow task earlier than it reached the live run, so a patch first asked after one would be asked
         too early on replay. Runs from before LEAN ask the calendar patch next, as they did."""
         if not self._lean():
             self._calendar_data()
 
-    def _prompt(self) -> bool:
-        """Whether this run answers a decision before its audit row is even scheduled (PROMPT; implies
-        MONITORING)."""
-        if self._prompt_run is None:
-            self._prompt_run = workflow.patched(PROMPT)
-        return self._prompt_run
-
     def _monitored(self) -> bool:
         """Whether this run writes the monitors' attributes like the others (MONITORING; implies LEAN)."""
         if self._monitored_run is None:
-            self._monitored_run = self._prompt() or workflow.patched(MONITORING)
+            self._monitored_run = workflow.patched(MONITORING)
         return self._monitored_run
 
     def _lean(self) -> bool:
@@ -468,8 +451,7 @@ class DecisionProcess:
             self._event("rejected", f"rejected {receipt.kind}={receipt.outcome} via {via}: {receipt.reason}")
         if self._hardened():
             # Durable in history already; the audit row follows exactly once (an idempotent write).
-            audit = asyncio.create_task(self._audit_after_answer(intake, via) if self._prompt() and via == "update"
-                                        else self._audit(intake, via))
+            audit = asyncio.create_task(self._audit(intake, via))
             self._audits.append(audit)
             if receipt.accepted:
                 self._audit_of[receipt.request_id] = audit
@@ -573,12 +555,6 @@ class DecisionProcess:
             self.deadlines.append(deadline)
         return deadline
 
-    async def _audit_after_answer(self, intake: Intake, via: str) -> None:
-        """The audit row of an answered decision, in a later workflow task than the answer: a workflow task
-        that runs a local activity is completed (and its answers sent) only once the activity is done."""
-        await workflow.sleep(ANSWER_FIRST, summary="The answer first: the audit row follows")
-        await self._audit(intake, via)
-
     async def _audit(self, intake: Intake, via: str) -> None:
         """The audit row of one attempt, from what the desk made of it (the decision is not parsed again):
         the decision as validated, or for an input that is no decision only its summary."""
@@ -606,7 +582,6 @@ class DecisionProcess:
             summary=(f"Audit trail: {receipt.kind}={receipt.outcome} by {decision.actor.role.value} "
                      f"{decision.actor.id} ({'accepted' if receipt.accepted else 'rejected'}, {via})")
                     if decision else f"Audit trail: an input that is no decision ({receipt.reason})",
-            local=self._prompt(),  # a write of its own, never more than a few milliseconds
         )
 
     async def _do(
@@ -675,7 +650,7 @@ class DecisionProcess:
             **self._notice_context(),
             "order": self.order.model_dump(mode="json"),
             "issued_on": str(issued.date()),
-            "authority": authority_label(self.order.region),
+            "authority": f"{self.order.region} 市场监督管理局",
             "notice_no": f"{self.order.sample_no}-{len(self.notices) + 1:02d}",
             **extra,
         }
