@@ -81,6 +81,7 @@ class Plans:
         try:
             return await self.client.start_workflow(
                 PlanWorkflow.NAME, plan, id=plan_workflow_id(plan.spec.plan_id), task_queue=self.task_queue,
+                result_type=PlanProgress,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 search_attributes=plan_attributes(plan), static_summary=f"{plan.spec.name} · {plan.spec.period}")
         except WorkflowAlreadyStartedError:

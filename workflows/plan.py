@@ -175,7 +175,7 @@ class PlanWorkflow:
         if all(r.request_id != request_id for r in self.queue):
             self.queue.append(AmendmentRecord(
                 plan_id=self.spec.plan_id, request_id=request_id, action=amendment.action, accepted=True,
-                amendment=amendment, sender=amendment.sender.model_dump(mode="json"),
+                amendment=amendment, sender=amendment.sender.model_dump(mode="json", exclude_none=True),
                 payload=amendment.model_dump(mode="json"), received_at=received))
         await workflow.wait_condition(lambda: request_id in self.s.receipts)
         return self.s.receipts[request_id].model_dump(mode="json")
@@ -359,7 +359,7 @@ def _token(payload: Any, key: str) -> str:
 def _sender(payload: Any) -> dict[str, Any] | None:
     """The sender of a refused amendment, when it names one validly (recorded beside the refusal)."""
     try:
-        return Actor.model_validate(payload.get("sender")).model_dump(mode="json") if isinstance(payload, dict) else None
+        return Actor.model_validate(payload.get("sender")).model_dump(mode="json", exclude_none=True) if isinstance(payload, dict) else None
     except ValidationError:
         return None
 
