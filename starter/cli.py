@@ -852,6 +852,9 @@ def build_parser() -> argparse.ArgumentParser:
     rshow.add_argument("--markdown", action="store_true", help="every pack and version as docs/rules.md")
     rshow.set_defaults(func=_rules_show)
 
+    from starter import plan_cli
+
+    plan_cli.add_commands(sub)
     try:
         from starter import stack
     except ImportError:  # the stack module is optional for a client-only install

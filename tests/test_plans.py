@@ -8,11 +8,13 @@ tests/factories.py, strata by channel and by whether the enterprise is a Zhejian
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -33,9 +35,11 @@ from domain.plan_run import (
     plan_workflow_id,
 )
 from domain.plans import DrawnSample, PlanDraw, PlanSpec
+from starter import cli
 from starter.client import SpotcheckClient
 from starter.plans import Plans
 from tests import factories as f
+from tests.factories import EXAMPLES
 from tests.workflow_env import HISTORIES, running_worker
 
 pytestmark = pytest.mark.integration
@@ -283,3 +287,35 @@ async def _runs(schedule: Any, n: int) -> list[str] | None:
     ids = [a.action.workflow_id for a in actions]
     return ids if len(ids) >= n else None
 
+
+
+async def test_the_plan_commands(dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """`spotcheck plan start` (its progress bar while the samples start), `show` (table and --json), `list`; a
+    bad plan file is refused naming the field, before any server is asked."""
+    example = json.loads((EXAMPLES / "plans" / "province-quarterly.json").read_text(encoding="utf-8"))
+    pid = f"CLI-{uuid.uuid4().hex[:8]}"
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps({**example, "plan_id": pid, "budget_batches": 5, "batch_size": 2}), encoding="utf-8")
+    server = ["--address", dev_env.client.service_client.config.target_host, "--task-queue", task_queue]
+    draw, _ = fixed_draw()
+    async with plan_worker(dev_env.client, pool, task_queue, draw):
+        args = cli.build_parser().parse_args(["plan", "start", str(plan_file), "--progress-every", "0.5", *server])
+        assert await args.func(args) == cli.EXIT_OK
+        out = capsys.readouterr().out
+        assert f"plan {pid}: 5 samples drawn" in out and f"plan {pid}: 5 samples started; stage running" in out
+        args = cli.build_parser().parse_args(["plan", "show", pid, "--json", "--refresh", *server])
+        assert await args.func(args) == cli.EXIT_OK
+        shown = PlanProgress.model_validate_json(capsys.readouterr().out)
+        assert (shown.totals.started, sum(c.started for c in shown.by_stratum["channel"].values())) == (5, 5)
+        args = cli.build_parser().parse_args(["plan", "show", pid, *server])
+        assert await args.func(args) == cli.EXIT_OK
+        assert "channel = online" in capsys.readouterr().out
+        args = cli.build_parser().parse_args(["plan", "list", "--json", "--query", f"PlanId = '{pid}'", *server])
+        assert await args.func(args) == cli.EXIT_OK
+        assert [(r["plan_id"], r["stage"]) for r in json.loads(capsys.readouterr().out)] == [(pid, "running")]
+        await Plans(dev_env.client, task_queue).handle(pid).terminate("test over")
+    plan_file.write_text(json.dumps({**example, "batch_size": 0, "secret": "s3cr3t"}), encoding="utf-8")
+    assert await asyncio.to_thread(cli.main, ["plan", "start", str(plan_file), "--address", "127.0.0.1:1"]) == 1
+    err = capsys.readouterr().err
+    assert "spec.batch_size" in err and "spec.secret" in err and "s3cr3t" not in err
