@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.db import Db, insert_once
+from activities.planning import load_and_draw
 from domain.models import SampleOrder, workflow_id_for
 from domain.plan_run import (
     AmendmentOutcome,
@@ -75,14 +76,6 @@ GROUP BY ps.stratum
 """
 
 
-async def _load_and_draw(spec: PlanSpec) -> PlanDraw:
-    """The draw (activities/planning.py, the pool, risk signals and strata), imported when first used."""
-    from activities import planning  # type: ignore[attr-defined, unused-ignore]
-
-    draw: PlanDraw = await planning.load_and_draw(spec)
-    return draw
-
-
 def _sample_row(plan_id: str, seq: int, s: DrawnSample, amendment: str | None) -> tuple[Any, ...]:
     # The plan's samples carry its id (the PlanId search attribute, the `samples` record), whatever the draw said.
     order = s.order.model_copy(update={"plan_id": plan_id})
@@ -91,11 +84,11 @@ def _sample_row(plan_id: str, seq: int, s: DrawnSample, amendment: str | None) -
 
 
 class PlanActivities:
-    """`draw`: the draw to use (tests give a fixed one); by default activities/planning.py's."""
+    """`draw`: the draw to use (tests give a fixed one); by default activities/planning.py's, through the pool."""
 
     def __init__(self, pool: asyncpg.Pool, draw: Draw | None = None) -> None:
         self.pool = pool
-        self.draw = draw or _load_and_draw
+        self.draw = draw or (lambda spec: load_and_draw(spec, pool))
 
     # --- the draw ------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from domain.credit_code import credit_code_problem
 
 SAMPLE_NO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$"
 REGION_PATTERN = r"^[0-9]{6}$"  # 行政区划代码, e.g. 330100 for Hangzhou
+CLASSIFICATION_CODE_PATTERN = r"^[0-9]{2}(\.?[0-9]{2}){0,4}$"  # SAMR product classification code, e.g. 01.02.03
 
 
 class TaskType(StrEnum):
@@ -44,6 +45,7 @@ def _credit_code(value: str) -> str:
 
 CreditCode = Annotated[str, text(64), AfterValidator(_credit_code)]
 RegionCode = Annotated[str, Field(pattern=REGION_PATTERN, description="6-digit administrative region code")]
+ClassificationCode = Annotated[str, Field(pattern=CLASSIFICATION_CODE_PATTERN, description="产品分类代码")]
 
 
 class _Strict(BaseModel):
@@ -62,7 +64,7 @@ class Party(_Strict):
 class Product(_Strict):
     name: Name
     classification_code: str = Field(
-        pattern=r"^[0-9]{2}(\.?[0-9]{2}){0,4}$", description="SAMR product classification code (产品分类代码)"
+        pattern=CLASSIFICATION_CODE_PATTERN, description="SAMR product classification code (产品分类代码)"
     )
     brand: Annotated[str, text(MAX_CODE, min_length=1)]
     model: Annotated[str, text(MAX_CODE, min_length=1)]
