@@ -22,6 +22,7 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
+from activities import planning
 from activities.plans import PlanActivities
 from activities.registry import all_activities
 from domain.models import SampleOrder
@@ -43,6 +44,7 @@ from tests.factories import EXAMPLES
 from tests.workflow_env import HISTORIES, running_worker
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parent.parent
 CHANNELS = ("offline_production", "online", "offline_circulation")
 ORGANISER = {"id": "organiser-1", "role": "case_officer"}
 
@@ -319,3 +321,25 @@ async def test_the_plan_commands(dev_env: WorkflowEnvironment, pool: asyncpg.Poo
     assert await asyncio.to_thread(cli.main, ["plan", "start", str(plan_file), "--address", "127.0.0.1:1"]) == 1
     err = capsys.readouterr().err
     assert "spec.batch_size" in err and "spec.secret" in err and "s3cr3t" not in err
+
+
+async def test_a_plan_drawn_from_the_pool_and_frame_starts_its_samples(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    """The worker's own draw (activities/planning.py) on the shipped pool and the demo frame and signals."""
+    for table, name in ((planning.POOL, "pool.csv"), (planning.FRAME, "demo-frame.csv"),
+                        (planning.SIGNALS, "demo-signals.csv")):
+        await planning.import_rows(pool, table, table.parse((ROOT / "planning" / name).read_text(encoding="utf-8"),
+                                                            name))
+    example = json.loads((EXAMPLES / "plans" / "2026Q4-province-linked.json").read_text(encoding="utf-8"))
+    spec = PlanSpec.model_validate({**example, "plan_id": f"R-{uuid.uuid4().hex[:8]}", "period": "2028Q2",
+                                    "budget_batches": 30, "batch_size": 10})
+    plans = Plans(dev_env.client, task_queue)
+    async with running_worker(dev_env.client, pool, task_queue):
+        await plans.start(PlanInput(spec=spec, options=PlanOptions(progress_every_seconds=0.5)))
+        running = await until(lambda: plan_stage(plans, spec.plan_id, "running"), within=120)
+        rows = await pool.fetch('SELECT "order", stratum, reasons FROM plan_samples WHERE plan_id = $1', spec.plan_id)
+        assert 0 < len(rows) <= 30 and running.start_requested == len(rows) == running.totals.drawn
+        assert all(r["order"]["plan_id"] == spec.plan_id and r["stratum"] and r["reasons"] for r in rows)
+        assert sum(c.drawn for c in running.by_stratum["channel"].values()) == len(rows)
+        await plans.handle(spec.plan_id).terminate("test over")
