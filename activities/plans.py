@@ -221,28 +221,39 @@ class PlanActivities:
         return outcome
 
     async def _add(self, record: AmendmentRecord) -> AmendmentOutcome:
+        """Append the samples after the plan's last seq. A new draw is drawn as the plan `<plan_id>-S<first
+        seq>` (its sample numbers then differ from the plan's own draw's) and stored under the plan's id. A
+        retry after the rows were written (but not the amendment's record) adds nothing again."""
         a = record.amendment
         assert a is not None
+        done = await self.pool.fetch("SELECT sample_no FROM plan_samples WHERE plan_id = $1 AND amendment = $2",
+                                     record.plan_id, record.request_id)
+        if done:
+            return AmendmentOutcome(added=len(done), next_seq=await self._next_seq(self.pool, record.plan_id))
+        first = await self._next_seq(self.pool, record.plan_id)
         if a.samples is not None:
             samples = a.samples
         else:
             assert a.draw is not None
             spec = PlanSpec.model_validate(await self.pool.fetchval("SELECT spec FROM plans WHERE plan_id = $1",
                                                                     record.plan_id))
-            samples = (await self.draw(spec.model_copy(update=a.draw.model_dump()))).samples
+            more = spec.model_copy(update={**a.draw.model_dump(), "plan_id": f"{spec.plan_id}-S{first}"})
+            samples = (await self.draw(PlanSpec.model_validate(more.model_dump()))).samples
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", record.plan_id)
-            first = await conn.fetchval("SELECT coalesce(max(seq) + 1, 0) FROM plan_samples WHERE plan_id = $1",
-                                        record.plan_id)
+            first = await self._next_seq(conn, record.plan_id)
             await conn.executemany(_INSERT_SAMPLE, [_sample_row(record.plan_id, first + i, s, record.request_id)
                                                     for i, s in enumerate(samples)])
             added = await conn.fetch("SELECT sample_no FROM plan_samples WHERE plan_id = $1 AND amendment = $2",
                                      record.plan_id, record.request_id)
-            next_seq = await conn.fetchval("SELECT coalesce(max(seq) + 1, 0) FROM plan_samples WHERE plan_id = $1",
-                                           record.plan_id)
+            next_seq = await self._next_seq(conn, record.plan_id)
         taken = {r["sample_no"] for r in added}
         return AmendmentOutcome(added=len(taken), skipped=sorted({s.order.sample_no for s in samples} - taken)[:100],
                                 next_seq=next_seq)
+
+    @staticmethod
+    async def _next_seq(db: Db, plan_id: str) -> int:
+        return int(await db.fetchval("SELECT coalesce(max(seq) + 1, 0) FROM plan_samples WHERE plan_id = $1", plan_id))
 
     async def _cancel(self, record: AmendmentRecord) -> AmendmentOutcome:
         """Not started: marked cancelled, so no batch ever starts it. Started and still running: its

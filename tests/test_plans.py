@@ -155,6 +155,10 @@ async def test_a_plan_is_drawn_once_started_amended_and_closed_with_its_follow_u
         added = await plans.amend(pid, {"request_id": "rq-add-1", "action": "add", "reason": "群众举报",
                                         "sender": ORGANISER, "samples": [extra]})
         assert added.accepted and added.outcome is not None and added.outcome.added == 1
+        more = await plans.amend(pid, {"request_id": "rq-add-2", "action": "add", "reason": "风险监测发现新线索",
+                                       "sender": ORGANISER, "draw": {"budget_batches": 2, "seed": 11}})
+        assert more.outcome is not None and more.outcome.added == 2
+        assert [(s.plan_id, s.seed, s.budget_batches) for s in asked[1:]] == [(f"{pid}-S7", 11, 2)]
         # Bad payloads are refused with the field named, recorded, and never stall the plan.
         bad = await plans.amend(pid, {"request_id": "rq-bad-1", "action": "cancel", "sender": ORGANISER,
                                       "sample_nos": [last], "secret": "x" * 50})
@@ -163,23 +167,23 @@ async def test_a_plan_is_drawn_once_started_amended_and_closed_with_its_follow_u
         assert odd["accepted"] is False and "input" in odd["problem"]
 
         running = await until(lambda: plan_stage(plans, pid, "running"))
-        assert running.start_requested == 6
+        assert running.start_requested == 8
         rows = await pool.fetch("SELECT sample_no, started_at, cancelled_at, cancel_reason, cancelled_by, amendment "
                                 "FROM plan_samples WHERE plan_id = $1 ORDER BY seq", pid)
         started = [r["sample_no"] for r in rows if r["started_at"]]
-        assert len(rows) == 7 and len(started) == 6 and last not in started
+        assert len(rows) == 9 and len(started) == 8 and last not in started
         cancelled = next(r for r in rows if r["sample_no"] == last)
         assert (cancelled["cancel_reason"], cancelled["cancelled_by"]) == ("该企业已停产", ORGANISER)
-        assert [r["amendment"] for r in rows if r["amendment"]] == ["rq-add-1"]
-        assert len(asked) == 1  # drawn once
+        assert [r["amendment"] for r in rows if r["amendment"]] == ["rq-add-1", "rq-add-2", "rq-add-2"]
+        assert len(asked) == 2  # the plan drawn once, and the amendment's draw
         # Each started sample is linked to its plan (PlanId, and plan_id in its order).
-        listed = await until(lambda: _count(client, f"PlanId = '{pid}' AND ProcessKind = 'sample'", 6))
-        assert listed == 6
+        listed = await until(lambda: _count(client, f"PlanId = '{pid}' AND ProcessKind = 'sample'", 8))
+        assert listed == 8
         recorded = await pool.fetch("SELECT plan_id, accepted, action, problem, sender FROM plan_amendments "
                                     "WHERE plan_id = $1 ORDER BY received_at", pid)
-        assert [(r["action"], r["accepted"]) for r in recorded] == [("cancel", True), ("add", True), ("cancel", False),
-                                                                    ("?", False)]
-        assert recorded[2]["sender"] == ORGANISER and "reason" in recorded[2]["problem"]
+        assert [(r["action"], r["accepted"]) for r in recorded] == [("cancel", True), ("add", True), ("add", True),
+                                                                    ("cancel", False), ("?", False)]
+        assert recorded[3]["sender"] == ORGANISER and "reason" in recorded[3]["problem"]
 
         # A started sample cancelled: its workflow is terminated with the reason; the plan counts it cancelled.
         victim = started[0]
@@ -194,11 +198,11 @@ async def test_a_plan_is_drawn_once_started_amended_and_closed_with_its_follow_u
         await asyncio.gather(drive(spot, rest[0], steps(FAILED)), *(drive(spot, no, steps(REFUSED)) for no in rest[1:]))
         result: PlanProgress = await handle.result()
         assert (result.stage, result.totals.failed, result.totals.refused, result.totals.cancelled) == \
-            ("follow_up_started", 1, 4, 2)
+            ("follow_up_started", 1, 6, 2)
         assert result.totals == (await plans.progress(pid)).totals
         row = await pool.fetchrow("SELECT closed_at, summary FROM plans WHERE plan_id = $1", pid)
         assert row["closed_at"] is not None and PlanProgress.model_validate(row["summary"]).totals == result.totals
-        assert await sql_counts(pool, pid) == {"fail": 1, "refused": 4}
+        assert await sql_counts(pool, pid) == {"fail": 1, "refused": 6}
         # A special campaign: the follow-up plan of its failed enterprises, a plan of its own.
         follow = await until(lambda: pool.fetchrow("SELECT plan_id, follow_up_of FROM plans WHERE follow_up_of = $1",
                                                    pid))

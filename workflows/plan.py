@@ -56,6 +56,7 @@ STEP_TIMEOUT = timedelta(seconds=60)
 PAUSE_AFTER_FAILURE = timedelta(minutes=1)  # a batch that failed for good is tried again after this
 START_CONCURRENCY = 64  # starts in flight at once within one batch
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
+CLOSED = "plan: closed; amend a follow-up plan instead"
 
 
 def _validated(model: type[BaseModel], raw: Any, what: str) -> Any:
@@ -165,7 +166,7 @@ class PlanWorkflow:
         if request_id in self.s.receipts:
             return self.s.receipts[request_id].model_dump(mode="json")
         if amendment is not None and self.s.closed_at is not None:
-            amendment, problem = None, "plan: closed; a follow-up is a new plan"
+            amendment, problem = None, CLOSED
         if amendment is None:
             record = AmendmentRecord(
                 plan_id=self.spec.plan_id, request_id=request_id, action=_token(payload, "action"), accepted=False,
@@ -213,6 +214,12 @@ class PlanWorkflow:
         if changed:
             await self._refresh()
 
+    async def _refuse_queued(self) -> None:
+        """Amendments that arrived while the plan was closing: refused and recorded, so no caller waits."""
+        while self.queue:
+            await self._apply(self.queue[0].model_copy(update={"accepted": False, "problem": CLOSED}))
+            self.queue.pop(0)
+
     async def _refresh(self) -> None:
         self.refreshed_at = workflow.now()
         self.s.progress = await workflow.execute_activity_method(
@@ -248,6 +255,7 @@ class PlanWorkflow:
                 continue
             if self._finished():
                 await self._close()
+                await self._refuse_queued()
                 break
             await self._wait_until(min(t for t in (self._next_refresh(), s.end_at) if t is not None))
         if s.follow_up_at is not None and not s.follow_up_started:
