@@ -226,7 +226,9 @@ async def test_a_200_sample_plan_runs_to_completion(
                                              time_scale=1000.0))
     plans = Plans(client, task_queue)
     async with plan_worker(client, pool, task_queue, draw) as spot:
-        handle = await plans.start(PlanInput(spec=spec, options=PlanOptions(progress_every_seconds=2)))
+        # A short history per run: the plan continues as new on its way (about 250 events in all).
+        handle = await plans.start(PlanInput(spec=spec, options=PlanOptions(progress_every_seconds=2,
+                                                                            continue_after_events=200)))
         pid = spec.plan_id
         await until(lambda: plan_stage(plans, pid, "running"), within=120)
         nos = [r["sample_no"] for r in await pool.fetch("SELECT sample_no FROM plan_samples WHERE plan_id = $1 "
@@ -240,10 +242,12 @@ async def test_a_200_sample_plan_runs_to_completion(
 
         await asyncio.gather(*(one(no, p) for no, p in zip(nos, paths, strict=True)))
         result: PlanProgress = await asyncio.wait_for(handle.result(), 180)
-        if os.environ.get("SPOTCHECK_RECORD_HISTORIES"):
-            name = "test_a_200_sample_plan_runs_to_completion-0"
-            (HISTORIES / f"{name}__{handle.id}.json").write_text((await handle.fetch_history()).to_json(),
-                                                                 encoding="utf-8")
+        first = client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+        assert (await first.describe()).status == WorkflowExecutionStatus.CONTINUED_AS_NEW
+        if os.environ.get("SPOTCHECK_RECORD_HISTORIES"):  # the first run and the last, for tests/test_replay.py
+            for i, run in enumerate((first, client.get_workflow_handle(handle.id))):
+                name = f"test_a_200_sample_plan_runs_to_completion-{i}__{handle.id}.json"
+                (HISTORIES / name).write_text((await run.fetch_history()).to_json(), encoding="utf-8")
     want = {"fail": paths.count(FAILED), "refused": paths.count(REFUSED), "pass": paths.count(PASSED)}
     assert await sql_counts(pool, pid) == want
     t = result.totals
