@@ -170,6 +170,7 @@ class PlanActivities:
                     result.started += 1
                 except WorkflowAlreadyStartedError:
                     result.already += 1
+                activity.heartbeat()  # a worker that dies mid-batch is noticed within the heartbeat timeout
 
         orders = [SampleOrder.model_validate(r["order"]) for r in rows]
         await asyncio.gather(*(start(o) for o in orders))

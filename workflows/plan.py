@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
 
 DRAW_TIMEOUT = timedelta(minutes=10)  # a draw of 10,000 from the pool, stored in one transaction
 BATCH_TIMEOUT = timedelta(minutes=5)
+HEARTBEAT = timedelta(seconds=30)  # a start batch heartbeats after each start
 STEP_TIMEOUT = timedelta(seconds=60)
 PAUSE_AFTER_FAILURE = timedelta(minutes=1)  # a batch that failed for good is tried again after this
 START_CONCURRENCY = 64  # starts in flight at once within one batch
@@ -278,6 +279,7 @@ class PlanWorkflow:
         try:
             result = await workflow.execute_activity_method(
                 PlanActivities.plan_start_batch, batch, start_to_close_timeout=BATCH_TIMEOUT, retry_policy=RETRY,
+                heartbeat_timeout=HEARTBEAT,
                 summary=f"Start samples {batch.from_seq}–{batch.to_seq - 1} of plan {spec.plan_id}")
         except ActivityError:
             workflow.logger.warning("plan %s: a start batch failed for good; trying again after a pause", spec.plan_id)
