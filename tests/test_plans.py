@@ -324,6 +324,17 @@ async def test_the_plan_commands(dev_env: WorkflowEnvironment, pool: asyncpg.Poo
         args = cli.build_parser().parse_args(["plan", "list", "--json", "--query", f"PlanId = '{pid}'", *server])
         assert await args.func(args) == cli.EXIT_OK
         assert [(r["plan_id"], r["stage"]) for r in json.loads(capsys.readouterr().out)] == [(pid, "running")]
+        amendment = tmp_path / "amend.json"
+        amendment.write_text(json.dumps({"request_id": "cli-1", "action": "cancel", "reason": "抽样单位已注销",
+                                         "sender": ORGANISER, "sample_nos": ["NOT-IN-PLAN"]}), encoding="utf-8")
+        args = cli.build_parser().parse_args(["plan", "amend", pid, str(amendment), "--json", *server])
+        assert await args.func(args) == cli.EXIT_OK
+        assert json.loads(capsys.readouterr().out)["outcome"]["left"] == ["NOT-IN-PLAN"]
+        amendment.write_text(json.dumps({"request_id": "cli-2", "action": "cancel", "sender": ORGANISER}),
+                             encoding="utf-8")
+        args = cli.build_parser().parse_args(["plan", "amend", pid, str(amendment), *server])
+        assert await args.func(args) == 1
+        assert "amendment refused: reason" in capsys.readouterr().err
         await Plans(dev_env.client, task_queue).handle(pid).terminate("test over")
     plan_file.write_text(json.dumps({**example, "batch_size": 0, "secret": "s3cr3t"}), encoding="utf-8")
     assert await asyncio.to_thread(cli.main, ["plan", "start", str(plan_file), "--address", "127.0.0.1:1"]) == 1
