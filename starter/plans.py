@@ -19,7 +19,7 @@ from temporalio.client import (
     ScheduleSpec,
     WorkflowHandle,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain import visibility as sa
@@ -34,7 +34,7 @@ from domain.plan_run import (
     schedule_id,
 )
 from starter.client import OrderError
-from workflows.plan import PlanWorkflow, ScheduledPlanWorkflow, plan_attributes
+from workflows.plan import PLAN_ID_REUSE, PlanWorkflow, ScheduledPlanWorkflow, plan_attributes
 
 # The first day of each period, at midnight China time (the schedule's time zone).
 FIRINGS: dict[Every, list[int]] = {Every.YEAR: [1], Every.HALF: [1, 7], Every.QUARTER: [1, 4, 7, 10],
@@ -82,7 +82,7 @@ class Plans:
             return await self.client.start_workflow(
                 PlanWorkflow.NAME, plan, id=plan_workflow_id(plan.spec.plan_id), task_queue=self.task_queue,
                 result_type=PlanProgress,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=PLAN_ID_REUSE, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 search_attributes=plan_attributes(plan), static_summary=f"{plan.spec.name} · {plan.spec.period}")
         except WorkflowAlreadyStartedError:
             raise PlanExists([f"plan_id: plan {plan.spec.plan_id} was already started"]) from None

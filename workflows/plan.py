@@ -17,7 +17,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RawValue, SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    RawValue,
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
@@ -58,6 +64,9 @@ PAUSE_AFTER_FAILURE = timedelta(minutes=1)  # a batch that failed for good is tr
 START_CONCURRENCY = 64  # starts in flight at once within one batch
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 CLOSED = "plan: closed; amend a follow-up plan instead"
+# One run per plan id; a plan that failed (its draw failed for good) may be started again: its stored draw and
+# started samples are found, not repeated.
+PLAN_ID_REUSE = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
 
 
 def _validated(model: type[BaseModel], raw: Any, what: str) -> Any:
@@ -400,6 +409,6 @@ async def start_plan(plan: PlanInput, summary: str) -> None:
         await workflow.start_child_workflow(
             PlanWorkflow.NAME, plan, id=plan_workflow_id(plan.spec.plan_id),
             parent_close_policy=ParentClosePolicy.ABANDON, search_attributes=plan_attributes(plan),
-            static_summary=summary)
+            id_reuse_policy=PLAN_ID_REUSE, static_summary=summary)
     except WorkflowAlreadyStartedError:
         workflow.logger.info("plan %s was started already", plan.spec.plan_id)
