@@ -165,6 +165,9 @@ async def test_a_plan_is_drawn_once_started_amended_and_closed_with_its_follow_u
         assert not bad.accepted and bad.problem is not None and "reason" in bad.problem and "x" * 20 not in bad.problem
         odd = await client.get_workflow_handle(handle.id).execute_update("amend", args=[1, 2])
         assert odd["accepted"] is False and "input" in odd["problem"]
+        fixed = await plans.amend(pid, {"request_id": "rq-bad-1", "action": "cancel", "reason": "更正", "sender": ORGANISER,
+                                        "sample_nos": ["NOT-OF-THIS-PLAN"]})  # corrected: a refusal is no answer
+        assert fixed.accepted and fixed.outcome is not None and fixed.outcome.left == ["NOT-OF-THIS-PLAN"]
 
         running = await until(lambda: plan_stage(plans, pid, "running"))
         assert running.start_requested == 8
@@ -182,7 +185,7 @@ async def test_a_plan_is_drawn_once_started_amended_and_closed_with_its_follow_u
         recorded = await pool.fetch("SELECT plan_id, accepted, action, problem, sender FROM plan_amendments "
                                     "WHERE plan_id = $1 ORDER BY received_at", pid)
         assert [(r["action"], r["accepted"]) for r in recorded] == [("cancel", True), ("add", True), ("add", True),
-                                                                    ("cancel", False), ("?", False)]
+                                                                    ("cancel", False), ("?", False), ("cancel", True)]
         assert recorded[3]["sender"] == ORGANISER and "reason" in recorded[3]["problem"]
 
         # A started sample cancelled: its workflow is terminated with the reason; the plan counts it cancelled.

@@ -110,6 +110,7 @@ class PlanWorkflow:
             raise ApplicationError(f"workflow id: a plan's workflow id must be {plan_workflow_id(self.spec.plan_id)}",
                                    type="InvalidPlan", non_retryable=True)
         self.queue: list[AmendmentRecord] = []
+        self.answered: dict[str, AmendmentReceipt] = {}  # this run's receipts, for the handlers that wait
         self.next_batch_at = workflow.now()
         self.refreshed_at: datetime | None = None  # none yet in this run: the loop reads the progress first
         self.refreshes = 0
@@ -181,15 +182,15 @@ class PlanWorkflow:
             record = AmendmentRecord(
                 plan_id=self.spec.plan_id, request_id=request_id, action=_token(payload, "action"), accepted=False,
                 problem=problem, sender=_sender(payload), payload=summarise(args).model_dump(), received_at=received)
-            await self._apply(record)
-            return self.s.receipts[request_id].model_dump(mode="json")
+            return (await self._apply(record)).model_dump(mode="json")
         if all(r.request_id != request_id for r in self.queue):
+            self.answered.pop(request_id, None)  # an earlier refusal of this request id is not its answer
             self.queue.append(AmendmentRecord(
                 plan_id=self.spec.plan_id, request_id=request_id, action=amendment.action, accepted=True,
                 amendment=amendment, sender=amendment.sender.model_dump(mode="json", exclude_none=True),
                 payload=amendment.model_dump(mode="json"), received_at=received))
-        await workflow.wait_condition(lambda: request_id in self.s.receipts)
-        return self.s.receipts[request_id].model_dump(mode="json")
+        await workflow.wait_condition(lambda: request_id in self.answered)
+        return self.answered[request_id].model_dump(mode="json")
 
     @workflow.update(name="refresh")
     async def refresh(self, *args: Any) -> dict[str, Any]:
@@ -197,8 +198,9 @@ class PlanWorkflow:
         await self._refresh()
         return self.progress().model_dump(mode="json")
 
-    async def _apply(self, record: AmendmentRecord) -> None:
-        """Apply and record one amendment; its receipt says what it did (or that it could not be written)."""
+    async def _apply(self, record: AmendmentRecord) -> AmendmentReceipt:
+        """Apply and record one amendment; its receipt says what it did (or that it could not be written).
+        Only an accepted one is remembered for repeats: a refused request may be sent again, corrected."""
         try:
             outcome = await workflow.execute_activity_method(
                 PlanActivities.plan_amend, record, start_to_close_timeout=DRAW_TIMEOUT, retry_policy=RETRY,
@@ -214,7 +216,10 @@ class PlanWorkflow:
             self.s.drawn.drawn += outcome.added
         receipt = AmendmentReceipt(request_id=record.request_id, accepted=record.accepted, problem=record.problem,
                                    outcome=outcome if record.accepted else None, recorded_at=workflow.now())
-        self.s.receipts = dict(list({**self.s.receipts, record.request_id: receipt}.items())[-KEEP_RECEIPTS:])
+        if receipt.accepted:
+            self.s.receipts = dict(list({**self.s.receipts, record.request_id: receipt}.items())[-KEEP_RECEIPTS:])
+        self.answered[record.request_id] = receipt
+        return receipt
 
     async def _take_amendments(self) -> None:
         changed = bool(self.queue)
