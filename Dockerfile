@@ -15,6 +15,7 @@ COPY migrations migrations
 COPY rules rules
 COPY templates templates
 COPY calendar calendar
+COPY planning planning
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 FROM python:${PYTHON_VERSION}-slim

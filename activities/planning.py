@@ -14,11 +14,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import asyncpg
 from pydantic import BaseModel, ValidationError
-from temporalio import activity
 
-from activities.db import Db
+from activities.db import Db, create_pool
 from activities.rule_packs import rule_pack_for
 from activities.toml_files import read_toml
 from domain.bounds import error_lines
@@ -184,8 +182,9 @@ async def read_history(db: Db, spec: PlanSpec) -> SamplingHistory:
                            "WHERE enterprise_code IS NOT NULL GROUP BY enterprise_code")
     failed = await db.fetch("SELECT credit_code, max(failed_on) AS day FROM enterprise_fails GROUP BY credit_code")
     shops = await db.fetch("SELECT platform, shop_key FROM key_list_shops")
+    # A key-list shop is weighed as such (key_list_shops), not a second time as a target.
     targets = await db.fetch("SELECT credit_code, array_agg(DISTINCT source ORDER BY source) AS sources "
-                             "FROM sampling_targets GROUP BY credit_code")
+                             "FROM sampling_targets WHERE source <> 'key_list_shop' GROUP BY credit_code")
     follow = await db.fetch(
         "SELECT ef.credit_code, min(ef.sample_no) AS sample_no FROM enterprise_fails ef "
         "JOIN samples s USING (sample_no) WHERE s.plan_id = $1 GROUP BY ef.credit_code",
@@ -201,14 +200,14 @@ async def read_history(db: Db, spec: PlanSpec) -> SamplingHistory:
 
 
 async def read_higher_plans(db: Db, spec: PlanSpec) -> list[HigherPlanSample]:
-    """The product codes stored plans of the same period sample (`plans` and `plan_samples`, written by the plan
+    """The product codes stored plans of the same year sample (the draw keeps those of overlapping periods) (`plans` and `plan_samples`, written by the plan
     workflow): none while those tables do not exist."""
     if not await db.fetchval("SELECT to_regclass('plan_samples') IS NOT NULL AND to_regclass('plans') IS NOT NULL"):
         return []
     rows = await db.fetch(
         "SELECT DISTINCT p.plan_id, p.period, p.level, p.region, ps.product_code FROM plan_samples ps "
-        "JOIN plans p USING (plan_id) WHERE p.period = $1 AND p.plan_id <> $2 AND ps.cancelled_at IS NULL",
-        spec.period, spec.plan_id)
+        "JOIN plans p USING (plan_id) WHERE left(p.period, 4) = $1 AND p.plan_id <> $2 AND ps.cancelled_at IS NULL",
+        spec.period[:4], spec.plan_id)
     return [HigherPlanSample.model_validate(dict(r)) for r in rows]
 
 
@@ -223,35 +222,17 @@ async def draw_from_db(db: Db, spec: PlanSpec, policy: DrawPolicy | None = None)
         await read_signals(db, policy), await read_history(db, spec), await read_higher_plans(db, spec), policy)
 
 
-# The worker's pool, set when the worker builds PlanDrawing (activities/registry.py): `load_and_draw(spec)` of
-# another activity (the plan workflow's) then reads through it.
-_worker_pool: asyncpg.Pool | None = None
-
-
 async def load_and_draw(spec: PlanSpec, db: Db | None = None) -> PlanDraw:
-    """The plan's draw from PostgreSQL: through `db`, else the worker's pool, else DATABASE_URL."""
-    through = db if db is not None else _worker_pool
-    if through is not None:
-        return await draw_from_db(through, spec)
+    """The plan's draw from PostgreSQL, through `db` (the calling activity's pool), else DATABASE_URL. Not an
+    activity itself: a big plan's draw exceeds a Temporal payload (2 MB), so the plan workflow's own activity
+    calls this and stores the draw."""
+    if db is not None:
+        return await draw_from_db(db, spec)
     dsn = os.environ.get("DATABASE_URL")
     if not dsn:
         raise RuntimeError("DATABASE_URL is not set: the plan's draw reads the pool and the frame from PostgreSQL")
-    conn = await asyncpg.connect(dsn)
+    pool = await create_pool(dsn, min_size=1, max_size=1)
     try:
-        return await draw_from_db(conn, spec)
+        return await draw_from_db(pool, spec)
     finally:
-        await conn.close()
-
-
-class PlanDrawing:
-    """Registered by the worker as `PlanDrawing(pool)`. A big plan's draw exceeds a Temporal payload (2 MB): the
-    plan workflow's own activity calls `load_and_draw(spec)` and stores the draw; this activity suits a draft."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        global _worker_pool
-        self.pool = pool
-        _worker_pool = pool
-
-    @activity.defn(name="plan_load_and_draw")
-    async def load_and_draw(self, spec: PlanSpec) -> PlanDraw:
-        return await draw_from_db(self.pool, spec)
+        await pool.close()

@@ -39,7 +39,14 @@ def _lines(text: str) -> Iterator[str]:
 def parse_csv(text: str, model: type[M], *, where: str, key: Callable[[M], Any] | None = None) -> list[M]:
     """Every data row of `text` as a `model`; `CsvRefused` naming each bad line and field. With `key`, two rows
     with the same key are refused too (the second names the first's line)."""
-    csv.field_size_limit(MAX_CELL)
+    limit = csv.field_size_limit(MAX_CELL)  # the module's one setting: put back when done
+    try:
+        return _parse(text, model, where, key)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _parse(text: str, model: type[M], where: str, key: Callable[[M], Any] | None) -> list[M]:
     reader = csv.reader(_lines(text))
     problems: list[str] = []
     header: list[str] | None = None

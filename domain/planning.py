@@ -1,15 +1,16 @@
 """The plan draw (抽查计划抽样): which products, and who, a plan samples — pure and reproducible from the plan's seed.
 
 1. Products. The plan's scope is the product cycle pool (or the codes a campaign names), less every code a
-   higher-level plan of the same period already samples in an overlapping area (产品质量法 Art. 15 ¶2:
+   higher-level plan of an overlapping period already samples in an overlapping area (产品质量法 Art. 15 ¶2:
    上级监督抽查的产品，下级不得另行重复抽查), less codes with nobody to sample. Codes due in the period (never
    sampled in the area, or their cycle ends by the period's end) come first, the most overdue first; the rest
-   of the budget goes to other codes and extra batches in proportion to 1 + the code's risk score.
-2. Who. Each batch is drawn from the frame with weight (1 + the enterprise's risk score) × ½ for an
-   enterprise with a clean record (no fail for `clean_record` months of the rule pack: task 4) × 2 for a
-   key-list shop (task 11) or a listed sampling target (task 6) — the factors are local policy
-   (`planning/policy.toml`) — times how far each of its strata (Zhejiang-made, online, price band, size) is
-   below its target share so far, so the drawn strata follow the targets (task 1).
+   of the budget goes to other codes and extra batches in proportion to 1 + the code's risk score, no code
+   taking more than `max_code_share` of the plan while others can take the batches.
+2. Who. Each batch goes to the stratum cell (Zhejiang-made or not, online or offline, price band, enterprise
+   size: task 1) furthest below its target shares so far, so the drawn strata follow the targets; inside the
+   cell a candidate is drawn with weight (1 + the enterprise's risk score) × ½ for an enterprise with a clean
+   record (no fail for `clean_record` months of the rule pack: task 4) × 2 for a key-list shop (task 11) or a
+   listed sampling target (task 6). The factors and targets are local policy (`planning/policy.toml`).
 3. Linked plans (省市县联动, task 14): the province samples circulation, the city and county production.
 
 Every drawn sample says why it was chosen; every code left out says why."""
@@ -17,6 +18,7 @@ Every drawn sample says why it was chosen; every code left out says why."""
 from __future__ import annotations
 
 import calendar
+import math
 import random
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -42,9 +44,8 @@ from domain.plans import (
 from domain.pool import PoolEntry, Sampled, add_months, due_by, regions_overlap, sampled_in_area
 from domain.risk import RiskScores, RiskSignal, risk_scores
 
-# A stratum value already at its target share keeps this much weight, so a frame that cannot meet a target
-# still fills the budget.
-_AT_TARGET = 0.02
+# Cells whose shortfalls differ by less than this are equally short.
+_TIE = 1e-9
 _LEVEL_NAMES = {OrganiserLevel.PROVINCE: "省级", OrganiserLevel.CITY: "市级", OrganiserLevel.COUNTY: "县级"}
 _STRATUM_NAMES = {
     "zhejiang": "浙产", "other": "外产", "online": "线上", "offline": "线下",
@@ -52,6 +53,9 @@ _STRATUM_NAMES = {
     "large": "大型企业", "medium": "中型企业", "small": "小型企业", "micro": "微型企业",
 }
 SAMPLE_NO_DIGITS = 5
+# sampling_targets sources (activities/registers.py) as a reason names them.
+_TARGET_SOURCES = {"post_licence_problem": "证后检查问题企业", "evaluative_linked": "评价性抽查问题产品联动抽查",
+                   "key_list_shop": "重点抽查名单网店"}
 
 
 class _Strict(BaseModel):
@@ -69,6 +73,8 @@ class DrawPolicy(_Strict):
     target_list_factor: float = Field(ge=1, le=100, description="weight of an enterprise on the target list")
     fail_weight: float = Field(gt=0, le=100, description="a past fail as a risk signal")
     lead_weight: float = Field(gt=0, le=100, description="a lead found by a sample as a risk signal")
+    max_code_share: float = Field(gt=0, le=1, description="most of a plan's batches one code may take (unless "
+                                  "the plan has too few codes to fill its budget otherwise)")
     strata: dict[str, dict[str, float]] = Field(description="dimension → value → target share")
 
     @model_validator(mode="after")
@@ -143,10 +149,13 @@ def allowed_channels(spec: PlanSpec) -> frozenset[Channel]:
 
 
 def higher_plan_codes(spec: PlanSpec, higher: Sequence[HigherPlanSample]) -> dict[str, HigherPlanSample]:
-    """Codes a plan of a higher level, of the same period, in an overlapping area already samples."""
+    """Codes a plan of a higher level, of an overlapping period (the province's 2026 holds the county's 2026Q4),
+    in an overlapping area already samples."""
     out: dict[str, HigherPlanSample] = {}
+    start, end = period_bounds(spec.period)
     for h in sorted(higher, key=lambda h: (h.level.rank, h.plan_id)):
-        if (h.period == spec.period and h.level.rank < spec.level.rank and h.plan_id != spec.plan_id
+        h_start, h_end = period_bounds(h.period)
+        if (h_start <= end and start <= h_end and h.level.rank < spec.level.rank and h.plan_id != spec.plan_id
                 and regions_overlap(h.region, spec.region)):
             out.setdefault(h.product_code, h)
     return out
@@ -193,7 +202,8 @@ def _weigh(c: Candidate, scores: RiskScores, history: SamplingHistory, policy: D
         reasons.append(f"列入重点抽查名单的网店（连续多年不合格，×{policy.key_list_factor:g}）")
     if c.credit_code in history.targets:
         weight *= policy.target_list_factor
-        reasons.append(f"列入抽查对象清单（{'、'.join(sorted(history.targets[c.credit_code]))}，"
+        sources = sorted(_TARGET_SOURCES.get(t, t) for t in history.targets[c.credit_code])
+        reasons.append(f"列入抽查对象清单（{'、'.join(sources)}，"
                        f"×{policy.target_list_factor:g}）")
     follows = history.failed_samples.get(c.credit_code)
     if follows:
@@ -226,9 +236,10 @@ def _targets(policy: DrawPolicy, available: Sequence[_Weighed]) -> dict[str, dic
 
 
 def _allocate(spec: PlanSpec, codes: Sequence[str], due: Mapping[str, tuple[bool, date | None]],
-              capacity: Mapping[str, int], scores: RiskScores, rng: random.Random) -> dict[str, int]:
+              capacity: Mapping[str, int], cap: int, scores: RiskScores, rng: random.Random) -> dict[str, int]:
     """Batches per code: due codes first (never sampled, then the earliest due), then other codes and extra
-    batches in proportion to 1 + risk, never more than a code's frame holds."""
+    batches in proportion to 1 + risk, never more than a code's frame holds nor `cap` (so that one risky code
+    does not take the plan) while other codes can take them."""
     tiebreak = {c: rng.random() for c in codes}
     due_codes = sorted((c for c in codes if due[c][0]),
                        key=lambda c: (due[c][1] is not None, due[c][1] or date.min, -scores.code(c), tiebreak[c]))
@@ -237,15 +248,16 @@ def _allocate(spec: PlanSpec, codes: Sequence[str], due: Mapping[str, tuple[bool
     while len(quota) < spec.budget_batches and others:
         i = _weighted_pick(rng, [1.0 + scores.code(c) for c in others])
         quota[others.pop(i)] = 1
-    open_codes = sorted(c for c in quota if capacity[c] > quota[c])
     left = spec.budget_batches - len(quota)
-    while left > 0 and open_codes:
-        i = _weighted_pick(rng, [1.0 + scores.code(c) for c in open_codes])
-        code = open_codes[i]
-        quota[code] += 1
-        left -= 1
-        if quota[code] >= capacity[code]:
-            open_codes.pop(i)
+    for limit in ({c: min(capacity[c], cap) for c in quota}, capacity):  # the cap, then what the frame holds
+        open_codes = sorted(c for c in quota if limit[c] > quota[c])
+        while left > 0 and open_codes:
+            i = _weighted_pick(rng, [1.0 + scores.code(c) for c in open_codes])
+            code = open_codes[i]
+            quota[code] += 1
+            left -= 1
+            if quota[code] >= limit[code]:
+                open_codes.pop(i)
     return quota
 
 
@@ -279,7 +291,7 @@ def draw_plan(spec: PlanSpec, pool: Sequence[PoolEntry], frame: Sequence[Candida
     for code in [c for c in scope if c in higher]:
         h = higher[code]
         excluded.append(Exclusion(product_code=code, reason=(
-            f"已列入同期（{spec.period}）{_LEVEL_NAMES[h.level]}计划 {h.plan_id}（{h.region}）："
+            f"已列入同期（{h.period}）{_LEVEL_NAMES[h.level]}计划 {h.plan_id}（{h.region}）："
             "产品质量法第十五条第二款，上级监督抽查的产品，下级不得另行重复抽查")))
     scope = [c for c in scope if c not in higher]
 
@@ -288,15 +300,23 @@ def draw_plan(spec: PlanSpec, pool: Sequence[PoolEntry], frame: Sequence[Candida
     channels = allowed_channels(spec)
     area = area_prefix(spec.region)
     by_code: dict[str, list[_Weighed]] = defaultdict(list)
+    # Why a code has nobody to sample: the first test its candidates fail, the furthest any got.
+    furthest: dict[str, int] = {}
+    tests = (lambda c: c.region.startswith(area), lambda c: c.channel in channels,
+             lambda c: not spec.follow_up_of or c.credit_code in history.failed_samples)
     in_scope = set(scope)
     for c in sorted(frame, key=lambda c: c.candidate_id):
-        if c.product_code not in in_scope or c.channel not in channels or not c.region.startswith(area):
+        if c.product_code not in in_scope:
             continue
-        if spec.follow_up_of and c.credit_code not in history.failed_samples:
-            continue
-        by_code[c.product_code].append(_weigh(c, scores, history, policy, start, key_shops))
+        passed = next((i for i, test in enumerate(tests) if not test(c)), len(tests))
+        furthest[c.product_code] = max(furthest.get(c.product_code, 0), passed)
+        if passed == len(tests):
+            by_code[c.product_code].append(_weigh(c, scores, history, policy, start, key_shops))
+    why = (f"抽样框中本地区（{spec.region}）无该产品",
+           "省市县联动：本地区无" + ("流通端" if spec.level is OrganiserLevel.PROVINCE else "生产端") + "的可抽对象",
+           f"跟踪抽查：计划 {spec.follow_up_of} 的不合格企业不在抽样框中")
     for code in [c for c in scope if not by_code.get(c)]:
-        excluded.append(Exclusion(product_code=code, reason="抽样框中本地区无可抽对象（渠道、地区或跟踪对象不符）"))
+        excluded.append(Exclusion(product_code=code, reason=why[furthest.get(code, 0)]))
     codes = [c for c in scope if by_code.get(c)]
 
     sampled = sampled_in_area(history.sampled, spec.region)
@@ -305,7 +325,8 @@ def draw_plan(spec: PlanSpec, pool: Sequence[PoolEntry], frame: Sequence[Candida
         last = sampled.get(code, (None, 0))[0]
         by = due_by(last, entries[code].cycle_months) if last else None
         due[code] = (by is None or by <= end, by)
-    quota = _allocate(spec, codes, due, {c: len(by_code[c]) for c in codes}, scores, rng)
+    cap = max(math.ceil(policy.max_code_share * spec.budget_batches), math.ceil(spec.budget_batches / max(len(codes), 1)))
+    quota = _allocate(spec, codes, due, {c: len(by_code[c]) for c in codes}, cap, scores, rng)
 
     available = [w for c in sorted(quota) for w in by_code[c]]
     targets = _targets(policy, available)
@@ -317,37 +338,49 @@ def draw_plan(spec: PlanSpec, pool: Sequence[PoolEntry], frame: Sequence[Candida
 def _draw_candidates(spec: PlanSpec, quota: dict[str, int], by_code: Mapping[str, list[_Weighed]],
                      targets: Mapping[str, Mapping[str, float]], rng: random.Random,
                      code_reason: Callable[[str], str], scores: RiskScores) -> list[DrawnSample]:
-    """Batch after batch: a stratum cell chosen by its candidates' weights times how far each of its values
-    is below target, then a candidate of that cell by weight, among codes with batches left."""
+    """Batch after batch, among the codes with batches left: the stratum cell (a value of each dimension) whose
+    values are furthest below their target counts so far (ties by the cells' weights), then a candidate of that
+    cell by weight. Like the largest-remainder method, each dimension's counts stay within about one batch of
+    target × batches wherever the frame has the cells."""
     left = dict(quota)
-    cells: dict[tuple[str, ...], list[_Weighed]] = defaultdict(list)
+    cells: dict[tuple[str, ...], dict[str, list[_Weighed]]] = defaultdict(lambda: defaultdict(list))
+    # Per cell, and per code and cell: the weight and number of candidates still drawable (a code whose batches
+    # are all drawn stays in the cells, and counts no more).
+    weight_of: dict[tuple[str, ...], float] = defaultdict(float)
+    live: dict[tuple[str, ...], int] = defaultdict(int)
+    of_code: dict[str, dict[tuple[str, ...], list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0]))
     for code in sorted(quota):
         for w in by_code[code]:
-            cells[w.key].append(w)
+            cells[w.key][code].append(w)
+            weight_of[w.key] += w.weight
+            live[w.key] += 1
+            of_code[code][w.key][0] += w.weight
+            of_code[code][w.key][1] += 1
     counts: dict[str, dict[str, int]] = {d: defaultdict(int) for d in STRATA}
     agencies: list[InspectionAgency] = spec.inspection_agencies
     samples: list[DrawnSample] = []
-    total = sum(quota.values())
     reasons_by_code: dict[str, str] = {}
-    for k in range(total):
-        keys = sorted(key for key, ws in cells.items() if ws)
-        weights = []
-        for key in keys:
-            factor = 1.0
-            for d_index, d in enumerate(STRATA):
-                share = targets[d].get(key[d_index], 0.0)
-                factor *= max(share * (k + 1) - counts[d][key[d_index]], 0.0) + _AT_TARGET
-            weights.append(factor * sum(w.weight for w in cells[key]))
-        key = keys[_weighted_pick(rng, weights)]
-        members = cells[key]
+    for k in range(sum(quota.values())):
+        below = [{v: share * (k + 1) - counts[d][v] for v, share in targets[d].items()} for d in STRATA]
+        short = {key: sum(below[i].get(value, 0.0) for i, value in enumerate(key)) for key, n in live.items() if n}
+        most = max(short.values())
+        keys = sorted(key for key, value in short.items() if value >= most - _TIE)
+        key = keys[_weighted_pick(rng, [max(weight_of[key], 0.0) for key in keys])]
+        codes = [c for c in cells[key] if left[c] and of_code[c][key][1]]
+        code = codes[_weighted_pick(rng, [max(of_code[c][key][0], 0.0) for c in codes])]
+        members = cells[key][code]
         chosen = members.pop(_weighted_pick(rng, [w.weight for w in members]))
-        code = chosen.candidate.product_code
+        weight_of[key] -= chosen.weight
+        live[key] -= 1
+        of_code[code][key][0] -= chosen.weight
+        of_code[code][key][1] -= 1
         left[code] -= 1
         if left[code] == 0:
-            for cell_key in {w.key for w in by_code[code]}:
-                cells[cell_key] = [w for w in cells[cell_key] if w.candidate.product_code != code]
-        for d_index, d in enumerate(STRATA):
-            counts[d][key[d_index]] += 1
+            for cell_key, (weight, n) in of_code[code].items():
+                weight_of[cell_key] -= weight
+                live[cell_key] -= int(n)
+        for i, d in enumerate(STRATA):
+            counts[d][key[i]] += 1
         samples.append(_drawn(spec, len(samples) + 1, chosen, agencies,
                               reasons_by_code.setdefault(code, code_reason(code)), scores))
     return samples

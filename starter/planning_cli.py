@@ -4,7 +4,9 @@ shown before anything starts (issue 12). Against DATABASE_URL; tables and progre
     spotcheck pool import planning/pool.csv          # the product cycle pool (re-import: only changes)
     spotcheck pool list --region 330106 --overdue    # codes past their cycle in that area
     spotcheck pool show 08.01.01
+    spotcheck pool set 08.01.01 --cycle-months 6      # edit one code (the fields given)
     spotcheck signals import planning/demo-signals.csv
+    spotcheck signals scores --region 330100          # the riskiest codes and enterprises, decayed to today
     spotcheck frame import planning/demo-frame.csv
     spotcheck plan draft examples/plans/2026Q4-province-linked.json [--json]"""
 
@@ -22,9 +24,6 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from domain.bounds import error_lines, within
 from domain.models import REGION_PATTERN
@@ -35,8 +34,22 @@ _CHINA = ZoneInfo("Asia/Shanghai")
 T = TypeVar("T")
 
 
-def _console() -> Console:
+# rich is imported where it is used: the other commands of `spotcheck` do not wait for it.
+
+
+def _console() -> Any:
+    from rich.console import Console
+
     return Console(highlight=False, soft_wrap=False)
+
+
+def _table(title: str, *columns: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
 
 
 def _read_text(path: str, what: str) -> str:
@@ -84,6 +97,9 @@ async def _import(args: argparse.Namespace) -> int:
 async def _with_progress(description: str, total: int | None,
                          work: Callable[[Any, Callable[[int], None]], Awaitable[T]]) -> T | None:
     """`work(db, advance)` on the database under a progress bar (on a terminal); None without DATABASE_URL."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     db = await _database()
     if db is None:
         return None
@@ -118,15 +134,54 @@ async def _pool_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([s.model_dump(mode="json") for s in status], ensure_ascii=False, indent=2))
         return EXIT_OK
-    table = Table(title=f"产品循环池 · {args.region} · {on}（{sum(s.overdue for s in status)} 个超期）")
-    for column in ("代码", "产品", "类别", "周期(月)", "上次抽查", "次数", "应抽日期", ""):
-        table.add_column(column)
+    table = _table(f"产品循环池 · {args.region} · {on}（{sum(s.overdue for s in status)} 个超期）",
+                   "代码", "产品", "类别", "周期(月)", "上次抽查", "次数", "应抽日期", "")
     for s in status:
         table.add_row(s.entry.product_code, s.entry.name, s.entry.category, str(s.entry.cycle_months),
                       str(s.last_sampled_on or "—"), str(s.count), str(s.due_by or "现在"),
-                      "[red]超期[/red]" if s.overdue else "")
+                      _overdue_mark(s))
     _console().print(table)
     return EXIT_OK
+
+
+async def _signal_scores(args: argparse.Namespace) -> int:
+    """The highest risk scores of product codes and enterprises in the area, decayed to the day."""
+    from activities.planning import load_policy, read_pool, read_signals
+    from domain.risk import risk_scores
+
+    on = args.at or _today()
+    policy = load_policy(on)
+    db = await _database()
+    if db is None:
+        return EXIT_USAGE
+    try:
+        names = {e.product_code: e.name for e in await read_pool(db)}
+        scores = risk_scores(await read_signals(db, policy), on, policy.half_life_days, args.region)
+    finally:
+        await db.close()
+    top = {what: sorted(by.items(), key=lambda kv: (-kv[1], kv[0]))[: args.limit]
+           for what, by in (("codes", scores.by_code), ("enterprises", scores.by_enterprise))}
+    if args.json:
+        print(json.dumps({"region": args.region, "on": on.isoformat(), "half_life_days": policy.half_life_days,
+                          **{what: [{"key": k, "score": round(v, 4)} for k, v in rows] for what, rows in top.items()}},
+                         ensure_ascii=False, indent=2))
+        return EXIT_OK
+    console = _console()
+    for what, rows in top.items():
+        code = what == "codes"
+        table = _table(f"{'产品' if code else '企业'}风险分 · {args.region} · {on}（半衰期 {policy.half_life_days:g} 天）",
+                       "代码" if code else "统一社会信用代码", "风险分", "来源")
+        for key, value in rows:
+            label = f"{key} {names.get(key, '')}" if code else key
+            table.add_row(label, f"{value:.2f}", scores.explain_code(key) if code else scores.explain_enterprise(key))
+        console.print(table)
+    return EXIT_OK
+
+
+def _overdue_mark(status: Any) -> str:
+    if not status.overdue:
+        return ""
+    return "[red]超期[/red]" if status.due_by else "[yellow]从未抽查[/yellow]"
 
 
 async def _pool_show(args: argparse.Namespace) -> int:
@@ -168,11 +223,43 @@ async def _pool_show(args: argparse.Namespace) -> int:
     console.print(f"标准：{'；'.join(entry.standards) or '—'}    周期：{entry.cycle_months} 个月"
                   + (f"    备注：{entry.note}" if entry.note else ""))
     console.print(f"{args.region}：上次抽查 {status.last_sampled_on or '从未'}，共 {status.count} 次，"
-                  f"应抽日期 {status.due_by or '现在'}" + ("  [red]超期[/red]" if status.overdue else ""))
+                  f"应抽日期 {status.due_by or '现在'}  " + _overdue_mark(status))
+    for region, seen in sorted(shown["sampled_by_region"].items()):
+        console.print(f"  {region}：上次抽查 {seen['last_sampled_on']}，{seen['count']} 次")
     console.print(f"风险分 {shown['risk_score']}（{scores.explain_code(entry.product_code) or '无信号'}，"
                   f"半衰期 {policy.half_life_days:g} 天）")
     console.print(f"抽样框：{sum(shown['frame'].values())} 个对象 " +
                   "，".join(f"{k} {v}" for k, v in sorted(shown["frame"].items())))
+    return EXIT_OK
+
+
+async def _pool_set(args: argparse.Namespace) -> int:
+    """Edit one code of the pool (the fields given), validated as a row of the pool's CSV."""
+    from activities.planning import POOL, import_rows, read_pool
+    from domain.pool import PoolEntry
+
+    changes = {k: v for k, v in (("name", args.name), ("category", args.category), ("standards", args.standards),
+                                 ("cycle_months", args.cycle_months), ("note", args.note)) if v is not None}
+    db = await _database()
+    if db is None:
+        return EXIT_USAGE
+    try:
+        entry = next((e for e in await read_pool(db) if e.product_code == args.code), None)
+        if entry is None and not {"name", "category", "cycle_months"} <= changes.keys():
+            print("error: code: not in the pool; a new code needs --name, --category and --cycle-months",
+                  file=sys.stderr)
+            return EXIT_REJECTED
+        try:
+            edited = PoolEntry.model_validate({**(entry.model_dump() if entry else {"product_code": args.code}),
+                                               **changes})
+        except ValidationError as err:
+            print("error: " + "; ".join(within(error_lines(err))), file=sys.stderr)
+            return EXIT_REJECTED
+        done = await import_rows(db, POOL, [edited])
+    finally:
+        await db.close()
+    print(f"{edited.product_code} {edited.name}: " + ("added" if done.inserted else "changed" if done.updated
+                                                      else "unchanged"))
     return EXIT_OK
 
 
@@ -193,10 +280,9 @@ async def _plan_draft(args: argparse.Namespace) -> int:
         print(draw.model_dump_json(indent=2))
         return EXIT_OK
     console = _console()
-    table = Table(title=f"{spec.name}（{spec.plan_id}，{spec.period}，{len(draw.samples)}/{spec.budget_batches} 批次，"
-                  f"seed {spec.seed}）", show_lines=True)
-    for column in ("#", "抽样单编号", "产品", "被抽样单位", "渠道", "分层", "风险分", "抽取理由"):
-        table.add_column(column)
+    table = _table(f"{spec.name}（{spec.plan_id}，{spec.period}，{len(draw.samples)}/{spec.budget_batches} 批次，"
+                   f"seed {spec.seed}）", "#", "抽样单编号", "产品", "被抽样单位", "渠道", "分层", "风险分", "抽取理由")
+    table.show_lines = True
     for s in draw.samples[: args.limit]:
         o = s.order
         place = o.platform.shop_name if o.platform else o.sampled_party.name
@@ -208,19 +294,18 @@ async def _plan_draft(args: argparse.Namespace) -> int:
         console.print(f"… and {len(draw.samples) - args.limit} more (--limit, or --json for all)")
     console.print(_strata_table(draw.samples))
     if draw.excluded:
-        out = Table(title=f"未抽（{len(draw.excluded)}）")
-        out.add_column("代码")
-        out.add_column("理由")
+        out = _table(f"未抽（{len(draw.excluded)} 个产品）", "理由", "代码")
+        by_reason: dict[str, list[str]] = {}
         for e in draw.excluded:
-            out.add_row(e.product_code, e.reason)
+            by_reason.setdefault(e.reason, []).append(e.product_code)
+        for reason, codes in by_reason.items():
+            out.add_row(reason, " ".join(codes))
         console.print(out)
     return EXIT_OK
 
 
-def _strata_table(samples: list[Any]) -> Table:
-    table = Table(title="分层构成")
-    table.add_column("维度")
-    table.add_column("构成")
+def _strata_table(samples: list[Any]) -> Any:
+    table = _table("分层构成", "维度", "构成")
     dimensions: dict[str, Counter[str]] = {}
     for s in samples:
         for d, v in s.stratum.items():
@@ -251,9 +336,15 @@ def _subcommands(parser: argparse.ArgumentParser, dest: str) -> Any:
     return parser.add_subparsers(dest=dest, required=True)
 
 
+def _area_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--region", type=_region, default="330000", help="the area (GB/T 2260; default %(default)s)")
+    cmd.add_argument("--at", type=_iso_date, metavar="DATE", help="YYYY-MM-DD (default: today, China time)")
+    cmd.add_argument("--json", action="store_true")
+
+
 def add_commands(sub: Any) -> None:
     """Register pool, signals, frame and `plan draft` on the `spotcheck` parser's subcommands."""
-    pool = sub.add_parser("pool", help="the product cycle pool (产品循环池): import, list (overdue codes), show")
+    pool = sub.add_parser("pool", help="the product cycle pool (产品循环池): import, set, list (overdue codes), show")
     pool_sub = pool.add_subparsers(dest="pool_command", required=True)
     for name, help_text in (("pool", "import or update the pool from CSV (see planning/pool.csv)"),
                             ("signals", "import risk signals from CSV (see planning/demo-signals.csv)"),
@@ -263,6 +354,19 @@ def add_commands(sub: Any) -> None:
         imp = parent.add_parser("import", help=help_text)
         imp.add_argument("file", help="CSV file (UTF-8, a header row; # lines are comments), or - for stdin")
         imp.set_defaults(func=_import, kind=name)
+    top = _subcommands(sub.choices["signals"], "signals_command").add_parser(
+        "scores", help="the highest risk scores of codes and enterprises in an area, decayed to the day")
+    top.add_argument("--limit", type=int, default=20, help="rows of each table (default %(default)s)")
+    _area_options(top)
+    top.set_defaults(func=_signal_scores)
+    edit = pool_sub.add_parser("set", help="add or change one code (only the fields given)")
+    edit.add_argument("code")
+    edit.add_argument("--name")
+    edit.add_argument("--category")
+    edit.add_argument("--standards", help="semicolon-separated, e.g. 'GB 4706.1;GB 4706.19'")
+    edit.add_argument("--cycle-months", dest="cycle_months", type=int)
+    edit.add_argument("--note")
+    edit.set_defaults(func=_pool_set)
     for name, func in (("list", _pool_list), ("show", _pool_show)):
         cmd = pool_sub.add_parser(name, help="every code, its last sampling in the region and whether overdue"
                                   if name == "list" else "one code: cycle, standards, sampling, risk, frame")
@@ -270,9 +374,7 @@ def add_commands(sub: Any) -> None:
             cmd.add_argument("code")
         else:
             cmd.add_argument("--overdue", action="store_true", help="only codes past their cycle")
-        cmd.add_argument("--region", type=_region, default="330000", help="the area (GB/T 2260; default %(default)s)")
-        cmd.add_argument("--at", type=_iso_date, metavar="DATE", help="YYYY-MM-DD (default: today, China time)")
-        cmd.add_argument("--json", action="store_true")
+        _area_options(cmd)
         cmd.set_defaults(func=func)
     plan = sub.choices.get("plan") or sub.add_parser("plan", help="sampling plans")
     draft = _subcommands(plan, "plan_command").add_parser(

@@ -63,7 +63,6 @@ from domain.plan_run import (
     PlanProgress,
     StartBatch,
 )
-from domain.plans import PlanDraw, PlanSpec
 from domain.product_case import ProductKey
 
 __all__ = ["PURE", "RecordCalls", "Store", "StoreProductCases", "mock_activities"]
@@ -359,10 +358,6 @@ class NoPlans:
 
     @activity.defn(name="plan_draw")
     async def plan_draw(self, plan: PlanInput) -> DrawCounts:
-        raise self._refuse()
-
-    @activity.defn(name="plan_load_and_draw")
-    async def plan_load_and_draw(self, spec: PlanSpec) -> PlanDraw:
         raise self._refuse()
 
     @activity.defn(name="plan_start_batch")

@@ -167,9 +167,11 @@ def test_the_dockerfile_installs_the_wheel_the_tests_build(wheel: Path) -> None:
 
 
 def test_the_wheel_carries_what_the_code_finds_beside_it(wheel: Path) -> None:
-    """Migrations, rule packs, notice templates and holiday years: an installed wheel runs as the work tree."""
+    """Migrations, rule packs, notice templates, holiday years and the planning data: an installed wheel runs as
+    the work tree."""
     names = set(zipfile.ZipFile(wheel).namelist())
-    for folder, pattern in (("migrations", "*.sql"), ("rules", "*.toml"), ("templates", "*.j2"), ("calendar", "*.toml")):
+    for folder, pattern in (("migrations", "*.sql"), ("rules", "*.toml"), ("templates", "*.j2"), ("calendar", "*.toml"),
+                            ("planning", "*.csv"), ("planning", "*.toml")):
         files = {f"{folder}/{p.name}" for p in (ROOT / folder).glob(pattern)}
         assert files and files <= names, f"{folder} missing from the wheel"
     assert {"starter/gateway/app.py", "settings.py", "monitoring.py", "worker.py"} <= names

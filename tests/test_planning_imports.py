@@ -14,6 +14,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from activities import planning
 from activities.planning import FRAME, POOL, SIGNALS, import_rows, load_and_draw, read_signals
@@ -103,6 +105,20 @@ async def test_a_bad_row_refuses_the_file_naming_line_and_field_never_the_value(
     assert await pool.fetchval(f"SELECT count(*) FROM {table.name}") == before
 
 
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=400) | st.lists(st.sampled_from(
+    ["product_code", "name", "category", "cycle_months", ",", "\n", '"', "#", "01.01.01", "12", "\x00", "\ud800",
+     "x" * 5000, "水壶"]), max_size=40).map("".join))
+def test_any_text_is_rows_or_a_refusal_that_never_quotes_it(text: str) -> None:
+    try:
+        rows = POOL.parse(text, "fuzz.csv")
+    except CsvRefused as refused:
+        assert refused.problems and all(p.startswith("line ") for p in refused.problems)
+        assert all(len(p) <= 300 and "xxxxxxxxxx" not in p and "\x00" not in p for p in refused.problems)
+    else:
+        assert all(r.cycle_months >= 1 for r in rows)
+
+
 async def _province_plan(db: asyncpg.Pool, plan_id: str, period: str, code: str) -> None:
     """A stored province plan sampling `code`: the plan workflow's tables (migration 016, created here when this
     branch runs without it, with the columns the draw reads)."""
@@ -135,7 +151,9 @@ async def _sample(db: asyncpg.Pool, code: str, credit: str, on: date, region: st
     return no
 
 
-async def test_the_draw_reads_history_fails_key_list_shops_and_higher_plans(pool: asyncpg.Pool) -> None:
+async def test_the_draw_reads_history_fails_key_list_shops_and_higher_plans(
+    pool: asyncpg.Pool, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kept, in_province_plan, overdue = _codes()
     await _import(pool, POOL, "product_code,name,category,cycle_months\n" + "\n".join(
         f"{c},产品{i},测试类,12" for i, c in enumerate((kept, in_province_plan, overdue))) + "\n")
@@ -157,6 +175,9 @@ async def test_the_draw_reads_history_fails_key_list_shops_and_higher_plans(pool
     await _sample(pool, overdue, clean, date(year - 2, 1, 1))  # cycle 12 months: overdue by the period
     await pool.execute("INSERT INTO key_list_shops (platform, shop_key, shop_name, years, listed_at) VALUES "
                        "('某电商平台A', $1, '示例店', '{2024,2025}', now()) ON CONFLICT DO NOTHING", f"S-{kept}")
+    for who, source in ((shop, "key_list_shop"), (failed, "post_licence_problem")):
+        await pool.execute("INSERT INTO sampling_targets (credit_code, source, sample_no, product_code, region, "
+                           "added_at) VALUES ($1, $2, $3, $4, '330106', now())", who, source, failed_sample, kept)
 
     spec = PlanSpec(plan_id=f"XH-{uuid.uuid4().hex[:8]}", name="西湖区联动抽查", period=period, level="county",
                     region="330106", task_type="routine", budget_batches=6, seed=1,
@@ -173,11 +194,14 @@ async def test_the_draw_reads_history_fails_key_list_shops_and_higher_plans(pool
     assert not any("无不合格记录" in r for r in by_party[(kept, failed)].reasons)
     assert any("企业风险分" in r and "抽查不合格" in r for r in by_party[(kept, failed)].reasons)
     assert any("重点抽查名单" in r for r in by_party[(kept, shop)].reasons)
+    assert not any("抽查对象清单" in r for r in by_party[(kept, shop)].reasons)  # weighed once, as a key-list shop
+    assert any("抽查对象清单（证后检查问题企业" in r for r in by_party[(kept, failed)].reasons)
     assert any("应再抽" in r for r in by_party[(overdue, clean)].reasons)
     fails = [s for s in await read_signals(pool, planning.load_policy(date(year, 10, 1)))
              if s.source is SignalSource.SPOT_CHECK_FAIL and s.credit_code == failed]
     assert [(f.product_code, f.observed_on) for f in fails] == [(kept, date(year - 1, 4, 1))]
-    assert await load_and_draw(spec, pool) == draw  # read again, drawn again: the same
+    monkeypatch.setenv("DATABASE_URL", postgres_dsn)
+    assert await load_and_draw(spec) == draw  # read again (through DATABASE_URL), drawn again: the same
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
@@ -208,12 +232,32 @@ async def test_the_cli_imports_lists_overdue_codes_and_drafts_a_plan(
     code, _, err = await spotcheck("pool", "import", str(bad))
     assert code == 1 and "line 2: cycle_months:" in err and "999" not in err and "nothing was written" in err
 
+    code, out, _ = await spotcheck("pool", "set", "98.77.01", "--name", "测试产品", "--category", "测试",
+                                   "--cycle-months", "24")
+    assert code == 0 and "added" in out
+    code, out, _ = await spotcheck("pool", "set", "98.77.01", "--cycle-months", "6", "--standards", "GB 1;GB 2")
+    assert code == 0 and "changed" in out
+    code, out, _ = await spotcheck("pool", "show", "98.77.01", "--json")
+    assert json.loads(out)["entry"] | {"note": None} == {
+        "product_code": "98.77.01", "name": "测试产品", "category": "测试", "standards": ["GB 1", "GB 2"],
+        "cycle_months": 6, "note": None}
+    code, _, err = await spotcheck("pool", "set", "98.77.01", "--cycle-months", "0")
+    assert code == 1 and err.startswith("error: cycle_months:")
+    code, _, err = await spotcheck("pool", "set", "98.77.02", "--cycle-months", "6")
+    assert code == 1 and "a new code needs --name" in err
+
     code, out, _ = await spotcheck("pool", "list", "--region", "330106", "--overdue", "--json", "--at", "2026-10-01")
     overdue = json.loads(out)
     assert code == 0 and overdue and all(row["overdue"] for row in overdue)
     code, out, _ = await spotcheck("pool", "show", "08.01.01", "--region", "330000", "--json")
     shown = json.loads(out)
     assert code == 0 and shown["entry"]["name"] == "电动自行车" and sum(shown["frame"].values()) > 0
+
+    code, out, _ = await spotcheck("signals", "scores", "--region", "330100", "--limit", "5", "--json")
+    scores = json.loads(out)
+    assert code == 0 and len(scores["codes"]) == 5 and scores["half_life_days"] == planning.load_policy(
+        date.today()).half_life_days
+    assert [r["score"] for r in scores["codes"]] == sorted((r["score"] for r in scores["codes"]), reverse=True)
 
     code, out, err = await spotcheck("plan", "draft", str(ROOT / "examples" / "plans" / "2026Q4-province-linked.json"),
                                      "--json")
