@@ -225,11 +225,12 @@ async def test_a_200_sample_plan_runs_to_completion(
     progress by stratum is what the samples' records say."""
     client = dev_env.client
     draw, _ = fixed_draw(time_scale=1000.0)
-    spec = PlanSpec.model_validate(plan_spec(budget_batches=200, batch_size=50, start_rate_per_second=200.0,
+    # Batches of 5: 40 start activities, each at least 6 events, so the plan continues as new while it starts.
+    spec = PlanSpec.model_validate(plan_spec(budget_batches=200, batch_size=5, start_rate_per_second=200.0,
                                              time_scale=1000.0))
     plans = Plans(client, task_queue)
     async with plan_worker(client, pool, task_queue, draw) as spot:
-        # A short history per run: the plan continues as new on its way (about 250 events in all).
+        # A short history per run (200 events): the plan continues as new on its way.
         handle = await plans.start(PlanInput(spec=spec, options=PlanOptions(progress_every_seconds=2,
                                                                             continue_after_events=200)))
         pid = spec.plan_id
