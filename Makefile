@@ -40,7 +40,8 @@ histories: venv
 		tests/test_sample_lifecycle.py tests/test_bad_decisions.py tests/test_full_sample.py \
 		tests/test_branch_rectification.py \
 		tests/test_outbox_dispatcher.py \
-		tests/test_calendar_recompute.py::test_loading_a_year_moves_a_spring_festival_deadline
+		tests/test_calendar_recompute.py::test_loading_a_year_moves_a_spring_festival_deadline \
+		tests/test_plans.py::test_a_200_sample_plan_runs_to_completion
 
 # Issue 9's figures beside bare Temporal, written to bench/RESULTS.md (about 10 min on 2 cores);
 # BENCH_ARGS=--quick for tiny sizes (under 2 min), BENCH_ARGS="--open 100000" for the full open-sample count.

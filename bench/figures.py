@@ -22,9 +22,14 @@ from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.plans import PlanActivities
 from bench.baseline import BareWorkflow, EmptyWorkflow
 from bench.stack import Stack, WorkerProcess
+from domain.models import InspectionAgency, SampleOrder
+from domain.plan_run import PlanInput, PlanOptions
+from domain.plans import DrawnSample, OrganiserLevel, PlanDraw, PlanSpec, PlanTaskType
 from starter.client import SpotcheckClient
+from starter.plans import Plans
 from tests import factories as f
 
 POLLERS = 16  # workflows polled at once while waiting for many to park
@@ -347,6 +352,37 @@ async def empty_starts(side: BareSide, n: int) -> float:
     rate = n / (time.perf_counter() - t0)
     await bounded(n, START_WINDOW, lambda i: handles[i].result())
     return rate
+
+
+# --- a plan's starts (issue 12) -------------------------------------------------------------------------------
+
+
+async def plan_starts(side: SpotSide, store: PlanActivities, n: int) -> float:
+    """Samples started per second by one plan of n samples (PlanWorkflow at its highest rate and batch size):
+    from the plan's start until its progress query says every start was requested (asked every 100 ms). Its
+    draw is stored beforehand, untimed (the draw's cost is the planning's, not the starts'); afterwards the
+    driver waits, untimed, until every sample has written its first record, so the next trial starts on a
+    quiet worker."""
+    plan_id = f"BENCH-{uuid.uuid4().hex[:8]}"
+    spec = PlanSpec(plan_id=plan_id, name="bench", period="2030Q1", level=OrganiserLevel.PROVINCE, region="330000",
+                    task_type=PlanTaskType.ROUTINE, budget_batches=n, start_rate_per_second=10_000, batch_size=1000,
+                    inspection_agencies=[InspectionAgency(name="浙江省产品质量安全科学研究院", code="ZJPQ")])
+    orders = [SampleOrder.model_validate(f.order("offline_production", plan_id=plan_id)) for _ in range(n)]
+    await store.store_draw(PlanDraw(plan=spec, samples=[
+        DrawnSample(seq=i, order=o, stratum={"channel": o.channel.value}, risk_score=1.0, reasons=["bench"])
+        for i, o in enumerate(orders)]))
+    plans = Plans(side.spot.client, side.worker.task_queue)
+    t0 = time.perf_counter()
+    await plans.start(PlanInput(spec=spec, options=PlanOptions(progress_every_seconds=3600)))
+    while True:
+        if (await plans.progress(plan_id)).start_requested >= n:
+            break
+        await asyncio.sleep(0.1)
+    rate = n / (time.perf_counter() - t0)
+    while True:
+        if await store.pool.fetchval("SELECT count(*) FROM samples WHERE plan_id = $1", plan_id) >= n:
+            return rate
+        await asyncio.sleep(0.5)
 
 
 # --- 3. memory ------------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ FIGURES = [
     "concurrent `start_sample` calls per second",
     "history of a pass → closed",
     "history of a fail through every branch",
+    "a plan's samples started per second",
 ]
 
 
@@ -227,6 +228,13 @@ def _rows(v: dict[str, dict[str, list[Any]]], worker_cache: int) -> list[Row]:
             events, size = h[key]
             rows.append(Row(figure, f"{events} events, {size / 1024:.1f} KiB", "—", "—",
                             *_goal(events, f"≤ {limit} events", lambda x, lim=limit: x <= lim)))  # type: ignore[misc]
+
+    if "plan" in v:
+        r, ratio = _ratio(v["plan"]["spotcheck"], v["plan"]["bare"])
+        rows.append(Row(FIGURES[12] + " (one `PlanWorkflow` of `plan` samples, sizes line; batches of 1,000)",
+                        _spread(v["plan"]["spotcheck"], ".0f"),
+                        _spread(v["plan"]["bare"], ".0f") + " (as many empty workflows, 32 concurrent starts)",
+                        ratio, *_goal(r, "≥ 0.8×", lambda x: x >= 0.8)))
     return rows
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 from temporalio.client import Client
 
+from activities.db import create_pool
+from activities.plans import PlanActivities
 from bench import figures as fig
 from bench.report import Environment, write_results
 from bench.stack import stack
@@ -45,10 +47,12 @@ class Sizes:
     open_cache: int | None = 200  # that worker's max_cached_workflows (None: the worker's own setting)
     latency_pairs: int = 20  # evicted/cached decision pairs
     warmup: int = 4  # untimed lifecycles per side before the first trial
+    plan: int = 10_000  # samples of one plan / empty workflows started per trial (issue 12)
+    plan_trials: int = 2
 
 
 QUICK = Sizes(trials=2, lifecycles=4, lifecycle_concurrency=4, round_trips=8, parked=8, starts=10, memory=20,
-              open=60, open_budget_s=None, open_cache=10, latency_pairs=2, warmup=1)
+              open=60, open_budget_s=None, open_cache=10, latency_pairs=2, warmup=1, plan=100, plan_trials=1)
 
 
 @dataclass
@@ -87,7 +91,7 @@ class Phases:
         self.t = now
 
 
-FIGURES = ("lifecycles", "round_trip", "parked", "starts", "rss", "open", "history")
+FIGURES = ("lifecycles", "round_trip", "parked", "starts", "plan", "rss", "open", "history")
 
 
 async def measure(sizes: Sizes, results: Trials, env: Environment, only: frozenset[str] = frozenset(FIGURES)) -> None:
@@ -131,6 +135,16 @@ async def measure(sizes: Sizes, results: Trials, env: Environment, only: frozens
                               spotcheck=lambda: fig.spot_start_samples(spot, sizes.starts),
                               bare=lambda: fig.empty_starts(bare, sizes.starts))
 
+        if "plan" in only:
+            phase.next(f"7. a plan's starts: {sizes.plan_trials} trials × {sizes.plan:,}")
+            store = PlanActivities(await create_pool(s.dsn))
+            try:
+                await interleaved(sizes.plan_trials, results, "plan",
+                                  spotcheck=lambda: fig.plan_starts(spot, store, sizes.plan),
+                                  bare=lambda: fig.empty_starts(bare, sizes.plan))
+            finally:
+                await store.pool.close()
+
         # Memory last among the live figures: fresh worker processes, the shared ones stopped meanwhile.
         s.stop_worker(spot.worker)
         s.stop_worker(bare.worker)
@@ -170,8 +184,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    "as park in 240 s, cache 200; with --open: all N, the worker's own cache)")
     p.add_argument("--open-cache", type=int, metavar="N", help="that worker's max_cached_workflows")
     p.add_argument("--memory", type=int, metavar="N", help="cached workflows per side for RSS per 1,000")
+    p.add_argument("--plan", type=int, metavar="N", help="samples of the plan (and empty workflows) per trial")
     p.add_argument("--only", metavar="FIGURES", help="comma-separated figures to measure (lifecycles, round_trip, "
-                   "parked, starts, rss, open, history); the others are left out of the results")
+                   "parked, starts, plan, rss, open, history); the others are left out of the results")
     p.add_argument("--out", type=Path, help="where to write the results (default bench/RESULTS.md; "
                    "with --quick bench/RESULTS-quick.md)")
     return p.parse_args(argv)
@@ -183,9 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     sizes = Sizes(**asdict(QUICK)) if args.quick else Sizes()
     if args.open is not None:
         sizes.open, sizes.open_budget_s, sizes.open_cache = args.open, None, None
-    for name in ("trials", "open_cache", "memory"):
+    for name in ("trials", "open_cache", "memory", "plan"):
         if getattr(args, name) is not None:
             setattr(sizes, name, getattr(args, name))
+    if args.trials is not None:
+        sizes.plan_trials = min(sizes.plan_trials, args.trials)
     out = args.out or HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
     command = "make bench" + (f" BENCH_ARGS={shlex.quote(shlex.join(argv))}" if argv else "")
     env = Environment.now(command, sizes)

@@ -3,6 +3,7 @@ with the UI's own column."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
@@ -50,7 +51,8 @@ ALL = (
 SAMPLE = "sample"
 MERGED_CASE = "merged_case"
 PRODUCT_CASE = "product_case"
-PROCESS_KINDS = (SAMPLE, *(b.value for b in Branch), MERGED_CASE, PRODUCT_CASE)
+PLAN = "plan"  # a sampling plan (workflows/plan.py): its Stage is the plan's (drawing, starting, running, closed)
+PROCESS_KINDS = (SAMPLE, *(b.value for b in Branch), MERGED_CASE, PRODUCT_CASE, PLAN)
 
 
 def identity_attributes(kind: str, region: str | None = None) -> list[SearchAttributePair[Any]]:
@@ -86,3 +88,27 @@ def sample_attributes(
         SearchAttributePair(VERDICT, verdict),
         SearchAttributePair(OVERDUE, False),
     ])
+
+
+def order_details(order: SampleOrder) -> str:
+    """A sample's static details in the Web UI (markdown): the order at a glance."""
+    p = order.product
+    lines: Sequence[str] = [
+        f"**{order.sample_no}** · plan `{order.plan_id}` · {order.task_type.value} · {order.channel.value}",
+        f"- product: {p.name} · {p.brand} {p.model} · code {p.classification_code}"
+        + (f" · batch {p.batch}" if p.batch else ""),
+        f"- sampled party: {order.sampled_party.name} ({order.sampled_party.credit_code}, "
+        f"region {order.sampled_party.region})",
+        f"- lab: {order.inspection_agency.name}",
+    ]
+    if order.platform:
+        lines = [*lines, f"- platform: {order.platform.platform} · shop {order.platform.shop_name} · "
+                 f"listing {order.platform.listing_id}"]
+    return "\n".join(lines)
+
+
+def sample_start_options(order: SampleOrder) -> dict[str, Any]:
+    """How every sample is started, by the client or by its plan: its workflow id, the search attributes its
+    order fixes, and its summary and details in the Web UI."""
+    return {"id": order.workflow_id, "search_attributes": sample_attributes(order),
+            "static_summary": order.summary, "static_details": order_details(order)}

@@ -855,8 +855,9 @@ def build_parser() -> argparse.ArgumentParser:
     rshow.add_argument("--markdown", action="store_true", help="every pack and version as docs/rules.md")
     rshow.set_defaults(func=_rules_show)
 
-    from starter import planning_cli
+    from starter import plan_cli, planning_cli
 
+    plan_cli.add_commands(sub)  # plan start, show, list, schedule, amend (issue 12)
     planning_cli.add_commands(sub)  # pool, signals, frame, plan draft (issue 12)
     try:
         from starter import stack

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,7 +38,7 @@ from domain.models import SAMPLE_NO_PATTERN, SampleOrder, workflow_id_for
 from domain.product_case import CASE_PREFIX
 from domain.stages import Stage
 from domain.status import Awaiting, SampleStatus
-from domain.visibility import sample_attributes
+from domain.visibility import sample_attributes, sample_start_options
 from starter.views import BY_NAME as VIEWS
 from telemetry import configure_tracing, tracing_interceptors
 from workflows.product_case import ProductCaseWorkflow
@@ -236,13 +236,10 @@ class SpotcheckClient:
                 SampleWorkflow.NAME,  # by name: its order arrives raw (validated by the workflow itself)
                 order,
                 result_type=SampleStatus,
-                id=order.workflow_id,
                 task_queue=self.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=start_attributes(order),
-                static_summary=order.summary,
-                static_details=_static_details(order),
+                **sample_start_options(order),
             )
         except WorkflowAlreadyStartedError:
             raise SampleExists([f"sample_no: sample {order.sample_no} was already started"], order.sample_no) from None
@@ -564,19 +561,3 @@ def _closed_reason(workflow_id: str, status: dict[str, Any] | None, kind: str | 
 def quote_value(value: str) -> str:
     """A string literal of a visibility query."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _static_details(order: SampleOrder) -> str:
-    p = order.product
-    lines: Sequence[str] = [
-        f"**{order.sample_no}** · plan `{order.plan_id}` · {order.task_type.value} · {order.channel.value}",
-        f"- product: {p.name} · {p.brand} {p.model} · code {p.classification_code}"
-        + (f" · batch {p.batch}" if p.batch else ""),
-        f"- sampled party: {order.sampled_party.name} ({order.sampled_party.credit_code}, "
-        f"region {order.sampled_party.region})",
-        f"- lab: {order.inspection_agency.name}",
-    ]
-    if order.platform:
-        lines = [*lines, f"- platform: {order.platform.platform} · shop {order.platform.shop_name} · "
-                 f"listing {order.platform.listing_id}"]
-    return "\n".join(lines)

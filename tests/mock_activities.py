@@ -55,6 +55,16 @@ from activities.reports import sample_fact
 from domain import records as rec
 from domain.models import TaskType
 from domain.outbox import DispatchPlan, DispatchReport
+from domain.plan_run import (
+    AmendmentOutcome,
+    AmendmentRecord,
+    BatchResult,
+    DrawCounts,
+    PlanClosing,
+    PlanInput,
+    PlanProgress,
+    StartBatch,
+)
 from domain.product_case import ProductKey
 from domain.reporting import ReportScope, build_report
 from domain.windows import CHINA
@@ -361,6 +371,35 @@ class FakeActivities:
                      closed_at=r.closed_at)
 
 
+class NoPlans:
+    """A plan's activities store its draw and read the samples' records in SQL: they are tested on PostgreSQL
+    (tests/test_plans.py). Here each refuses, non-retryable, so a mocked test that starts a plan fails at once."""
+
+    @staticmethod
+    def _refuse() -> ApplicationError:
+        return ApplicationError("plans need PostgreSQL: run them with the real activities", non_retryable=True)
+
+    @activity.defn(name="plan_draw")
+    async def plan_draw(self, plan: PlanInput) -> DrawCounts:
+        raise self._refuse()
+
+    @activity.defn(name="plan_start_batch")
+    async def plan_start_batch(self, batch: StartBatch) -> BatchResult:
+        raise self._refuse()
+
+    @activity.defn(name="plan_progress")
+    async def plan_progress(self, plan_id: str) -> PlanProgress:
+        raise self._refuse()
+
+    @activity.defn(name="plan_amend")
+    async def plan_amend(self, record: AmendmentRecord) -> AmendmentOutcome:
+        raise self._refuse()
+
+    @activity.defn(name="plan_close")
+    async def plan_close(self, closing: PlanClosing) -> None:
+        raise self._refuse()
+
+
 class StoreProductCases(ProductCaseActivities):
     """The real product-case activities (the report signal-with-starts the case by the activity's client)
     with the `product_cases` row in the store: its one write, `_write`, made as the SQL makes it."""
@@ -412,7 +451,8 @@ def mock_activities(store: Store) -> list[Callable[..., Any]]:
     """One activity per name the worker registers; refused when a real activity has no fake (or a fake no
     real activity, or another argument or result type)."""
     real = _by_name(all_activities(NO_DATABASE))
-    mocks = _by_name([*_activity_methods(FakeActivities(store)), *_activity_methods(StoreProductCases(store))])
+    mocks = _by_name([*_activity_methods(FakeActivities(store)), *_activity_methods(StoreProductCases(store)),
+                      *_activity_methods(NoPlans())])
     mocks.update({name: real[name] for name in PURE if name in real})
     if real.keys() != mocks.keys():
         raise RuntimeError(f"tests/mock_activities.py: no fake for {sorted(real.keys() - mocks.keys())}; "
