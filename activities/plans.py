@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.db import Db, insert_once
 from activities.planning import load_and_draw
+from activities.reports import read_report
 from domain.models import SampleOrder, workflow_id_for
 from domain.plan_run import (
     AmendmentOutcome,
@@ -35,6 +36,7 @@ from domain.plan_run import (
     plan_workflow_id,
 )
 from domain.plans import DrawnSample, PlanDraw, PlanSpec
+from domain.reporting import ReportScope
 from domain.visibility import sample_start_options
 
 SAMPLE_WORKFLOW = "SampleWorkflow"  # workflows/sample.py SampleWorkflow.NAME (workflows/ is not imported here)
@@ -192,8 +194,12 @@ class PlanActivities:
 
     @activity.defn
     async def plan_close(self, closing: PlanClosing) -> None:
-        await self.pool.execute("UPDATE plans SET closed_at = coalesce(closed_at, $2), summary = $3 WHERE plan_id = $1",
-                                closing.plan_id, closing.closed_at, closing.summary.model_dump(mode="json"))
+        """The plan's progress summary and its closing report: the same totals the oversight report prints for
+        the plan (`spotcheck report plan ID`), read from the records now (a retry reads and writes again)."""
+        report = (await read_report(self.pool, ReportScope(plan_id=closing.plan_id))).summary()
+        await self.pool.execute(
+            "UPDATE plans SET closed_at = coalesce(closed_at, $2), summary = $3, report = $4 WHERE plan_id = $1",
+            closing.plan_id, closing.closed_at, closing.summary.model_dump(mode="json"), report)
 
     # --- amendments ----------------------------------------------------------------------------
 

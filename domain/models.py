@@ -14,6 +14,7 @@ from domain.credit_code import credit_code_problem
 
 SAMPLE_NO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$"
 REGION_PATTERN = r"^[0-9]{6}$"  # 行政区划代码, e.g. 330100 for Hangzhou
+MAX_TIME_SCALE = 864000.0  # ten days a second: the most a demo may compress a sample's clock
 CLASSIFICATION_CODE_PATTERN = r"^[0-9]{2}(\.?[0-9]{2}){0,4}$"  # SAMR product classification code, e.g. 01.02.03
 
 
@@ -104,7 +105,7 @@ class SampleOrder(_Strict):
     ordered_on: Day | None = None
     testing_working_days: int = Field(default=20, ge=1, le=120, strict=True, description="lab deadline set by the plan")
     time_scale: float = Field(
-        default=1.0, ge=1.0, le=864000.0,
+        default=1.0, ge=1.0, le=MAX_TIME_SCALE,
         description="compresses every deadline for demos: 86400 runs a day per second; recorded with the order",
     )
     follows_sample_no: MaybeCode | None = Field(default=None, description="for follow-up sampling: the earlier sample")

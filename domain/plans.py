@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.bounds import Choice, Code, MaybeCode, Text
-from domain.models import InspectionAgency, RegionCode, SampleOrder
+from domain.models import MAX_TIME_SCALE, InspectionAgency, RegionCode, SampleOrder
 
 PLAN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$"
 # 2026 (a year), 2026H1, 2026Q4, 2026M03: plans of one period are compared for duplicate sampling.
@@ -61,7 +61,7 @@ class PlanSpec(_Strict):
     testing_working_days: int = Field(default=20, ge=1, le=120, strict=True)
     start_rate_per_second: float = Field(default=20.0, gt=0, le=10_000, description="samples started per second")
     batch_size: int = Field(default=100, ge=1, le=1000, strict=True, description="samples started per activity")
-    time_scale: float = Field(default=1.0, ge=1.0, le=10_000_000.0, description="passed to every sample's order")
+    time_scale: float = Field(default=1.0, ge=1.0, le=MAX_TIME_SCALE, description="passed to every sample's order")
     follow_up_of: MaybeCode | None = Field(default=None, description="plan id whose failed enterprises are re-sampled")
     note: Text | None = None
 

@@ -7,9 +7,10 @@ from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.models import MAX_TIME_SCALE
 from domain.signing import DEFAULT_MAX_AGE
 
-DEMO_MAX_TIME_SCALE = 864000.0  # ten days a second: what SampleOrder.time_scale allows at most
+DEMO_MAX_TIME_SCALE = MAX_TIME_SCALE  # what SampleOrder.time_scale allows at most
 
 
 class DeploymentPolicy(BaseModel):

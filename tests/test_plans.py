@@ -25,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities import planning
 from activities.plans import PlanActivities
 from activities.registry import all_activities
+from activities.reports import read_report
 from domain.models import SampleOrder
 from domain.plan_run import (
     Every,
@@ -36,6 +37,7 @@ from domain.plan_run import (
     plan_workflow_id,
 )
 from domain.plans import DrawnSample, PlanDraw, PlanSpec
+from domain.reporting import ReportScope
 from starter import cli
 from starter.client import SpotcheckClient
 from starter.plans import Plans
@@ -203,9 +205,12 @@ async def test_a_plan_is_drawn_once_started_amended_and_closed_with_its_follow_u
         assert (result.stage, result.totals.failed, result.totals.refused, result.totals.cancelled) == \
             ("follow_up_started", 1, 6, 2)
         assert result.totals == (await plans.progress(pid)).totals
-        row = await pool.fetchrow("SELECT closed_at, summary FROM plans WHERE plan_id = $1", pid)
+        row = await pool.fetchrow("SELECT closed_at, summary, report FROM plans WHERE plan_id = $1", pid)
         assert row["closed_at"] is not None and PlanProgress.model_validate(row["summary"]).totals == result.totals
         assert await sql_counts(pool, pid) == {"fail": 1, "refused": 6}
+        # The closing report is the oversight report's own summary of the plan (issue 13), from the records.
+        assert row["report"] == (await read_report(pool, ReportScope(plan_id=pid))).summary()
+        assert (row["report"]["failed"], row["report"]["refused"]) == (1, 6)
         # A special campaign: the follow-up plan of its failed enterprises, a plan of its own.
         follow = await until(lambda: pool.fetchrow("SELECT plan_id, follow_up_of FROM plans WHERE follow_up_of = $1",
                                                    pid))
