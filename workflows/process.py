@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         OutboxMessage,
         ResultHandoverRecord,
     )
+    from domain.regions import authority_label
     from domain.rules import Deadline, DeadlineRequest
     from domain.status import Awaiting, ProcessCarry, TimelineEvent
     from workflows.calls import call
@@ -650,7 +651,7 @@ class DecisionProcess:
             **self._notice_context(),
             "order": self.order.model_dump(mode="json"),
             "issued_on": str(issued.date()),
-            "authority": f"{self.order.region} 市场监督管理局",
+            "authority": authority_label(self.order.region),
             "notice_no": f"{self.order.sample_no}-{len(self.notices) + 1:02d}",
             **extra,
         }
