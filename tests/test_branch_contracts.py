@@ -43,6 +43,7 @@ from tests.workflow_env import (
     search_attributes,
     terminate_when_idle,
 )
+from tests.workflow_env import local_results
 from tests.workflow_env import wait_for_branch as until
 from workflows.registry import all_workflows
 
@@ -325,6 +326,8 @@ async def effects_in_history(client: Client, handle: WorkflowHandle[Any, Any]) -
     """The key of every notice, outbox message and audit row the workflow's history asked for."""
     asked: dict[str, list[str]] = defaultdict(list)
     for event in (await handle.fetch_history()).events:
+        # Newer runs render notices as local activities: the stored notice comes back in the marker.
+        asked["notices"] += [r["step_id"] for r in await local_results(client, event, "render_notice")]
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
             if (what := EFFECTS.get(attrs.activity_type.name)) is not None:

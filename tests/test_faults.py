@@ -43,6 +43,7 @@ from starter.devserver import DevServer, free_port
 from starter.postgres import EmbeddedPostgres
 from tests import factories as f
 from tests.test_integration_stack import Stack
+from tests.workflow_env import local_results
 
 pytestmark = pytest.mark.integration
 
@@ -346,6 +347,7 @@ class Facts:
     activity_failures: int = 0
     scheduled: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
     local: Counter[str] = field(default_factory=Counter)  # local activities recorded (their markers)
+    notices: list[str] = field(default_factory=list)  # step ids of notices stored by local activities
     completed: int = 0
     max_attempt: int = 0
     update_receipts: list[dict[str, Any]] = field(default_factory=list)
@@ -369,6 +371,7 @@ async def history_facts(client: Client, workflow_id: str) -> Facts:
             a = e.activity_task_scheduled_event_attributes
             facts.scheduled[a.activity_type.name].extend(await decode(a.input.payloads))
         elif t == EventType.EVENT_TYPE_MARKER_RECORDED:
+            facts.notices += [r["step_id"] for r in await local_results(client, e, "render_notice")]
             m = e.marker_recorded_event_attributes
             if m.marker_name == "core_local_activity":  # Core's own metadata: plain JSON, not through the codec
                 facts.local[json.loads(m.details["data"].payloads[0].data)["activity_type"]] += 1
@@ -424,7 +427,9 @@ async def count(pool: Any, facts: dict[str, Facts], ledger: Ledger, samples: dic
         notices = await notices_for(pool, wf)
         steps = [n["step_id"] for n in notices]
         assert len(steps) == len(set(steps)), f"{wf}: doubled notices"
-        assert set(steps) == {r["step_id"] for r in h.scheduled.get("render_notice", [])}, f"{wf}: notices"
+        asked = [*(r["step_id"] for r in h.scheduled.get("render_notice", [])), *h.notices]
+        assert len(asked) == len(set(asked)), f"{wf}: a notice asked for twice"
+        assert set(steps) == set(asked), f"{wf}: notices"
         outbox = await outbox_for(pool, wf)
         queued = [m["step_id"] for m in outbox]
         assert len(queued) == len(set(queued)), f"{wf}: doubled outbox messages"

@@ -261,3 +261,19 @@ async def wait_for_branch(handle: WorkflowHandle[Any, Any], check: Callable[[Bra
             return s
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out at stage {s.stage}, awaiting {[a.kind for a in s.awaiting]}")
+
+
+async def local_results(client: Client, event: Any, activity_type: str) -> list[Any]:
+    """The decoded result of a local activity `activity_type` whose marker `event` is (a local activity's
+    input is not in history; its result is), else nothing."""
+    from temporalio.api.enums.v1 import EventType
+
+    if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+        return []
+    marker = event.marker_recorded_event_attributes
+    if marker.marker_name != "core_local_activity" or "result" not in marker.details:
+        return []
+    # Core's own metadata: plain JSON, not through the codec.
+    if json.loads(marker.details["data"].payloads[0].data)["activity_type"] != activity_type:
+        return []
+    return list(await client.data_converter.decode(marker.details["result"].payloads))

@@ -65,8 +65,13 @@ LEAN = "lean-bookkeeping"
 CALENDAR = "calendar-data"
 # Runs from before the monitors' attributes (ProcessKind, RegionName, OverdueRole) write them only beside an
 # upsert they make anyway; newer runs write them like every other attribute (docs/design.md §6, §8). The
-# newest patch: a run that has it has every behaviour above and asks no other.
+# run that has it has every behaviour above.
 MONITORING = "monitoring-attributes"
+# Runs from before it rendered notices as full activities (three events and a workflow task more each);
+# newer runs render and store them as local activities, like the other bookkeeping: the write is short and
+# idempotent (docs/design.md §8). The newest patch: a run that has it has every behaviour above and asks no
+# other.
+LOCAL_WRITES = "local-notices"
 # Histories recorded before the policy existed: no signatures, and the order's time_scale as given.
 LEGACY_POLICY = DeploymentPolicy(require_signatures=False, max_time_scale=864000.0, signing_key_ids=[])
 
@@ -112,6 +117,7 @@ class DecisionProcess:
         self._hardened_run: bool | None = None
         self._lean_run: bool | None = None
         self._monitored_run: bool | None = None
+        self._local_writes_run: bool | None = None
         self._recounts_asked = self._recounts_done = 0  # `calendar_updated` signals asked / acted on
         self._resumed_waits: dict[DecisionKind, Deadline] = {}  # a continued run's open waits, as they were
         self._resume_at: str | None = None  # in a continued run: the stage it resumes at
@@ -368,16 +374,22 @@ class DecisionProcess:
 
     def _versions(self) -> None:
         """Ask, at the very start of the run (in `__init__`) and before any local activity, which version it
-        is: the newest patch first (MONITORING, then LEAN) — a local activity's result can reach a replay a
-        workflow task earlier than it reached the live run, so a patch first asked after one would be asked
-        too early on replay. Runs from before LEAN ask the calendar patch next, as they did."""
+        is: the newest patch first (LOCAL_WRITES, MONITORING, then LEAN) — a local activity's result can
+        reach a replay a workflow task earlier than it reached the live run, so a patch first asked after one
+        would be asked too early on replay. Runs from before LEAN ask the calendar patch next, as they did."""
         if not self._lean():
             self._calendar_data()
+
+    def _local_writes(self) -> bool:
+        """Whether this run renders notices as local activities (LOCAL_WRITES; implies MONITORING)."""
+        if self._local_writes_run is None:
+            self._local_writes_run = workflow.patched(LOCAL_WRITES)
+        return self._local_writes_run
 
     def _monitored(self) -> bool:
         """Whether this run writes the monitors' attributes like the others (MONITORING; implies LEAN)."""
         if self._monitored_run is None:
-            self._monitored_run = workflow.patched(MONITORING)
+            self._monitored_run = self._local_writes() or workflow.patched(MONITORING)
         return self._monitored_run
 
     def _lean(self) -> bool:
@@ -664,6 +676,7 @@ class DecisionProcess:
             NoticeRequest(workflow_id=workflow.info().workflow_id, step_id=step_id, template=template,
                           context=context, issued_at=issued),
             summary=f"Render and store the {template} notice for sample {self.order.sample_no}",
+            local=self._local_writes(),
         )
         self.notices.append(record.model_dump(mode="json"))
         self._event("notice", f"notice issued: {record.title} (sha256 {record.sha256[:12]}…)")
