@@ -149,7 +149,7 @@ class Amendment(_Strict):
     draw: DrawMore | None = None
     sample_nos: list[Code] | None = Field(default=None, max_length=MAX_CANCELLED)
     signature: Signature | None = Field(
-        default=None, description="proof of the sender, for the plan's workflow id (domain/signing.py AMENDMENT); "
+        default=None, description="proof of the sender, for the plan's workflow id (AMENDMENT_SIGNING, domain/signing.py); "
         "required where the deployment requires signatures")
 
     @model_validator(mode="after")

@@ -14,9 +14,9 @@ accepted for a decision.
 
 **Plan amendments** (update `amend` of a plan, domain/plan_run.Amendment) are signed and checked by the same
 code under their own tag (`plan_run.AMENDMENT_SIGNING`: `spotcheck-amendment/1`, the body under `amendment`),
-for the plan's workflow id: a decision's signature never passes as an amendment's, nor the reverse. What is signed is a
-`Signed` (tag, body name, model); decisions (`DECISION`) are the default everywhere, and their bytes are as
-they were before amendments existed.
+for the plan's workflow id: a decision's signature never passes as an amendment's, nor the reverse. What is
+signed is a `Signed` (tag, body name, model); decisions (`DECISION`) are the default everywhere, and their
+bytes are as they were before amendments existed.
 
 **Internal signals** (`branch_update`, `follow_merged_case`, `enforcement_result`, `report_fail`) travel as
 `seal(payload, workflow_id)`: `{"payload": …, "seal": {"key_id", "mac"}}`, a MAC by the worker-held
@@ -61,7 +61,6 @@ _SEAL_TAG = "spotcheck-internal/1"
 KEY_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # what a key id may look like (key files check it)
 
 
-
 @dataclass(frozen=True)
 class Signed:
     """What a signature covers: the tag that sets this kind of message apart from every other, the name the
@@ -74,7 +73,8 @@ class Signed:
 
 
 DECISION = Signed("spotcheck-decision/1", "decision", Decision, "sample")
-# Plan amendments: domain/plan_run.AMENDMENT_SIGNING (beside their model, which needs this module's policy).
+# Plan amendments: domain/plan_run.AMENDMENT_SIGNING, beside their model (plan_run imports this module through
+# domain/policy.py, so this module cannot import it).
 
 _keyring: Mapping[str, bytes] = MappingProxyType({})
 _required = False

@@ -240,8 +240,8 @@ def _branch_line(b: Any) -> str:
 
 
 def _signer(args: argparse.Namespace) -> Any:
-    """The key `decide` and `plan amend` sign with: `--key-id` (default: the first decision key) from `--key-file`, else
-    from SPOTCHECK_SIGNING_KEYS; neither: the decision goes unsigned. A KeyFileError when unusable."""
+    """The key `decide` and `plan amend` sign with: `--key-id` (default: the first decision key) from
+    `--key-file`, else from SPOTCHECK_SIGNING_KEYS; neither: sent unsigned. A KeyFileError when unusable."""
     from activities.keys import KEYS_ENV, KeyFileError
     from starter.client import Signer
 
