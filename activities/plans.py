@@ -222,8 +222,8 @@ class PlanActivities:
         await insert_once(self.pool, "plan_amendments", {
             "plan_id": record.plan_id, "request_id": record.request_id, "action": record.action,
             "accepted": record.accepted, "reason": a.reason if a else None, "problem": record.problem,
-            "sender": record.sender, "payload": record.payload, "outcome": outcome.model_dump(mode="json"),
-            "received_at": record.received_at,
+            "sender": record.sender, "key_id": record.key_id, "payload": record.payload,
+            "outcome": outcome.model_dump(mode="json"), "received_at": record.received_at,
         }, key=["plan_id", "request_id", "accepted"])
         return outcome
 

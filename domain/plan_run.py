@@ -13,8 +13,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.bounds import Choice, Code, Text
-from domain.decisions import Actor, Id
+from domain.decisions import Actor, Id, Signature
 from domain.plans import DrawnSample, PlanSpec
+from domain.policy import DeploymentPolicy
+from domain.signing import Signed
 from domain.windows import CHINA
 
 PLAN_PREFIX = "plan-"
@@ -146,6 +148,9 @@ class Amendment(_Strict):
     samples: list[DrawnSample] | None = Field(default=None, max_length=MAX_ADDED_ORDERS)
     draw: DrawMore | None = None
     sample_nos: list[Code] | None = Field(default=None, max_length=MAX_CANCELLED)
+    signature: Signature | None = Field(
+        default=None, description="proof of the sender, for the plan's workflow id (AMENDMENT_SIGNING, domain/signing.py); "
+        "required where the deployment requires signatures")
 
     @model_validator(mode="after")
     def _what(self) -> Amendment:
@@ -154,6 +159,10 @@ class Amendment(_Strict):
         if self.action == "cancel" and not self.sample_nos:
             raise ValueError("sample_nos: a cancellation names the samples")
         return self
+
+
+# What an amendment's signature covers: its own tag, so a decision's signature never passes as an amendment's.
+AMENDMENT_SIGNING = Signed("spotcheck-amendment/1", "amendment", Amendment, "plan")
 
 
 class AmendmentOutcome(BaseModel):
@@ -175,6 +184,7 @@ class AmendmentRecord(BaseModel):
     amendment: Amendment | None = None
     problem: str | None = None
     sender: dict[str, Any] | None = None
+    key_id: str | None = Field(default=None, description="the key whose signature proved the sender, if one did")
     payload: dict[str, Any] = Field(default_factory=dict)
     received_at: datetime
 
@@ -286,6 +296,9 @@ class PlanState(BaseModel):
     follow_up_at: datetime | None = None
     follow_up_started: bool = False
     runs: int = 1
+    # The deployment's policy as read at the plan's start (signatures required?), kept across runs so that a
+    # continued run and a replay never depend on today's worker settings. None only before it is read.
+    policy: DeploymentPolicy | None = None
 
 
 def follow_up_spec(spec: PlanSpec) -> PlanSpec:

@@ -1,5 +1,6 @@
-"""Proven senders: HMAC-SHA256 signatures on human decisions, and seals on the internal signals Spotcheck's own
-workflows send each other. Pure (stdlib hmac, hashlib, json): no files, no environment, no clock.
+"""Proven senders: HMAC-SHA256 signatures on human decisions and plan amendments, and seals on the internal
+signals Spotcheck's own workflows send each other. Pure (stdlib hmac, hashlib, json): no files, no environment,
+no clock.
 
 **Decisions.** A client signs a decision for the workflow it sends it to (`sign`); the workflow checks it with
 `signature_problem` in the same validation as the role matrix. The MAC covers `canonical(decision,
@@ -10,6 +11,12 @@ signature's key id and time. A decision altered on the way, forged, or sent to a
 one re-sent later is too old (or, within the age, a repeat of its request id: answered with the first
 receipt). Decisions are signed with deployment keys; a key whose id starts with `internal` is never
 accepted for a decision.
+
+**Plan amendments** (update `amend` of a plan, domain/plan_run.Amendment) are signed and checked by the same
+code under their own tag (`plan_run.AMENDMENT_SIGNING`: `spotcheck-amendment/1`, the body under `amendment`),
+for the plan's workflow id: a decision's signature never passes as an amendment's, nor the reverse. What is
+signed is a `Signed` (tag, body name, model); decisions (`DECISION`) are the default everywhere, and their
+bytes are as they were before amendments existed.
 
 **Internal signals** (`branch_update`, `follow_merged_case`, `enforcement_result`, `report_fail`) travel as
 `seal(payload, workflow_id)`: `{"payload": …, "seal": {"key_id", "mac"}}`, a MAC by the worker-held
@@ -36,11 +43,12 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from domain.decisions import Decision, Signature
 from domain.intake import single_input
@@ -49,9 +57,24 @@ INTERNAL_PREFIX = "internal"
 DEFAULT_MAX_AGE = timedelta(hours=24)  # between signing and arrival (a signal may wait while workers are down)
 CLOCK_SKEW = timedelta(minutes=5)  # how far in the future a signature may claim to be made
 
-_DECISION_TAG = "spotcheck-decision/1"
 _SEAL_TAG = "spotcheck-internal/1"
 KEY_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # what a key id may look like (key files check it)
+
+
+@dataclass(frozen=True)
+class Signed:
+    """What a signature covers: the tag that sets this kind of message apart from every other, the name the
+    body goes under, and the model that normalises it (so signer and verifier see the same bytes)."""
+
+    tag: str
+    name: str
+    model: type[BaseModel]
+    target: str  # what the workflow it is sent to is, for the message when it does not match
+
+
+DECISION = Signed("spotcheck-decision/1", "decision", Decision, "sample")
+# Plan amendments: domain/plan_run.AMENDMENT_SIGNING, beside their model (plan_run imports this module through
+# domain/policy.py, so this module cannot import it).
 
 _keyring: Mapping[str, bytes] = MappingProxyType({})
 _required = False
@@ -125,28 +148,28 @@ def _instant(value: datetime) -> str:
     return aware.astimezone(UTC).isoformat()
 
 
-def _decision_body(decision: Decision | Mapping[str, Any]) -> Any:
-    """Every field but the signature, as the Decision model writes it; a decision the model refuses (the
-    workflow refuses it too) as plain JSON."""
-    if isinstance(decision, Decision):
-        return decision.model_dump(mode="json", exclude={"signature"})
-    fields = {k: v for k, v in decision.items() if k != "signature"}
+def _body(value: Any, what: Signed) -> Any:
+    """Every field but the signature, as `what`'s model writes it; a value the model refuses (the workflow
+    refuses it too) as plain JSON."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude={"signature"})
+    fields = {k: v for k, v in value.items() if k != "signature"}
     try:
-        return Decision.model_validate(fields).model_dump(mode="json", exclude={"signature"})
+        return what.model.model_validate(fields).model_dump(mode="json", exclude={"signature"})
     except ValidationError:
         return _jsonable(fields)
 
 
-def _message(body: Any, workflow_id: str, key_id: str, signed_at: datetime) -> bytes:
-    return _dumps({"tag": _DECISION_TAG, "decision": body, "workflow_id": workflow_id,
+def _message(body: Any, workflow_id: str, key_id: str, signed_at: datetime, what: Signed) -> bytes:
+    return _dumps({"tag": what.tag, what.name: body, "workflow_id": workflow_id,
                    "key_id": key_id, "signed_at": _instant(signed_at)})
 
 
-def canonical(decision: Mapping[str, Any], workflow_id: str) -> bytes:
-    """The bytes a decision's signature covers: the decision (signature left out), the target workflow id,
-    and the signature's key id and time (read from `decision["signature"]`)."""
-    sig = Signature.model_validate(decision.get("signature") or {})
-    return _message(_decision_body(decision), workflow_id, sig.key_id, sig.signed_at)
+def canonical(value: Mapping[str, Any], workflow_id: str, what: Signed = DECISION) -> bytes:
+    """The bytes a signature covers: the decision or amendment (signature left out), the target workflow id,
+    and the signature's key id and time (read from `value["signature"]`)."""
+    sig = Signature.model_validate(value.get("signature") or {})
+    return _message(_body(value, what), workflow_id, sig.key_id, sig.signed_at, what)
 
 
 def _mac(secret: bytes, message: bytes) -> str:
@@ -162,36 +185,45 @@ def _shown(key_id: str) -> str:
     return key_id if KEY_ID.fullmatch(key_id) else "(not a key id)"
 
 
-# --- decisions -------------------------------------------------------------------------------------------
+# --- decisions and amendments ---------------------------------------------------------------------------
 
 
 def sign(
-    decision: Mapping[str, Any], workflow_id: str, key_id: str, secret: bytes, signed_at: datetime
+    value: Mapping[str, Any], workflow_id: str, key_id: str, secret: bytes, signed_at: datetime,
+    what: Signed = DECISION,
 ) -> dict[str, Any]:
-    """`decision` with `signature` (a domain.decisions.Signature: key id, time, MAC in hex) for the workflow
-    it is sent to. Any signature it had is replaced."""
-    unsigned = {k: v for k, v in decision.items() if k != "signature"}
-    mac = _mac(secret, _message(_decision_body(unsigned), workflow_id, key_id, signed_at))
+    """`value` (a decision, or what `what` says) with `signature` (a domain.decisions.Signature: key id, time,
+    MAC in hex) for the workflow it is sent to. Any signature it had is replaced."""
+    unsigned = {k: v for k, v in value.items() if k != "signature"}
+    mac = _mac(secret, _message(_body(unsigned, what), workflow_id, key_id, signed_at, what))
     return {**unsigned, "signature": {"key_id": key_id, "signed_at": _instant(signed_at), "mac": mac}}
 
 
+class _SignedValue(Protocol):
+    """A model that carries its signature (a Decision, an Amendment)."""
+
+    @property
+    def signature(self) -> Signature | None: ...
+
+
 def signature_problem(
-    decision: Decision, workflow_id: str, keyring: Mapping[str, bytes], now: datetime, max_age: timedelta
+    value: _SignedValue, workflow_id: str, keyring: Mapping[str, bytes], now: datetime, max_age: timedelta,
+    what: Signed = DECISION,
 ) -> str | None:
-    """Why `decision`'s signature does not prove its sender for `workflow_id`, or None. Never raises, and
-    names no part of the input but a plain key id."""
-    sig = decision.signature
+    """Why `value`'s signature (as `what`) does not prove its sender for `workflow_id`, or None. Never
+    raises, and names no part of the input but a plain key id."""
+    sig = value.signature
     if sig is None:
         return "signature: missing"
     secret = None if is_internal(sig.key_id) else keyring.get(sig.key_id)
     if secret is None:
         return f"signature: unknown key {_shown(sig.key_id)}"
     try:
-        expected = _mac(secret, _message(_decision_body(decision), workflow_id, sig.key_id, sig.signed_at))
+        expected = _mac(secret, _message(_body(value, what), workflow_id, sig.key_id, sig.signed_at, what))
     except (ValueError, TypeError, RecursionError, OverflowError):
         return "signature: does not match"
     if not _same(expected, sig.mac):
-        return "signature: does not match (forged, altered, or signed for another sample)"
+        return f"signature: does not match (forged, altered, or signed for another {what.target})"
     try:
         age = _aware(now) - _aware(sig.signed_at)
     except OverflowError:

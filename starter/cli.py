@@ -70,6 +70,13 @@ def _token_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", help="the gateway (default: $SPOTCHECK_SERVER or http://127.0.0.1:8288)")
 
 
+def _signing_options(p: argparse.ArgumentParser) -> None:
+    """`--key-file`/`--key-id`, read by `_signer`: `decide` and `plan amend` sign alike."""
+    p.add_argument("--key-file", help="sign with a key of this file (default: $SPOTCHECK_SIGNING_KEYS; "
+                   "neither: unsigned)")
+    p.add_argument("--key-id", help="the key to sign with (default: the file's first non-internal key)")
+
+
 def _client_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="Temporal frontend (default: $TEMPORAL_ADDRESS or localhost:7233)")
     p.add_argument("--namespace", help="Temporal namespace (default: $TEMPORAL_NAMESPACE or default)")
@@ -233,8 +240,8 @@ def _branch_line(b: Any) -> str:
 
 
 def _signer(args: argparse.Namespace) -> Any:
-    """The key `decide` signs with: `--key-id` (default: the first decision key) from `--key-file`, else
-    from SPOTCHECK_SIGNING_KEYS; neither: the decision goes unsigned. A KeyFileError when unusable."""
+    """The key `decide` and `plan amend` sign with: `--key-id` (default: the first decision key) from
+    `--key-file`, else from SPOTCHECK_SIGNING_KEYS; neither: sent unsigned. A KeyFileError when unusable."""
     from activities.keys import KEYS_ENV, KeyFileError
     from starter.client import Signer
 
@@ -763,9 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("--evidence", action="append", metavar="NAME=SHA256")
     decide.add_argument("--request-id", help="idempotency key (default: a new one)")
     decide.add_argument("--signal", action="store_true", help="send as a signal: no receipt")
-    decide.add_argument("--key-file", help="sign with a key of this file (default: $SPOTCHECK_SIGNING_KEYS; "
-                        "neither: unsigned)")
-    decide.add_argument("--key-id", help="the key to sign with (default: the file's first non-internal key)")
+    _signing_options(decide)
     decide.add_argument("--json", action="store_true")
     _token_options(decide)
     _client_options(decide)

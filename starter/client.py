@@ -181,8 +181,8 @@ class StartResult:
 
 @dataclass(frozen=True)
 class Signer:
-    """A deployment key (activities/keys.py) the client signs every decision with, for the workflow it
-    sends it to (domain/signing.py)."""
+    """A deployment key (activities/keys.py) the client signs every decision (and plan amendment) with, for the
+    workflow it sends it to (domain/signing.py)."""
 
     key_id: str
     secret: bytes = field(repr=False)
@@ -194,8 +194,9 @@ class Signer:
 
         return cls(*signing_key(load_keyring(path), key_id))
 
-    def sign(self, decision: dict[str, Any], workflow_id: str) -> dict[str, Any]:
-        return signing.sign(decision, workflow_id, self.key_id, self.secret, datetime.now(UTC))
+    def sign(self, value: dict[str, Any], workflow_id: str, what: signing.Signed = signing.DECISION) -> dict[str, Any]:
+        """`value` signed for `workflow_id`: a decision, or what `what` says (a plan amendment)."""
+        return signing.sign(value, workflow_id, self.key_id, self.secret, datetime.now(UTC), what)
 
 
 class SpotcheckClient:

@@ -26,11 +26,11 @@ def _read_json(path: str) -> Any:
         raise ValueError(input_problem(err, Path(path).name if path != "-" else "input")) from None
 
 
-async def _plans(args: argparse.Namespace) -> Plans:
+async def _plans(args: argparse.Namespace, signer: Any = None) -> Plans:
     from starter.cli import _connect
 
     spot = await _connect(args)
-    return Plans(spot.client, spot.task_queue)
+    return Plans(spot.client, spot.task_queue, signer)
 
 
 def _print_json(value: Any) -> None:
@@ -125,7 +125,14 @@ async def _schedule(args: argparse.Namespace) -> int:
 
 
 async def _amend(args: argparse.Namespace) -> int:
-    receipt = await (await _plans(args)).amend(args.plan_id, _read_json(args.file))
+    from starter.cli import EXIT_USAGE, _signer
+
+    try:
+        signer = _signer(args)  # as `spotcheck decide`: --key-file/--key-id, else $SPOTCHECK_SIGNING_KEYS
+    except ValueError as err:  # activities.keys.KeyFileError
+        print(f"error: signing key: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    receipt = await (await _plans(args, signer)).amend(args.plan_id, _read_json(args.file))
     if args.json:
         _print_json(receipt.model_dump(mode="json"))
     elif receipt.accepted:
@@ -138,7 +145,7 @@ async def _amend(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """`spotcheck plan …`, added to the CLI's subcommands (starter/cli.py)."""
-    from starter.cli import _client_options
+    from starter.cli import _client_options, _signing_options
 
     plan = sub.add_parser("plan", help="sampling plans: draw, start their samples, follow their progress")
     plan_sub = plan.add_subparsers(dest="plan_command", required=True)
@@ -170,6 +177,7 @@ def add_commands(sub: Any) -> None:
     amend.add_argument("plan_id")
     amend.add_argument("file", help="path, or - for standard input")
     amend.add_argument("--json", action="store_true")
+    _signing_options(amend)
     amend.set_defaults(func=_amend)
     for p in (start, show, lst, schedule, amend):
         _client_options(p)

@@ -25,6 +25,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from domain import visibility as sa
 from domain.bounds import error_lines, within
 from domain.plan_run import (
+    AMENDMENT_SIGNING,
     AmendmentReceipt,
     Every,
     PlanInput,
@@ -33,7 +34,7 @@ from domain.plan_run import (
     plan_workflow_id,
     schedule_id,
 )
-from starter.client import OrderError
+from starter.client import OrderError, Signer
 from workflows.plan import PLAN_ID_REUSE, PlanWorkflow, ScheduledPlanWorkflow, plan_attributes
 
 # The first day of each period, at midnight China time (the schedule's time zone).
@@ -73,9 +74,13 @@ def parse_template(raw: Any, every: Every) -> ScheduledPlan:
 
 
 class Plans:
-    def __init__(self, client: Client, task_queue: str) -> None:
+    """`signer`: sign every amendment sent (without one they go unsigned: a deployment that requires
+    signatures refuses them, and records the refusal)."""
+
+    def __init__(self, client: Client, task_queue: str, signer: Signer | None = None) -> None:
         self.client = client
         self.task_queue = task_queue
+        self.signer = signer
 
     async def start(self, plan: PlanInput) -> WorkflowHandle[Any, Any]:
         try:
@@ -99,6 +104,9 @@ class Plans:
         return result
 
     async def amend(self, plan_id: str, amendment: dict[str, Any]) -> AmendmentReceipt:
+        """Send an amendment (signed for this plan when there is a signer); its receipt says what it did."""
+        if self.signer is not None and isinstance(amendment, dict):  # anything else: the plan refuses it, unsigned
+            amendment = self.signer.sign(amendment, plan_workflow_id(plan_id), AMENDMENT_SIGNING)
         return AmendmentReceipt.model_validate(await self.handle(plan_id).execute_update("amend", amendment))
 
     async def list(self, query: str = "", limit: int = 200) -> list[dict[str, Any]]:

@@ -8,10 +8,11 @@ tests/factories.py, strata by channel and by whether the enterprise is a Zhejian
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +27,10 @@ from activities import planning
 from activities.plans import PlanActivities
 from activities.registry import all_activities
 from activities.reports import read_report
+from domain import signing
 from domain.models import SampleOrder
 from domain.plan_run import (
+    AMENDMENT_SIGNING,
     Every,
     PlanInput,
     PlanOptions,
@@ -39,7 +42,7 @@ from domain.plan_run import (
 from domain.plans import DrawnSample, PlanDraw, PlanSpec
 from domain.reporting import ReportScope
 from starter import cli
-from starter.client import SpotcheckClient
+from starter.client import Signer, SpotcheckClient
 from starter.plans import Plans
 from tests import factories as f
 from tests.factories import EXAMPLES
@@ -371,3 +374,82 @@ async def test_a_plan_drawn_from_the_pool_and_frame_starts_its_samples(
         assert all(r["order"]["plan_id"] == spec.plan_id and r["stratum"] and r["reasons"] for r in rows)
         assert sum(c.drawn for c in running.by_stratum["channel"].values()) == len(rows)
         await plans.handle(spec.plan_id).terminate("test over")
+
+
+# --- proven senders -------------------------------------------------------------------------------------
+
+KEY, SECRET = "organiser-desk-1", b"s" * 32
+
+
+@pytest.fixture
+def signatures_required() -> Iterator[None]:
+    """The worker (in this process) configured as `spotcheck worker` is: signatures required, one desk key."""
+    saved = (signing._keyring, signing._required, signing._internal_key_id)
+    signing.configure({KEY: SECRET}, require=True)
+    yield
+    signing._keyring, signing._required, signing._internal_key_id = saved
+
+
+async def test_where_signatures_are_required_only_a_proven_amendment_is_applied(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], signatures_required: None,
+) -> None:
+    """Unsigned, forged, signed for another plan, or a decision's signature: each refused with the reason and
+    recorded as refused (the key proves nothing, so none is recorded). Signed for this plan, by the client or
+    by `spotcheck plan amend --key-file`: applied, with the key on the record."""
+    client = dev_env.client
+    draw, _ = fixed_draw()
+    spec = PlanSpec.model_validate(plan_spec(budget_batches=2))
+    pid, now = spec.plan_id, datetime.now(UTC)
+    unsigned = Plans(client, task_queue)
+    async with plan_worker(client, pool, task_queue, draw):
+        await unsigned.start(PlanInput(spec=spec))
+
+        def cancel(rid: str) -> dict[str, Any]:
+            return {"request_id": rid, "action": "cancel", "reason": "该企业已停产", "sender": ORGANISER,
+                    "sample_nos": ["NOT-OF-THIS-PLAN"]}
+
+        mismatch = "signature: does not match (forged, altered, or signed for another plan)"
+        tries = {
+            "rq-unsigned": (cancel("rq-unsigned"), "signature: missing"),
+            "rq-forged": (signing.sign(cancel("rq-forged"), plan_workflow_id(pid), KEY, b"f" * 32, now,
+                                       AMENDMENT_SIGNING), mismatch),
+            "rq-other-plan": (signing.sign(cancel("rq-other-plan"), plan_workflow_id(f"{pid}-X"), KEY, SECRET, now,
+                                           AMENDMENT_SIGNING), mismatch),
+            # The same fields, signed with the deployment's key for this plan, but as a decision.
+            "rq-decision": (signing.sign(cancel("rq-decision"), plan_workflow_id(pid), KEY, SECRET, now), mismatch),
+        }
+        for rid, (raw, reason) in tries.items():
+            receipt = await unsigned.amend(pid, raw)
+            assert (receipt.accepted, receipt.problem, receipt.outcome) == (False, reason, None), rid
+
+        signed = await Plans(client, task_queue, Signer(KEY, SECRET)).amend(pid, cancel("rq-signed"))
+        assert signed.accepted and signed.outcome is not None and signed.outcome.left == ["NOT-OF-THIS-PLAN"]
+        # A repeat of the accepted request id, unsigned: refused, not answered with the first receipt.
+        again = await unsigned.amend(pid, cancel("rq-signed"))
+        assert (again.accepted, again.problem) == (False, "signature: missing")
+
+        # The CLI signs with a key file (as `spotcheck decide --key-file` does).
+        keys, amendment = tmp_path / "keys.json", tmp_path / "amend.json"
+        keys.write_text(json.dumps({KEY: base64.b64encode(SECRET).decode()}), encoding="utf-8")
+        amendment.write_text(json.dumps(cancel("rq-cli")), encoding="utf-8")
+        server = ["--address", client.service_client.config.target_host, "--task-queue", task_queue]
+        args = cli.build_parser().parse_args(["plan", "amend", pid, str(amendment), "--key-file", str(keys), *server])
+        assert await args.func(args) == cli.EXIT_OK
+        assert json.loads(capsys.readouterr().out)["left"] == ["NOT-OF-THIS-PLAN"]
+        amendment.write_text(json.dumps(cancel("rq-cli-unsigned")), encoding="utf-8")
+        args = cli.build_parser().parse_args(["plan", "amend", pid, str(amendment), *server])
+        assert await args.func(args) == 1
+        assert "amendment refused: signature: missing" in capsys.readouterr().err
+        await unsigned.handle(pid).terminate("test over")
+
+    rows = await pool.fetch("SELECT request_id, accepted, problem, sender, key_id, payload FROM plan_amendments "
+                            "WHERE plan_id = $1", pid)
+    recorded = {(r["request_id"], r["accepted"]): r for r in rows}
+    assert sorted(recorded) == sorted([*((rid, False) for rid in tries), ("rq-signed", True), ("rq-signed", False),
+                                       ("rq-cli", True), ("rq-cli-unsigned", False)])
+    for rid, (_, reason) in tries.items():
+        row = recorded[(rid, False)]
+        assert (row["problem"], row["key_id"], row["sender"]) == (reason, None, ORGANISER)
+        assert "该企业已停产" not in json.dumps(row["payload"], ensure_ascii=False)  # a summary, never the content
+    assert [recorded[(rid, True)]["key_id"] for rid in ("rq-signed", "rq-cli")] == [KEY, KEY]

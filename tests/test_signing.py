@@ -18,6 +18,7 @@ import pytest
 from activities import policy as policy_activity
 from domain import signing
 from domain.decisions import Decision, Role, organisation_problem
+from domain.plan_run import AMENDMENT_SIGNING, Amendment
 from domain.policy import DeploymentPolicy
 from starter.cli import main
 from starter.client import Signer, SpotcheckClient
@@ -170,6 +171,54 @@ def test_a_retired_key_still_verifies_what_it_signed() -> None:
     raw = signing.sign(decision(), WF, "desk-old", RING["desk-old"], NOW)
     assert problem(raw) is None
     assert signing.decision_key_ids(RING) == ["desk-1", "desk-old"]
+
+
+def test_decision_signatures_are_byte_for_byte_what_they_were() -> None:
+    # MACs made before amendments were signed: clients and stored histories sign and verify these exact bytes.
+    assert signed()["signature"]["mac"] == "4135474259e430b129d8cfcbbfbaa566c3fc84283119d24c10dc8be4def53a3a"
+    sparse = {"request_id": "r", "outcome": "sealed", "kind": "sampling_record", "actor": {"role": "sampler", "id": "S"}}
+    assert signed(sparse)["signature"]["mac"] == "905f50487c5eeb554ed3ec5aa76e30bca0ec41b59b8c9207d792ccc7744a99ad"
+    assert signed({"junk": 1})["signature"]["mac"] == "84188dc5e672d5e0b08d0693a1f4de10340ab1c5ec17b071f88173a93876a5eb"
+
+
+# --- plan amendments ------------------------------------------------------------------------------------
+
+PLAN = "plan-P-2027Q1-ZJ"
+
+
+def amendment(**changes: Any) -> dict[str, Any]:
+    return {"request_id": "am-1", "action": "cancel", "reason": "该企业已停产",
+            "sender": {"id": "organiser-1", "role": "case_officer"}, "sample_nos": ["ZJ2027-0001"], **changes}
+
+
+def amendment_problem(raw: dict[str, Any], workflow_id: str = PLAN) -> str | None:
+    return signing.signature_problem(Amendment.model_validate(over_the_wire(raw)), workflow_id, RING, NOW,
+                                     timedelta(hours=24), AMENDMENT_SIGNING)
+
+
+def test_a_signed_amendment_verifies_for_its_plan_only() -> None:
+    raw = signing.sign(amendment(), PLAN, KEY, SECRET, NOW, AMENDMENT_SIGNING)
+    assert amendment_problem(raw) is None
+    body = json.loads(signing.canonical(raw, PLAN, AMENDMENT_SIGNING))
+    assert body["tag"] == "spotcheck-amendment/1" and body["amendment"]["sample_nos"] == ["ZJ2027-0001"]
+    assert amendment_problem(raw, "plan-P-OTHER") == \
+        "signature: does not match (forged, altered, or signed for another plan)"
+    altered = deepcopy(raw)
+    altered["sample_nos"] = ["ZJ2027-0002"]
+    assert (amendment_problem(altered) or "").startswith("signature: does not match")
+    assert amendment_problem(amendment()) == "signature: missing"
+    assert amendment_problem(signing.sign(amendment(), PLAN, KEY, SECRET, NOW - timedelta(hours=25),
+                                          AMENDMENT_SIGNING)) == \
+        "signature: too old (signed more than 24 h before it arrived)"
+
+
+def test_a_decision_signature_never_passes_as_an_amendment_nor_the_reverse() -> None:
+    # The same fields and target signed under the decision's tag: refused as an amendment…
+    as_decision = signing.sign(amendment(), PLAN, KEY, SECRET, NOW)
+    assert (amendment_problem(as_decision) or "").startswith("signature: does not match")
+    # …and an amendment's signature moved onto a decision for the same workflow is refused as a decision.
+    sig = signing.sign(decision(), WF, KEY, SECRET, NOW, AMENDMENT_SIGNING)["signature"]
+    assert (problem({**decision(), "signature": sig}) or "").startswith("signature: does not match")
 
 
 # --- internal signals -----------------------------------------------------------------------------------

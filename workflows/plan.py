@@ -31,11 +31,14 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from activities.plans import PlanActivities
+    from activities.policy import deployment_policy
+    from domain import signing
     from domain import visibility as sa
     from domain.bounds import error_lines, within
     from domain.decisions import Actor
     from domain.intake import single_input, summarise
     from domain.plan_run import (
+        AMENDMENT_SIGNING,
         KEEP_RECEIPTS,
         Amendment,
         AmendmentOutcome,
@@ -60,6 +63,7 @@ DRAW_TIMEOUT = timedelta(minutes=10)  # a draw of 10,000 from the pool, stored i
 BATCH_TIMEOUT = timedelta(minutes=5)
 HEARTBEAT = timedelta(seconds=30)  # a start batch heartbeats after each start
 STEP_TIMEOUT = timedelta(seconds=60)
+POLICY_TIMEOUT = timedelta(seconds=10)
 PAUSE_AFTER_FAILURE = timedelta(minutes=1)  # a batch that failed for good is tried again after this
 START_CONCURRENCY = 64  # starts in flight at once within one batch
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
@@ -164,17 +168,27 @@ class PlanWorkflow:
     async def amend(self, *args: Any) -> dict[str, Any]:
         """Add or cancel samples (domain/plan_run.Amendment). Any payload is taken: a bad one is refused with
         the field named and recorded (a summary of it, never its content); a repeated request id gets the first
-        receipt. Accepted amendments are applied between two batches, in order; the answer waits for that."""
+        receipt. Where the deployment requires signatures, an amendment must be signed for this plan
+        (domain/signing.py, `AMENDMENT_SIGNING`): one that is not is refused with the reason and recorded.
+        Accepted amendments are applied between two batches, in order; the answer waits for that."""
         received = workflow.now()
+        # The policy is read at the start: an amendment that arrives with the start waits for it.
+        await workflow.wait_condition(lambda: self.s.policy is not None)
         payload, problem = single_input(args)
         amendment: Amendment | None = None
+        key_id: str | None = None
         if problem is None:
             try:
                 amendment = Amendment.model_validate(payload)
             except ValidationError as err:
                 problem = "; ".join(within(error_lines(err)))
+        if amendment is not None:
+            problem, key_id = self._proof(amendment)
+            if problem is not None:
+                amendment = None
         request_id = amendment.request_id if amendment else _request_id(payload)
-        if request_id in self.s.receipts:
+        # A repeat gets the first receipt, but only from a proven sender where proof is required.
+        if request_id in self.s.receipts and (amendment is not None or not self._signatures_required):
             return self.s.receipts[request_id].model_dump(mode="json")
         if amendment is not None and self.s.closed_at is not None:
             amendment, problem = None, CLOSED
@@ -182,15 +196,32 @@ class PlanWorkflow:
             record = AmendmentRecord(
                 plan_id=self.spec.plan_id, request_id=request_id, action=_token(payload, "action"), accepted=False,
                 problem=problem, sender=_sender(payload), payload=summarise(args).model_dump(), received_at=received)
-            return (await self._apply(record)).model_dump(mode="json")
+            # Answered here, not through `answered`: a refusal never becomes the answer of a queued request.
+            return (await self._apply(record, answer=False)).model_dump(mode="json")
         if all(r.request_id != request_id for r in self.queue):
             self.answered.pop(request_id, None)  # an earlier refusal of this request id is not its answer
             self.queue.append(AmendmentRecord(
                 plan_id=self.spec.plan_id, request_id=request_id, action=amendment.action, accepted=True,
                 amendment=amendment, sender=amendment.sender.model_dump(mode="json", exclude_none=True),
-                payload=amendment.model_dump(mode="json"), received_at=received))
+                key_id=key_id, payload=amendment.model_dump(mode="json"), received_at=received))
         await workflow.wait_condition(lambda: request_id in self.answered)
         return self.answered[request_id].model_dump(mode="json")
+
+    @property
+    def _signatures_required(self) -> bool:
+        return self.s.policy is not None and self.s.policy.require_signatures
+
+    def _proof(self, amendment: Amendment) -> tuple[str | None, str | None]:
+        """(why the sender is not proven, where the deployment requires proof; the key that proved it). A
+        signature is checked even where none is required, so that a valid one names its key on the record."""
+        if amendment.signature is None and not self._signatures_required:
+            return None, None
+        max_age = self.s.policy.signature_max_age if self.s.policy is not None else signing.DEFAULT_MAX_AGE
+        problem = signing.signature_problem(amendment, workflow.info().workflow_id, signing.keyring(), workflow.now(),
+                                            max_age, AMENDMENT_SIGNING)
+        if problem is None and amendment.signature is not None:
+            return None, amendment.signature.key_id
+        return (problem if self._signatures_required else None), None
 
     @workflow.update(name="refresh")
     async def refresh(self, *args: Any) -> dict[str, Any]:
@@ -198,9 +229,10 @@ class PlanWorkflow:
         await self._refresh()
         return self.progress().model_dump(mode="json")
 
-    async def _apply(self, record: AmendmentRecord) -> AmendmentReceipt:
+    async def _apply(self, record: AmendmentRecord, *, answer: bool = True) -> AmendmentReceipt:
         """Apply and record one amendment; its receipt says what it did (or that it could not be written).
-        Only an accepted one is remembered for repeats: a refused request may be sent again, corrected."""
+        Only an accepted one is remembered for repeats: a refused request may be sent again, corrected.
+        `answer`: the receipt is what a waiting handler of this request id gets (a queued one)."""
         try:
             outcome = await workflow.execute_activity_method(
                 PlanActivities.plan_amend, record, start_to_close_timeout=DRAW_TIMEOUT, retry_policy=RETRY,
@@ -218,7 +250,8 @@ class PlanWorkflow:
                                    outcome=outcome if record.accepted else None, recorded_at=workflow.now())
         if receipt.accepted:
             self.s.receipts = dict(list({**self.s.receipts, record.request_id: receipt}.items())[-KEEP_RECEIPTS:])
-        self.answered[record.request_id] = receipt
+        if answer:
+            self.answered[record.request_id] = receipt
         return receipt
 
     async def _take_amendments(self) -> None:
@@ -248,6 +281,11 @@ class PlanWorkflow:
     @workflow.run
     async def run(self, plan: RawValue, carried: Any = None) -> PlanProgress:
         s = self.s
+        if s.policy is None:
+            # Recorded in the plan's history and carried across runs: replay never depends on today's workers.
+            s.policy = await workflow.execute_local_activity(
+                deployment_policy, start_to_close_timeout=POLICY_TIMEOUT,
+                summary="Read the deployment's policy (signatures)")
         if s.drawn is None:
             self._publish()
             s.drawn = await workflow.execute_activity_method(
