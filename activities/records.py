@@ -9,8 +9,9 @@ from typing import Any
 import asyncpg
 from temporalio import activity
 
+from activities.calendar import compute_deadline
 from activities.db import insert_once, update_row, upsert
-from domain.records import DecisionRecord, OutboxMessage, SampleProjection
+from domain.records import DecisionRecord, OutboxMessage, SampleProjection, WaitOpened, WaitOpening
 
 
 def _get(d: Any, *path: str) -> str | None:
@@ -62,6 +63,15 @@ class RecordActivities:
             "enterprise_code": _get(o, "sampled_party", "credit_code"),
             "plan_id": _get(o, "plan_id"),
         }, key=["sample_no"], guard="seq", strict=True)
+
+    @activity.defn
+    async def open_wait(self, w: WaitOpening) -> WaitOpened:
+        """A sample opening a wait, in one local activity where it took two: the wait's deadline (as
+        `compute_deadline`), then the `samples` record showing the wait (as `project_sample`)."""
+        deadline = await compute_deadline(w.deadline)
+        projection, state = w.opened(deadline)
+        await self.project_sample(projection)
+        return WaitOpened(deadline=deadline, projected=state)
 
     @activity.defn
     async def record_decision(self, r: DecisionRecord) -> bool:

@@ -259,6 +259,11 @@ def roles_for(kind: DecisionKind) -> frozenset[Role]:
     return frozenset().union(*ROLE_MATRIX[kind].values())
 
 
+def role_names(kind: DecisionKind) -> list[str]:
+    """The roles that may take `kind`, as the sample shows them (sorted names)."""
+    return sorted(r.value for r in roles_for(kind))
+
+
 class Actor(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: Id

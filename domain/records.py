@@ -6,15 +6,19 @@ row changes nothing (activities/db.py `upsert`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from domain.clock import to_real
 from domain.decisions import EvidenceRef
 from domain.models import SampleOrder
 from domain.product_case import CaseFail, ProductKey
+from domain.rules import Deadline, DeadlineRequest
+from domain.status import Awaiting
 
 # The time of a write, for the rows whose model has no time of its own: the workflow's clock
 # (`workflow.now()`, never the sample clock, which runs faster under a time scale); left None, the activity
@@ -41,6 +45,56 @@ class SampleProjection(BaseModel):
     next_deadline: datetime | None = None
     overdue: bool = False
     updated_at: datetime
+
+    def showing(self, state: ProjectedState) -> SampleProjection:
+        """This projection with the stage, verdict and first wait of `state`."""
+        return self.model_copy(update=state.model_dump())
+
+
+class ProjectedState(BaseModel):
+    """What the `samples` record shows of a sample's state: a process writes the record again only when this
+    changes."""
+
+    stage: str
+    verdict: str
+    awaiting_kind: str | None = None
+    awaiting_role: str | None = Field(default=None, description="the first wait's roles, comma-separated")
+    next_deadline: datetime | None = Field(default=None, description="the earliest wait's real due time")
+    overdue: bool = False
+
+    @classmethod
+    def of(cls, stage: str, verdict: str, awaiting: Sequence[Awaiting]) -> ProjectedState:
+        first = min(awaiting, key=lambda a: a.due_at) if awaiting else None
+        return cls(stage=stage, verdict=verdict, awaiting_kind=first.kind if first else None,
+                   awaiting_role=",".join(first.roles) if first else None,
+                   next_deadline=min((a.due_at for a in awaiting), default=None),
+                   overdue=any(a.overdue for a in awaiting))
+
+
+class WaitOpening(BaseModel):
+    """A sample opening a wait, as one local activity (`RecordActivities.open_wait`): the wait's deadline,
+    and the `samples` record as it is once the wait is open (its due time known only from the deadline)."""
+
+    deadline: DeadlineRequest
+    kind: str
+    roles: list[str]
+    others: list[Awaiting] = Field(description="the waits open beside it (its own and its branches')")
+    clock_origin: datetime
+    time_scale: float
+    projection: SampleProjection = Field(description="stage, verdict, seq and time; the waits are filled in")
+
+    def opened(self, deadline: Deadline) -> tuple[SampleProjection, ProjectedState]:
+        """The record to write once `deadline` is known, and the state it shows."""
+        wait = Awaiting(kind=self.kind, roles=self.roles, rule_id=deadline.rule_id, title=deadline.title,
+                        due=deadline.due, due_at=to_real(self.clock_origin, self.time_scale, deadline.due),
+                        basis=deadline.basis, estimated=deadline.estimated)
+        state = ProjectedState.of(self.projection.stage, self.projection.verdict, [*self.others, wait])
+        return self.projection.showing(state), state
+
+
+class WaitOpened(BaseModel):
+    deadline: Deadline
+    projected: ProjectedState = Field(description="what the `samples` record now shows")
 
 
 class DecisionRecord(BaseModel):

@@ -43,6 +43,7 @@ from temporalio.activity import _Definition
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
+from activities.calendar import compute_deadline
 from activities.credit_records import look_back_start
 from activities.db import write_time
 from activities.holiday_files import current_calendar
@@ -174,6 +175,13 @@ class FakeActivities:
                               guard="seq")
             return
         self.store.upsert("samples", row, key=["sample_no"], guard="seq", strict=True)
+
+    @activity.defn(name="open_wait")
+    async def open_wait(self, w: rec.WaitOpening) -> rec.WaitOpened:
+        deadline = await compute_deadline(w.deadline)  # pure: the real one
+        projection, state = w.opened(deadline)
+        await self.project_sample(projection)
+        return rec.WaitOpened(deadline=deadline, projected=state)
 
     @activity.defn(name="record_decision")
     async def record_decision(self, r: rec.DecisionRecord) -> bool:

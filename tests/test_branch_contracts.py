@@ -39,11 +39,11 @@ from tests import factories as f
 from tests.workflow_env import (
     _describe,
     branch_status,
+    local_results,
     running_worker,
     search_attributes,
     terminate_when_idle,
 )
-from tests.workflow_env import local_results
 from tests.workflow_env import wait_for_branch as until
 from workflows.registry import all_workflows
 

@@ -116,8 +116,9 @@ async def test_loading_a_year_moves_a_spring_festival_deadline(
         assert sum(e.event == "escalated" for e in status.timeline) == 1
         assert sum(e.event == "deadline_moved" for e in status.timeline) == 1
         await terminate_when_idle(handle)
-    calls = store.calls["compute_deadline"]
-    assert [c.rule_id for c in calls].count("lab_testing") == 2  # the wait's, and the one recount
+    # The wait's deadline (computed where the wait opens, with the sample's record) and the one recount.
+    asked = [c.deadline for c in store.calls["open_wait"]] + store.calls["compute_deadline"]
+    assert [c.rule_id for c in asked].count("lab_testing") == 2
 
 
 async def test_calendar_load_finds_and_recomputes_open_estimated_waits(

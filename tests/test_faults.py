@@ -443,8 +443,9 @@ async def count(pool: Any, facts: dict[str, Facts], ledger: Ledger, samples: dic
         templates = [n["template"] for n in await notices_for(pool, wf)]
         assert sorted(templates) == EXPECTED_NOTICES[name], (name, templates)
         rows = await pool.fetch("SELECT stage, seq FROM samples WHERE workflow_id = $1", wf)
-        # Each projection is one local activity (lean runs): the row holds the last, numbered by their count.
-        projections = h.local["project_sample"]
+        # Each projection is one local activity (lean runs; newer ones write it where a wait opens, beside
+        # the wait's deadline): the row holds the last, numbered by their count.
+        projections = h.local["project_sample"] + h.local["open_wait"]
         assert projections > 0 and not h.scheduled.get("project_sample"), name
         assert [(r["stage"], r["seq"]) for r in rows] == [(EXPECTED_STAGE[name], projections)], (name, rows)
 

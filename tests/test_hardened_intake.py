@@ -239,7 +239,8 @@ async def test_a_long_history_continues_as_new_mid_lifecycle_and_loses_nothing(
 
 
 class _FailProjections(Interceptor):
-    """Makes `project_sample` fail for good while `failing` is set, as data PostgreSQL refuses would."""
+    """Makes every write of the `samples` record (`project_sample`, and `open_wait` which writes it beside
+    the wait's deadline) fail for good while `failing` is set, as data PostgreSQL refuses would."""
 
     def __init__(self) -> None:
         self.failing = True
@@ -249,7 +250,7 @@ class _FailProjections(Interceptor):
 
         class Inbound(ActivityInboundInterceptor):
             async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-                if outer.failing and activity.info().activity_type == "project_sample":
+                if outer.failing and activity.info().activity_type in ("project_sample", "open_wait"):
                     raise ApplicationError("DataError: the data of this step cannot be written",
                                            type="UnstorableDataError", non_retryable=True)
                 return await self.next.execute_activity(input)

@@ -154,7 +154,11 @@ async def test_two_dispatchers_never_send_the_same_message(pool: asyncpg.Pool) -
 
     channel = channel_name()
     async with Receiver(slowish) as receiver:
-        config = OutboxConfig(channels={channel: webhook(receiver.url)}, **{**FAST, "batch_size": 4})
+        # Generous time bounds: on a loaded machine a half-second connect can time out, and the attempt it
+        # costs is not what this test is about (a message sent by both dispatchers).
+        patient = WebhookChannel(kind="webhook", url=receiver.url, secret=SECRET, connect_timeout=5, read_timeout=5)
+        config = OutboxConfig(channels={channel: patient},
+                              **{**FAST, "batch_size": 4, "lease_seconds": 30, "run_seconds": 30})
         ids = await queue(pool, channel, count=30)
         async with Dispatcher.open(pool, config) as one, Dispatcher.open(pool, config) as two:
             done, _ = await asyncio.gather(drain(one, pool, ids), drain(two, pool, ids))

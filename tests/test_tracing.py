@@ -66,9 +66,8 @@ async def test_one_trace_from_client_through_workflow_and_activities(
     chain = [
         _named(finished, "StartWorkflow:SampleWorkflow"),  # client
         _named(finished, "RunWorkflow:SampleWorkflow"),  # worker, workflow
-        _named(finished, "StartActivity:compute_deadline"),  # workflow schedules the activity
-        _named(finished, "RunActivity:compute_deadline"),  # worker, activity
-        _named(finished, "RunActivity:project_sample"),
+        _named(finished, "StartActivity:open_wait"),  # workflow schedules the activity
+        _named(finished, "RunActivity:open_wait"),  # worker, activity: the wait's deadline and record
         _named(finished, "StartWorkflowUpdate:submit_decision"),  # client, the sealing decision
         _named(finished, "HandleUpdate:submit_decision"),  # workflow, its handler (no validator: every
         # attempt is admitted and answered with a receipt)
@@ -77,7 +76,7 @@ async def test_one_trace_from_client_through_workflow_and_activities(
     assert {format(s.context.trace_id, "032x") for s in chain} == {format(trace_id, "032x")}
     # The parents run client -> workflow -> activity. The interceptor hangs every workflow-side span on the
     # client's StartWorkflow span (RunWorkflow is a zero-duration marker beside them, not their parent).
-    start, run, start_activity, run_activity, _, update, handle_update, audit = chain
+    start, run, start_activity, run_activity, update, handle_update, audit = chain
 
     def parent_of(span: ReadableSpan) -> int | None:
         return span.parent.span_id if span.parent else None

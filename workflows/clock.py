@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 
+from domain.clock import to_real, to_sample
+
 
 class SampleClock:
     def __init__(self, origin: datetime, scale: float) -> None:
@@ -18,10 +20,10 @@ class SampleClock:
         return self.to_sample(workflow.now() if real is None else real)
 
     def to_sample(self, real: datetime) -> datetime:
-        return self.origin + (real - self.origin) * self.scale
+        return to_sample(self.origin, self.scale, real)
 
     def to_real(self, sample_time: datetime) -> datetime:
-        return self.origin + (sample_time - self.origin) / self.scale
+        return to_real(self.origin, self.scale, sample_time)
 
     def real_delay_until(self, sample_time: datetime, *, real: datetime | None = None) -> timedelta:
         """How long to sleep from real time `real` (default: the workflow's now) until `sample_time`."""

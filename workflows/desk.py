@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
         Receipt,
         decision_problem,
         parse_decision,
-        roles_for,
+        role_names,
     )
     from domain.intake import InputSummary, clean_text, summarise, token
     from domain.rules import Deadline
@@ -36,7 +36,7 @@ class Wait:
 
     @property
     def roles(self) -> list[str]:
-        return sorted(r.value for r in roles_for(self.kind))
+        return role_names(self.kind)
 
     def to_awaiting(self) -> Awaiting:
         d = self.deadline

@@ -67,11 +67,11 @@ CALENDAR = "calendar-data"
 # upsert they make anyway; newer runs write them like every other attribute (docs/design.md §6, §8). The
 # run that has it has every behaviour above.
 MONITORING = "monitoring-attributes"
-# Runs from before it rendered notices as full activities (three events and a workflow task more each);
-# newer runs render and store them as local activities, like the other bookkeeping: the write is short and
-# idempotent (docs/design.md §8). The newest patch: a run that has it has every behaviour above and asks no
-# other.
-LOCAL_WRITES = "local-notices"
+# Runs from before it rendered notices as full activities (three events and a workflow task more each) and
+# opened a sample's wait with two local activities (its deadline, then the sample's record); newer runs
+# render and store notices as local activities and open a wait with one (docs/design.md §8). The newest
+# patch: a run that has it has every behaviour above and asks no other.
+LEAN_STEPS = "lean-steps"
 # Histories recorded before the policy existed: no signatures, and the order's time_scale as given.
 LEGACY_POLICY = DeploymentPolicy(require_signatures=False, max_time_scale=864000.0, signing_key_ids=[])
 
@@ -117,7 +117,7 @@ class DecisionProcess:
         self._hardened_run: bool | None = None
         self._lean_run: bool | None = None
         self._monitored_run: bool | None = None
-        self._local_writes_run: bool | None = None
+        self._lean_steps_run: bool | None = None
         self._recounts_asked = self._recounts_done = 0  # `calendar_updated` signals asked / acted on
         self._resumed_waits: dict[DecisionKind, Deadline] = {}  # a continued run's open waits, as they were
         self._resume_at: str | None = None  # in a continued run: the stage it resumes at
@@ -187,8 +187,8 @@ class DecisionProcess:
     ) -> Decision | None:
         """Signal-or-timer: the decision, a reminder before the deadline, then the rule's expiry action.
         None when the rule lets the wait expire (a window that closed without the decision)."""
-        deadline = deadline or self._resumed_waits.pop(kind, None) or await self._deadline(
-            rule_id, start=start, length=length
+        deadline = deadline or self._resumed_waits.pop(kind, None) or await self._wait_deadline(
+            kind, rule_id, start=start, length=length
         )
         wait = self._open(kind, deadline)
         wait.movable = True  # its timers follow a recomputed deadline (`calendar_updated`)
@@ -217,6 +217,13 @@ class DecisionProcess:
         if interrupt():
             raise WaitInterrupted(kind.value)
         return self._take(kind)
+
+    async def _wait_deadline(
+        self, kind: DecisionKind, rule_id: str, *, start: datetime | None, length: int | None
+    ) -> Deadline:
+        """The deadline of the wait for `kind`, about to open (a sample also writes its record in the same
+        local activity: SampleWorkflow)."""
+        return await self._deadline(rule_id, start=start, length=length)
 
     async def _until(
         self, done: Callable[[], bool], sample_time: datetime, summary: str, interrupt: Interrupt = _never
@@ -374,22 +381,23 @@ class DecisionProcess:
 
     def _versions(self) -> None:
         """Ask, at the very start of the run (in `__init__`) and before any local activity, which version it
-        is: the newest patch first (LOCAL_WRITES, MONITORING, then LEAN) — a local activity's result can
+        is: the newest patch first (LEAN_STEPS, MONITORING, then LEAN) — a local activity's result can
         reach a replay a workflow task earlier than it reached the live run, so a patch first asked after one
         would be asked too early on replay. Runs from before LEAN ask the calendar patch next, as they did."""
         if not self._lean():
             self._calendar_data()
 
-    def _local_writes(self) -> bool:
-        """Whether this run renders notices as local activities (LOCAL_WRITES; implies MONITORING)."""
-        if self._local_writes_run is None:
-            self._local_writes_run = workflow.patched(LOCAL_WRITES)
-        return self._local_writes_run
+    def _lean_steps(self) -> bool:
+        """Whether this run renders notices as local activities and opens a wait in one (LEAN_STEPS; implies
+        MONITORING)."""
+        if self._lean_steps_run is None:
+            self._lean_steps_run = workflow.patched(LEAN_STEPS)
+        return self._lean_steps_run
 
     def _monitored(self) -> bool:
         """Whether this run writes the monitors' attributes like the others (MONITORING; implies LEAN)."""
         if self._monitored_run is None:
-            self._monitored_run = self._local_writes() or workflow.patched(MONITORING)
+            self._monitored_run = self._lean_steps() or workflow.patched(MONITORING)
         return self._monitored_run
 
     def _lean(self) -> bool:
@@ -676,7 +684,7 @@ class DecisionProcess:
             NoticeRequest(workflow_id=workflow.info().workflow_id, step_id=step_id, template=template,
                           context=context, issued_at=issued),
             summary=f"Render and store the {template} notice for sample {self.order.sample_no}",
-            local=self._local_writes(),
+            local=self._lean_steps(),
         )
         self.notices.append(record.model_dump(mode="json"))
         self._event("notice", f"notice issued: {record.title} (sha256 {record.sha256[:12]}…)")

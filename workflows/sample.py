@@ -30,12 +30,13 @@ with workflow.unsafe.imports_passed_through():
         ResultDeliveryData,
         SamplingRecordData,
         delivery_date_problem,
+        role_names,
     )
     from domain.jurisdiction import outside_area, same_level_bureau
     from domain.models import Channel, Party, SampleOrder, TaskType
-    from domain.records import SampleProjection
+    from domain.records import ProjectedState, SampleProjection, WaitOpening
     from domain.regions import authority_label
-    from domain.rules import Deadline
+    from domain.rules import Deadline, DeadlineRequest
     from domain.stages import STAGE_TITLES, Stage, Verdict
     from domain.status import Awaiting, BranchReport, SampleCarry, SampleStatus, TimelinePage
     from domain.visibility import SAMPLE, identity_attributes, order_attributes
@@ -91,7 +92,7 @@ class SampleWorkflow(DecisionProcess):
         self.producer_answer: str | None = None
         self._producer_answer: asyncio.Task[None] | None = None
         self._window_start: datetime | None = None  # the objection window runs from the delivery
-        self._projected: tuple[Any, ...] | None = None  # what the `samples` record last got (lean runs)
+        self._projected: ProjectedState | None = None  # what the `samples` record last got (lean runs)
         self._publishing = 0  # publishes under way (their local activity in flight)
         if carried is not None:
             self._restore(carried)
@@ -501,36 +502,55 @@ class SampleWorkflow(DecisionProcess):
 
     async def _show_and_project(self) -> None:
         self._show()
-        awaiting = self._awaiting()
-        first = min(awaiting, key=lambda a: a.due_at) if awaiting else None
-        projected = (self.stage.value, self.verdict.value, first.kind if first else None,
-                     ",".join(first.roles) if first else None, min((a.due_at for a in awaiting), default=None),
-                     any(a.overdue for a in awaiting))
+        projected = ProjectedState.of(self.stage.value, self.verdict.value, self._awaiting())
         lean = self._lean()
         if lean and projected == self._projected:
             return
         self._projected = projected
-        self._seq += 1
-        stage, verdict, kind, role, next_deadline, overdue = projected
         await self._do(
             RecordActivities.project_sample,
-            SampleProjection(
-                sample_no=self.order.sample_no,
-                workflow_id=workflow.info().workflow_id,
-                seq=self._seq,
-                stage=stage,
-                verdict=verdict,
-                # Personal data travels once: later projections name what changed, not the whole order.
-                order=self.order.model_dump(mode="json") if self._seq == 1 or not self._hardened() else None,
-                awaiting_kind=kind,
-                awaiting_role=role,
-                next_deadline=next_deadline,
-                overdue=overdue,
-                updated_at=workflow.now(),
-            ),
+            self._next_projection().showing(projected),
             summary=f"Bookkeeping: the samples record of {self.order.sample_no} at stage {self.stage.value}",
             local=lean,
         )
+
+    def _next_projection(self) -> SampleProjection:
+        """The next `samples` record, showing no wait yet."""
+        self._seq += 1
+        return SampleProjection(
+            sample_no=self.order.sample_no,
+            workflow_id=workflow.info().workflow_id,
+            seq=self._seq,
+            stage=self.stage.value,
+            verdict=self.verdict.value,
+            # Personal data travels once: later projections name what changed, not the whole order.
+            order=self.order.model_dump(mode="json") if self._seq == 1 or not self._hardened() else None,
+            updated_at=workflow.now(),
+        )
+
+    async def _wait_deadline(
+        self, kind: DecisionKind, rule_id: str, *, start: datetime | None, length: int | None
+    ) -> Deadline:
+        """Newer runs compute the wait's deadline and write the record showing the wait in one local activity
+        (the publish that follows the wait's opening then finds the record up to date)."""
+        if not self._lean_steps():
+            return await super()._wait_deadline(kind, rule_id, start=start, length=length)
+        opened = await self._do(
+            RecordActivities.open_wait,
+            WaitOpening(
+                deadline=DeadlineRequest(rule_id=rule_id, start=start or self.clock.now(), length=length),
+                kind=kind.value, roles=role_names(kind),
+                others=[a for a in self._awaiting() if a.kind != kind.value],
+                clock_origin=self.clock.origin, time_scale=self.clock.scale,
+                projection=self._next_projection(),
+            ),
+            summary=f"Compute the deadline of rule {rule_id} and write the samples record of "
+                    f"{self.order.sample_no} awaiting {kind.value}",
+            local=True,
+        )
+        self.deadlines.append(opened.deadline)
+        self._projected = opened.projected
+        return opened.deadline
 
     # --- activities ----------------------------------------------------------------------------
 
