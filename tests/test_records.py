@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from activities.calendar import compute_deadline
 from activities.certification_records import CertificationRecords
 from activities.credit_records import CreditRecordActivities, credit_listing_row
 from activities.db import MIGRATIONS_DIR, apply_migrations, create_pool, upsert
@@ -46,7 +47,10 @@ from domain.records import (
     RectificationRow,
     RegisterRequest,
     SampleProjection,
+    WaitOpening,
 )
+from domain.rules import DeadlineRequest
+from domain.status import Awaiting
 from tests import factories as f
 
 T0 = datetime(2025, 10, 20, 9, 0, tzinfo=UTC)
@@ -170,6 +174,37 @@ async def test_migrations_in_name_order_and_failed_one_rolls_back(fresh_dsn: str
 
 
 # --- samples -------------------------------------------------------------------------------------------
+
+
+async def test_opening_a_wait_computes_its_deadline_and_shows_the_earliest_wait(pool: asyncpg.Pool) -> None:
+    """One local activity where a sample opens a wait: the deadline as `compute_deadline` gives it, and the
+    record showing the wait due first, on the sample's (here ten times compressed) clock."""
+    acts = RecordActivities(pool)
+    no = f"T-{uuid.uuid4().hex[:10]}"
+    request = DeadlineRequest(rule_id="lab_testing", start=T0)
+    expected = await compute_deadline(request)
+    real_due = T0 + (expected.due - T0) / 10
+    # A branch's wait, due after the new one in real time: the record shows the new one.
+    later = Awaiting(kind="rectification_report", roles=["enterprise"], rule_id="x", title="x", basis="x",
+                     due=expected.due, due_at=real_due + timedelta(days=1))
+    opening = WaitOpening(deadline=request, kind="lab_report", roles=["lab"], others=[later], clock_origin=T0,
+                          time_scale=10.0, projection=projection(no, 1, "testing"))
+    opened = await acts.open_wait(opening)
+    assert opened.deadline == expected
+    [row] = await sample_rows(pool, workflow_id=f"sample-{no}")
+    assert (row["stage"], row["awaiting_kind"], row["awaiting_role"]) == ("testing", "lab_report", "lab")
+    assert row["next_deadline"] == real_due and row["overdue"] is False
+    assert opened.projected.next_deadline == real_due and opened.projected.awaiting_kind == "lab_report"
+    # Opened again (a retry after a crash): the same record, nothing doubled.
+    assert await acts.open_wait(opening) == opened
+    assert [r["seq"] for r in await sample_rows(pool, workflow_id=f"sample-{no}")] == [1]
+    # An overdue wait beside it comes first once it is due before the new one.
+    overdue = later.model_copy(update={"due_at": real_due - timedelta(days=1), "overdue": True})
+    moved = await acts.open_wait(opening.model_copy(update={"others": [overdue],
+                                                            "projection": projection(no, 2, "testing")}))
+    [row] = await sample_rows(pool, workflow_id=f"sample-{no}")
+    assert (row["awaiting_kind"], row["awaiting_role"], row["overdue"]) == ("rectification_report", "enterprise", True)
+    assert moved.projected.awaiting_kind == "rectification_report"
 
 
 async def test_projection_keeps_the_newest_seq(pool: asyncpg.Pool) -> None:
