@@ -3,6 +3,7 @@ activities (every write is keyed, so a retry writes nothing new), plus small rea
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from temporalio import activity
 
 from activities.calendar import compute_deadline
 from activities.db import insert_once, update_row, upsert
+from activities.policy import current_policy
 from domain.records import DecisionRecord, OutboxMessage, SampleProjection, WaitOpened, WaitOpening
 
 
@@ -66,12 +68,10 @@ class RecordActivities:
 
     @activity.defn
     async def open_wait(self, w: WaitOpening) -> WaitOpened:
-        """A sample opening a wait, in one local activity where it took two: the wait's deadline (as
-        `compute_deadline`), then the `samples` record showing the wait (as `project_sample`)."""
-        deadline = await compute_deadline(w.deadline)
-        projection, state = w.opened(deadline)
-        await self.project_sample(projection)
-        return WaitOpened(deadline=deadline, projected=state)
+        """A sample opening a wait, in one local activity where it took two or three: the wait's deadline
+        (as `compute_deadline`), then the `samples` record showing the wait (as `project_sample`); at the
+        first wait, the deployment policy too (as `deployment_policy`)."""
+        return await opened_wait(w, self.project_sample)
 
     @activity.defn
     async def record_decision(self, r: DecisionRecord) -> bool:
@@ -91,6 +91,15 @@ class RecordActivities:
         """Queue a message for an adapter; True when written, False when this step was already queued."""
         row_id = await insert_once(self.pool, "outbox", m.model_dump(), key=OUTBOX_KEY, returning="id")
         return row_id is not None
+
+
+async def opened_wait(w: WaitOpening, project: Callable[[SampleProjection], Awaitable[None]]) -> WaitOpened:
+    """`open_wait` with `project` writing the record (the test suite's in-memory store has its own)."""
+    policy = current_policy() if w.read_policy else None
+    deadline = await compute_deadline(w.deadline)
+    projection, state = w.opened(deadline, policy)
+    await project(projection)
+    return WaitOpened(deadline=deadline, projected=state, policy=policy)
 
 
 # --- read helpers for the CLI and tests (not activities) --------------------------------------------------

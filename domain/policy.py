@@ -1,5 +1,6 @@
 """The deployment policy a workflow runs under, recorded once at its start (a local activity,
-activities/policy.py) so that a replay never depends on the settings of the worker that replays it."""
+activities/policy.py; a sample reads it with its first wait, activities/records.py `open_wait`) so that a
+replay never depends on the settings of the worker that replays it."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ class DeploymentPolicy(BaseModel):
     signature_max_age: timedelta = Field(
         default=DEFAULT_MAX_AGE, description="how long after signing a decision may arrive"
     )
+
+    def time_scale_for(self, asked: float) -> float:
+        """The clock compression a sample that asked for `asked` runs at under this policy."""
+        return min(asked, self.max_time_scale)
 
     def time_scale_problem(self, time_scale: float) -> str | None:
         """Why an order's compressed clock is refused here, or None."""

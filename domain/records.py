@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from domain.clock import to_real
 from domain.decisions import EvidenceRef
 from domain.models import SampleOrder
+from domain.policy import DeploymentPolicy
 from domain.product_case import CaseFail, ProductKey
 from domain.rules import Deadline, DeadlineRequest
 from domain.status import Awaiting
@@ -80,13 +81,18 @@ class WaitOpening(BaseModel):
     roles: list[str]
     others: list[Awaiting] = Field(description="the waits open beside it (its own and its branches')")
     clock_origin: datetime
-    time_scale: float
+    time_scale: float = Field(description="as the sample asked it, when `read_policy`")
     projection: SampleProjection = Field(description="stage, verdict, seq and time; the waits are filled in")
+    read_policy: bool = Field(default=False, description="the sample's first wait: the deployment policy is "
+                              "read here too (one local activity less at the start)")
 
-    def opened(self, deadline: Deadline) -> tuple[SampleProjection, ProjectedState]:
-        """The record to write once `deadline` is known, and the state it shows."""
+    def opened(self, deadline: Deadline, policy: DeploymentPolicy | None = None
+               ) -> tuple[SampleProjection, ProjectedState]:
+        """The record to write once `deadline` (and the policy read with it, if any) is known, and the state it
+        shows."""
+        scale = policy.time_scale_for(self.time_scale) if policy is not None else self.time_scale
         wait = Awaiting(kind=self.kind, roles=self.roles, rule_id=deadline.rule_id, title=deadline.title,
-                        due=deadline.due, due_at=to_real(self.clock_origin, self.time_scale, deadline.due),
+                        due=deadline.due, due_at=to_real(self.clock_origin, scale, deadline.due),
                         basis=deadline.basis, estimated=deadline.estimated)
         state = ProjectedState.of(self.projection.stage, self.projection.verdict, [*self.others, wait])
         return self.projection.showing(state), state
@@ -95,6 +101,7 @@ class WaitOpening(BaseModel):
 class WaitOpened(BaseModel):
     deadline: Deadline
     projected: ProjectedState = Field(description="what the `samples` record now shows")
+    policy: DeploymentPolicy | None = Field(default=None, description="when asked (`read_policy`)")
 
 
 class DecisionRecord(BaseModel):

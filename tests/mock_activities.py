@@ -43,13 +43,12 @@ from temporalio.activity import _Definition
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
-from activities.calendar import compute_deadline
 from activities.credit_records import look_back_start
 from activities.db import write_time
 from activities.holiday_files import current_calendar
 from activities.notices import UnknownTemplate, render
 from activities.product_case import ProductCaseActivities
-from activities.records import OUTBOX_KEY
+from activities.records import OUTBOX_KEY, opened_wait
 from activities.registers import _parties, _producer, bulletin_period, shop_key
 from activities.registry import all_activities
 from activities.reports import sample_fact
@@ -178,10 +177,7 @@ class FakeActivities:
 
     @activity.defn(name="open_wait")
     async def open_wait(self, w: rec.WaitOpening) -> rec.WaitOpened:
-        deadline = await compute_deadline(w.deadline)  # pure: the real one
-        projection, state = w.opened(deadline)
-        await self.project_sample(projection)
-        return rec.WaitOpened(deadline=deadline, projected=state)
+        return await opened_wait(w, self.project_sample)  # the deadline and the policy are pure: real
 
     @activity.defn(name="record_decision")
     async def record_decision(self, r: rec.DecisionRecord) -> bool:

@@ -410,10 +410,11 @@ class DecisionProcess:
         """The deployment's policy, as recorded for this run: signatures, and how far the clock may be
         compressed (only a demo or test deployment compresses it)."""
         self.policy = policy
-        if self.order.time_scale > policy.max_time_scale:
+        scale = policy.time_scale_for(self.order.time_scale)
+        if scale != self.order.time_scale:
             self._event("time_scale", f"time_scale {self.order.time_scale:g} not allowed by this deployment: "
-                        f"the legal clock runs at ×{policy.max_time_scale:g}")
-            self.clock = SampleClock(self.clock.origin, policy.max_time_scale)
+                        f"the legal clock runs at ×{scale:g}")
+            self.clock = SampleClock(self.clock.origin, scale)
 
     def _sender_problem(self, decision: Decision) -> str | None:
         """Proven senders: a valid signature where the deployment requires one, and an enterprise acting

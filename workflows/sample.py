@@ -94,6 +94,7 @@ class SampleWorkflow(DecisionProcess):
         self._window_start: datetime | None = None  # the objection window runs from the delivery
         self._projected: ProjectedState | None = None  # what the `samples` record last got (lean runs)
         self._publishing = 0  # publishes under way (their local activity in flight)
+        self._policy_unread = False  # a new run whose first wait reads the deployment policy
         if carried is not None:
             self._restore(carried)
 
@@ -103,8 +104,10 @@ class SampleWorkflow(DecisionProcess):
     async def run(self, order: RawValue, carried: Any = None) -> SampleStatus:
         """`order`: a SampleOrder; `carried`: the state a previous run of this sample continued with."""
         if carried is None:
-            if self._hardened():
-                # Recorded in this run's history: replay never depends on the settings of today's workers.
+            # Recorded in this run's history: replay never depends on the settings of today's workers. Lean
+            # steps read it with the first wait's deadline (`_wait_deadline`), in the same local activity.
+            self._policy_unread = self._hardened() and self._lean_steps()
+            if self._hardened() and not self._policy_unread:
                 self._adopt_policy(await workflow.execute_local_activity(
                     deployment_policy, start_to_close_timeout=POLICY_TIMEOUT,
                     summary="Read the deployment's policy (signatures, clock compression)",
@@ -542,12 +545,15 @@ class SampleWorkflow(DecisionProcess):
                 kind=kind.value, roles=role_names(kind),
                 others=[a for a in self._awaiting() if a.kind != kind.value],
                 clock_origin=self.clock.origin, time_scale=self.clock.scale,
-                projection=self._next_projection(),
+                projection=self._next_projection(), read_policy=self._policy_unread,
             ),
             summary=f"Compute the deadline of rule {rule_id} and write the samples record of "
                     f"{self.order.sample_no} awaiting {kind.value}",
             local=True,
         )
+        if opened.policy is not None:
+            self._policy_unread = False
+            self._adopt_policy(opened.policy)  # the clock it sets is the one the record's due time used
         self.deadlines.append(opened.deadline)
         self._projected = opened.projected
         return opened.deadline
