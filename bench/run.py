@@ -40,13 +40,13 @@ class Sizes:
     round_trips: int = 40  # decisions per trial
     in_flight: int = 8
     parked: int = 40  # workflows started and parked per trial
-    starts: int = 60  # start_samples / empty workflow starts per trial
+    starts: int = 150  # start_samples / empty workflow starts per trial (60 made a trial last under half a second)
     memory: int = 300  # cached workflows per side for the RSS figure
-    memory_trials: int = 1
+    memory_trials: int = 3  # one trial swung the bare side between 62 and 76 MiB per 1,000
     open: int = 3000  # open samples on one worker, at most…
     open_budget_s: float | None = 240  # …parked within this many seconds (None: all of them)
     open_cache: int | None = 200  # that worker's max_cached_workflows (None: the worker's own setting)
-    latency_pairs: int = 20  # evicted/cached decision pairs
+    latency_pairs: int = 40  # evicted/cached decision pairs
     warmup: int = 4  # untimed lifecycles per side before the first trial
     # samples of one plan / empty workflows started per trial (issue 12); 10,000 with --plan 10000 (about 35 min:
     # the untimed wait for the samples to park dominates), too long for make bench's 15-minute budget
