@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor, Replayer
 
-from activities.records import audit_trail
+from activities.records import audit_trail, sample_rows
 from codec import spotcheck_data_converter
 from domain import intake, signing
 from domain.intake import MAX_INPUT_BYTES
@@ -189,6 +189,10 @@ async def test_the_legal_clock_is_compressed_only_in_demo_or_test_mode(
         compressed = (wait.due - wait.due_at).total_seconds() > 86400
         assert compressed is demo
         assert any(e.event == "time_scale" for e in status.timeline) is not demo
+        # The samples record, written where the wait opened with the policy read beside it, shows the wait
+        # due when the workflow's own (capped or compressed) clock says.
+        [row] = await sample_rows(pool, workflow_id=handle.id)
+        assert (row["awaiting_kind"], row["next_deadline"]) == ("sampling_record", wait.due_at)
         await terminate_when_idle(handle)
 
 

@@ -3,6 +3,7 @@ time-skipping server with the in-memory activities. Counts, never timings."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -23,6 +24,14 @@ async def _events(handle: WorkflowHandle[Any, Any]) -> tuple[int, Counter[str]]:
     return len(history.events), kinds
 
 
+async def _local_activities(handle: WorkflowHandle[Any, Any]) -> Counter[str]:
+    """The local activities a history recorded, by type (Core's marker metadata is plain JSON)."""
+    markers = [e.marker_recorded_event_attributes for e in (await handle.fetch_history()).events
+               if e.HasField("marker_recorded_event_attributes")]
+    return Counter(json.loads(m.details["data"].payloads[0].data)["activity_type"]
+                   for m in markers if m.marker_name == "core_local_activity")
+
+
 async def test_a_pass_closes_within_its_event_budget(ts_env: WorkflowEnvironment, task_queue: str) -> None:
     async with mocked_worker(ts_env.client, task_queue) as (client, _):
         order = f.order("offline_production")
@@ -38,6 +47,9 @@ async def test_a_pass_closes_within_its_event_budget(ts_env: WorkflowEnvironment
     assert kinds["activity_task_scheduled"] == 4, kinds
     # Search attributes are written when they change: never more than once per publish.
     assert kinds["upsert_workflow_search_attributes"] <= kinds["marker_recorded"], kinds
+    # Each wait opens with one local activity (its deadline and the record, the policy with the first), the
+    # notice is one, and the record is written once more at the close.
+    assert await _local_activities(handle) == Counter(open_wait=4, render_notice=1, project_sample=1)
 
 
 async def test_a_fail_through_every_branch_stays_within_its_event_budget(
