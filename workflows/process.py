@@ -64,13 +64,14 @@ LEAN = "lean-bookkeeping"
 # `calendar_updated` (docs/design.md §5, §8).
 CALENDAR = "calendar-data"
 # Runs from before the monitors' attributes (ProcessKind, RegionName, OverdueRole) write them only beside an
-# upsert they make anyway; newer runs write them like every other attribute (docs/design.md §6, §8). The
-# run that has it has every behaviour above.
+# upsert they make anyway; newer runs write them like every other attribute (docs/design.md §6, §8). A run
+# that has it has every behaviour above.
 MONITORING = "monitoring-attributes"
 # Runs from before it rendered notices as full activities (three events and a workflow task more each) and
-# opened a sample's wait with two local activities (its deadline, then the sample's record); newer runs
-# render and store notices as local activities and open a wait with one (docs/design.md §8). The newest
-# patch: a run that has it has every behaviour above and asks no other.
+# opened a sample's wait with two local activities (its deadline, then the sample's record) after reading the
+# deployment policy in one of its own; newer runs render and store notices as local activities and open a
+# wait with one, the first reading the policy too (docs/design.md §8). The newest patch: a run that has it
+# has every behaviour above and asks no other.
 LEAN_STEPS = "lean-steps"
 # Histories recorded before the policy existed: no signatures, and the order's time_scale as given.
 LEGACY_POLICY = DeploymentPolicy(require_signatures=False, max_time_scale=864000.0, signing_key_ids=[])
