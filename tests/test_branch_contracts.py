@@ -293,6 +293,11 @@ async def test_bad_decisions_by_update_and_signal_never_stall_the_branch(
             assert err.value.reason == answer["reason"], name
             await handle.signal("decide", f.copy_of(bad))
             reasons.append(answer["reason"])
+            # A signal is only accepted by the server when `signal` returns: the next update may reach the
+            # workflow in the same task and be applied first. Wait for it, so the timeline's order is the
+            # order sent.
+            so_far = 3 * len(reasons)  # two updates and a signal per case
+            await until(handle, lambda s, n=so_far: len(events(s, "rejected")) == n)  # type: ignore[misc]
         # Not even an object: the client will not send it; sent all the same, it is refused like the rest.
         with pytest.raises(DecisionRejected, match="a decision must be a JSON object"):
             await spot.decide(no, "not a decision", workflow_id=handle.id)  # type: ignore[arg-type]
