@@ -7,19 +7,25 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domain.bounds import Choice, Code, MaybeCode, MaybeName, Money, Name, Text, Url
 from domain.models import Channel, ClassificationCode, CreditCode, Party, PlatformListing, Product, RegionCode
 
 
 class EnterpriseSize(StrEnum):
-    """统计上大中小微型企业划分办法 (国统字〔2017〕213号)."""
+    """统计上大中小微型企业划分办法 (国统字〔2017〕213号), and what a report says of a party without one of those
+    classes (domain/strata.py). The frame takes the four classes only (`REGISTERED_SIZES`)."""
 
     LARGE = "large"
     MEDIUM = "medium"
     SMALL = "small"
     MICRO = "micro"
+    INDIVIDUAL = "individual"  # 个体工商户, told by the credit code
+    UNKNOWN = "unknown"
+
+
+REGISTERED_SIZES = frozenset({EnterpriseSize.LARGE, EnterpriseSize.MEDIUM, EnterpriseSize.SMALL, EnterpriseSize.MICRO})
 
 
 class PriceBand(StrEnum):
@@ -49,7 +55,7 @@ class Candidate(BaseModel):
     region: RegionCode
     address: Text | None = None
     zhejiang_made: bool = Field(description="made in Zhejiang (浙产) or elsewhere (外产)")
-    enterprise_size: Annotated[EnterpriseSize, Choice]
+    enterprise_size: Annotated[EnterpriseSize, Choice] = Field(description="one of the four registered classes")
     channel: Annotated[Channel, Choice]
     price_band: Annotated[PriceBand, Choice]
     price: Money | None = None
@@ -62,6 +68,13 @@ class Candidate(BaseModel):
     producer_name: MaybeName | None = Field(default=None, description="标称生产者 when the sampled party sells")
     producer_credit_code: CreditCode | None = None
     producer_region: RegionCode | None = None
+
+    @field_validator("enterprise_size")
+    @classmethod
+    def _registered(cls, size: EnterpriseSize) -> EnterpriseSize:
+        if size not in REGISTERED_SIZES:
+            raise ValueError("must be a registered size class: large, medium, small or micro")
+        return size
 
     @model_validator(mode="after")
     def _channel_needs(self) -> Candidate:

@@ -6,7 +6,8 @@
   relative 价位 (low / mid / high among the same product's listings, the sampling frame's `price_band`), which
   is another measure.
 - **Size classes** are those of 《统计上大中小微型企业划分办法（2017）》(国统字〔2017〕213号): large, medium, small,
-  micro, by industry, employees and revenue (the values the sampling frame's `enterprise_size` takes).
+  micro, by industry, employees and revenue (`domain.frame.EnterpriseSize`, one enum for the frame and the
+  reports; the frame takes only those four).
   Spotcheck's records hold neither employees nor revenue, so a sample's class is the one its plan's draw
   recorded (the stratum `enterprise_size`) when there is one; otherwise only a 个体工商户 can be told, by its
   unified social credit code (GB 32100-2015: registration authority 9 工商, organisation type 2 个体工商户),
@@ -16,6 +17,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
+
+from domain.frame import EnterpriseSize, PriceBand
+
+__all__ = ["ENTERPRISE_SIZE_TITLES", "PRICE_LEVEL_TITLES", "EnterpriseSize", "PriceRange", "enterprise_size",
+           "price_range"]
 
 
 class PriceRange(StrEnum):
@@ -65,16 +71,7 @@ def price_range(price: Decimal | str | float | None) -> PriceRange:
 
 # The relative 价位 a plan's draw records in a sample's stratum (the sampling frame's `price_band`: the listing's
 # price among the same product's on the market; 明显低价 is `low`, task 11), as the report titles it.
-PRICE_LEVEL_TITLES: dict[str, str] = {"low": "低价位", "mid": "中价位", "high": "高价位"}
-
-
-class EnterpriseSize(StrEnum):
-    LARGE = "large"
-    MEDIUM = "medium"
-    SMALL = "small"
-    MICRO = "micro"
-    INDIVIDUAL = "individual"  # 个体工商户, told by the credit code
-    UNKNOWN = "unknown"
+PRICE_LEVEL_TITLES: dict[str, str] = {PriceBand.LOW: "低价位", PriceBand.MID: "中价位", PriceBand.HIGH: "高价位"}
 
 
 ENTERPRISE_SIZE_TITLES: dict[EnterpriseSize, str] = {

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from activities.planning import load_policy
 from domain import planning
@@ -289,3 +290,15 @@ def test_overdue_codes_are_visible_and_drawn_first() -> None:
                                        for c, (d, n) in sampled.items()])
     d = draw(spec(2, 4), pool, frame, history=history)
     assert {s.order.product.classification_code for s in d.samples} == {pool[0].product_code, pool[2].product_code}
+
+
+def test_the_frame_takes_only_the_four_registered_size_classes() -> None:
+    """The frame and the reports share one size enum; a report's own classes (个体工商户 told by the credit
+    code, unknown) are no stratum a frame row can claim: refused with the field named, never the value."""
+    row = candidate(random.Random(1), 1, "01.01.01").model_dump()
+    for size in ("individual", "unknown", "huge"):
+        with pytest.raises(ValidationError) as err:
+            Candidate.model_validate({**row, "enterprise_size": size})
+        [problem] = err.value.errors()
+        assert problem["loc"] == ("enterprise_size",)
+    assert Candidate.model_validate({**row, "enterprise_size": "micro"}).enterprise_size == "micro"
