@@ -239,18 +239,25 @@ def _branch_line(b: Any) -> str:
 # --- decide ------------------------------------------------------------------------------------
 
 
+class UsageError(ValueError):
+    """Arguments that cannot work: `main` says why in one line and exits with EXIT_USAGE."""
+
+
 def _signer(args: argparse.Namespace) -> Any:
     """The key `decide` and `plan amend` sign with: `--key-id` (default: the first decision key) from
-    `--key-file`, else from SPOTCHECK_SIGNING_KEYS; neither: sent unsigned. A KeyFileError when unusable."""
+    `--key-file`, else from SPOTCHECK_SIGNING_KEYS; neither: sent unsigned. A UsageError when unusable."""
     from activities.keys import KEYS_ENV, KeyFileError
     from starter.client import Signer
 
-    path = args.key_file or os.environ.get(KEYS_ENV)
-    if not path:
-        if args.key_id:
-            raise KeyFileError(f"--key-id needs --key-file or {KEYS_ENV}")
-        return None
-    return Signer.from_key_file(path, args.key_id)
+    try:
+        path = args.key_file or os.environ.get(KEYS_ENV)
+        if not path:
+            if args.key_id:
+                raise KeyFileError(f"--key-id needs --key-file or {KEYS_ENV}")
+            return None
+        return Signer.from_key_file(path, args.key_id)
+    except KeyFileError as err:
+        raise UsageError(f"signing key: {err}") from None
 
 
 def _decide_problem(args: argparse.Namespace) -> str | None:
@@ -329,12 +336,7 @@ async def _decide(args: argparse.Namespace) -> int:
     if not args.actor:
         print("rejected: --actor: required without an API token (--token or SPOTCHECK_API_TOKEN)", file=sys.stderr)
         return EXIT_REJECTED
-    try:
-        signer = _signer(args)
-    except ValueError as err:  # activities.keys.KeyFileError
-        print(f"error: signing key: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    client = await _connect(args, signer)
+    client = await _connect(args, _signer(args))
     try:
         receipt = await client.decide(args.sample_no, decision, signal=args.signal)
     except DecisionRejected as err:
@@ -881,6 +883,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(asyncio.run(result) if isinstance(result, Coroutine) else result)
     except KeyboardInterrupt:
         return 130
+    except UsageError as err:
+        print(one_line(f"error: {err}"), file=sys.stderr)
+        return EXIT_USAGE
     except Exception as err:
         if os.environ.get("SPOTCHECK_DEBUG"):
             raise

@@ -125,14 +125,10 @@ async def _schedule(args: argparse.Namespace) -> int:
 
 
 async def _amend(args: argparse.Namespace) -> int:
-    from starter.cli import EXIT_USAGE, _signer
+    from starter.cli import _signer
 
-    try:
-        signer = _signer(args)  # as `spotcheck decide`: --key-file/--key-id, else $SPOTCHECK_SIGNING_KEYS
-    except ValueError as err:  # activities.keys.KeyFileError
-        print(f"error: signing key: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    receipt = await (await _plans(args, signer)).amend(args.plan_id, _read_json(args.file))
+    # As `spotcheck decide`: --key-file/--key-id, else $SPOTCHECK_SIGNING_KEYS (an unusable key: a usage error).
+    receipt = await (await _plans(args, _signer(args))).amend(args.plan_id, _read_json(args.file))
     if args.json:
         _print_json(receipt.model_dump(mode="json"))
     elif receipt.accepted:

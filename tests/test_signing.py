@@ -367,10 +367,16 @@ def test_signer_from_a_key_file(tmp_path: Path) -> None:
     (["--key-id", "dev-1"], "--key-id needs --key-file"),
     (["--key-file", "/nonexistent/keys.json"], "cannot read the key file"),
 ])
-def test_decide_refuses_an_unusable_key_before_sending(
-    extra: list[str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("command", [
+    ["decide", "X-1", "objection", "waived", "--actor", "E", "--role", "enterprise"],
+    ["plan", "amend", "P-1", "-"],
+])
+def test_decide_and_amend_refuse_an_unusable_key_before_sending(
+    command: list[str], extra: list[str], message: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SPOTCHECK_SIGNING_KEYS", raising=False)
-    code = main(["decide", "X-1", "objection", "waived", "--actor", "E", "--role", "enterprise", *extra])
+    code = main([*command, *extra, "--address", "127.0.0.1:1"])  # nothing listens there: nothing is sent
     assert code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: signing key: ") and message in err
