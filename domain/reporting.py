@@ -190,6 +190,11 @@ class StepDeadlines:
 # --- the tables -------------------------------------------------------------------------------------------
 
 
+def share(part: float, whole: float) -> float | None:
+    """part ÷ whole, None when there is no whole (a rate of nothing is shown as none, never as 0)."""
+    return part / whole if whole else None
+
+
 class RateRow(BaseModel):
     key: str
     label: str
@@ -206,7 +211,7 @@ class RateRow(BaseModel):
     @property
     def rate(self) -> float | None:
         """Pass rate among final results (合格率 = 合格批次 / 已有确定结论的批次), None without one."""
-        return self.passed / self.tested if self.tested else None
+        return share(self.passed, self.tested)
 
 
 class StandardRow(BaseModel):
@@ -224,8 +229,7 @@ class DeadlineRow(BaseModel):
 
     @property
     def rate(self) -> float | None:
-        total = self.met + self.missed
-        return self.met / total if total else None
+        return share(self.met, self.met + self.missed)
 
 
 class OutcomeRow(BaseModel):
@@ -250,16 +254,15 @@ class AgencyRow(BaseModel):
 
     @property
     def overdue_rate(self) -> float | None:
-        return self.overdue / self.reports if self.reports else None
+        return share(self.overdue, self.reports)
 
     @property
     def overturn_share(self) -> float | None:
-        return self.overturned / self.first_fails if self.first_fails else None
+        return share(self.overturned, self.first_fails)
 
     @property
     def rejection_share(self) -> float | None:
-        arrivals = self.samples + self.rejections
-        return self.rejections / arrivals if arrivals else None
+        return share(self.rejections, self.samples + self.rejections)
 
 
 class BulletinRow(BaseModel):
@@ -389,12 +392,12 @@ def agencies(facts: Iterable[SampleFact]) -> list[AgencyRow]:
         overdue = sum(f.lab_overdue for f in group)
         first_fails = sum(f.first_fail for f in group)
         overturned = sum(f.overturned for f in group)
-        score = 100.0 - OVERTURN_WEIGHT * (overturned / first_fails if first_fails else 0.0) \
-            - OVERDUE_WEIGHT * (overdue / len(reported) if reported else 0.0)
+        score = 100.0 - OVERTURN_WEIGHT * (share(overturned, first_fails) or 0.0) \
+            - OVERDUE_WEIGHT * (share(overdue, len(reported)) or 0.0)
         rows.append(AgencyRow(
             code=code, name=group[0].agency, samples=len(group), reports=len(reported),
-            mean_turnaround=sum(turnarounds) / len(turnarounds) if turnarounds else None,
-            testing_days=sum(f.testing_days for f in reported) / len(reported) if reported else None,
+            mean_turnaround=share(sum(turnarounds), len(turnarounds)),
+            testing_days=share(sum(f.testing_days for f in reported), len(reported)),
             overdue=overdue, first_fails=first_fails, overturned=overturned,
             rejections=sum(f.lab_rejections for f in group), score=round(score, 1),
         ))
