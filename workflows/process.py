@@ -569,7 +569,7 @@ class DecisionProcess:
     ) -> Deadline:
         deadline = await self._do(
             compute_deadline,
-            DeadlineRequest(rule_id=rule_id, start=start or self.clock.now(), length=length, extended=extended),
+            self._deadline_request(rule_id, start=start, length=length, extended=extended),
             summary=f"Compute the {'extended ' if extended else ''}deadline of rule {rule_id} for sample "
                     f"{self.order.sample_no}",
             local=self._lean(),  # pure: a rule and the calendar
@@ -577,6 +577,12 @@ class DecisionProcess:
         if keep:
             self.deadlines.append(deadline)
         return deadline
+
+    def _deadline_request(
+        self, rule_id: str, *, start: datetime | None, length: int | None, extended: bool = False
+    ) -> DeadlineRequest:
+        """What a deadline is computed from: the rule, from `start` (default: now on the sample's clock)."""
+        return DeadlineRequest(rule_id=rule_id, start=start or self.clock.now(), length=length, extended=extended)
 
     async def _audit(self, intake: Intake, via: str) -> None:
         """The audit row of one attempt, from what the desk made of it (the decision is not parsed again):

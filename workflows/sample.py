@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.models import Channel, Party, SampleOrder, TaskType
     from domain.records import ProjectedState, SampleProjection, WaitOpening
     from domain.regions import authority_label
-    from domain.rules import Deadline, DeadlineRequest
+    from domain.rules import Deadline
     from domain.stages import STAGE_TITLES, Stage, Verdict
     from domain.status import Awaiting, BranchReport, SampleCarry, SampleStatus, TimelinePage
     from domain.visibility import SAMPLE, identity_attributes, order_attributes
@@ -106,7 +106,7 @@ class SampleWorkflow(DecisionProcess):
         if carried is None:
             # Recorded in this run's history: replay never depends on the settings of today's workers. Lean
             # steps read it with the first wait's deadline (`_wait_deadline`), in the same local activity.
-            self._policy_unread = self._hardened() and self._lean_steps()
+            self._policy_unread = self._lean_steps()  # lean steps imply the hardened intake
             if self._hardened() and not self._policy_unread:
                 self._adopt_policy(await workflow.execute_local_activity(
                     deployment_policy, start_to_close_timeout=POLICY_TIMEOUT,
@@ -541,7 +541,7 @@ class SampleWorkflow(DecisionProcess):
         opened = await self._do(
             RecordActivities.open_wait,
             WaitOpening(
-                deadline=DeadlineRequest(rule_id=rule_id, start=start or self.clock.now(), length=length),
+                deadline=self._deadline_request(rule_id, start=start, length=length),
                 kind=kind.value, roles=role_names(kind),
                 others=[a for a in self._awaiting() if a.kind != kind.value],
                 clock_origin=self.clock.origin, time_scale=self.clock.scale,
