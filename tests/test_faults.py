@@ -11,7 +11,6 @@ completed, no workflow task failed, no sample asks for an operator, each sample 
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import time
 from collections import Counter, defaultdict
@@ -43,7 +42,7 @@ from starter.devserver import DevServer, free_port
 from starter.postgres import EmbeddedPostgres
 from tests import factories as f
 from tests.test_integration_stack import Stack
-from tests.workflow_env import local_results
+from tests.workflow_env import local_activity_type, local_results
 
 pytestmark = pytest.mark.integration
 
@@ -372,9 +371,8 @@ async def history_facts(client: Client, workflow_id: str) -> Facts:
             facts.scheduled[a.activity_type.name].extend(await decode(a.input.payloads))
         elif t == EventType.EVENT_TYPE_MARKER_RECORDED:
             facts.notices += [r["step_id"] for r in await local_results(client, e, "render_notice")]
-            m = e.marker_recorded_event_attributes
-            if m.marker_name == "core_local_activity":  # Core's own metadata: plain JSON, not through the codec
-                facts.local[json.loads(m.details["data"].payloads[0].data)["activity_type"]] += 1
+            if (local := local_activity_type(e)) is not None:
+                facts.local[local] += 1
         elif t == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             facts.max_attempt = max(facts.max_attempt, e.activity_task_started_event_attributes.attempt)
         elif t == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:

@@ -3,7 +3,6 @@ time-skipping server with the in-memory activities. Counts, never timings."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
@@ -12,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests import factories as f
 from tests.scenarios import full_online_fail
-from tests.workflow_env import awaiting, mocked_worker, to_testing, wait_for
+from tests.workflow_env import awaiting, local_activity_type, mocked_worker, to_testing, wait_for
 
 PASS_BUDGET = 120  # events of a pass → closed
 FULL_FAIL_BUDGET = 600  # events of the sample's own history through every branch
@@ -25,11 +24,9 @@ async def _events(handle: WorkflowHandle[Any, Any]) -> tuple[int, Counter[str]]:
 
 
 async def _local_activities(handle: WorkflowHandle[Any, Any]) -> Counter[str]:
-    """The local activities a history recorded, by type (Core's marker metadata is plain JSON)."""
-    markers = [e.marker_recorded_event_attributes for e in (await handle.fetch_history()).events
-               if e.HasField("marker_recorded_event_attributes")]
-    return Counter(json.loads(m.details["data"].payloads[0].data)["activity_type"]
-                   for m in markers if m.marker_name == "core_local_activity")
+    """The local activities a history recorded, by type."""
+    types = [local_activity_type(e) for e in (await handle.fetch_history()).events]
+    return Counter(t for t in types if t is not None)
 
 
 async def test_a_pass_closes_within_its_event_budget(ts_env: WorkflowEnvironment, task_queue: str) -> None:

@@ -263,17 +263,20 @@ async def wait_for_branch(handle: WorkflowHandle[Any, Any], check: Callable[[Bra
     raise AssertionError(f"timed out at stage {s.stage}, awaiting {[a.kind for a in s.awaiting]}")
 
 
+def local_activity_type(event: Any) -> str | None:
+    """The activity type of a local activity whose marker `event` is, else None (Core's own metadata: plain
+    JSON, not through the codec)."""
+    if not event.HasField("marker_recorded_event_attributes"):
+        return None
+    marker = event.marker_recorded_event_attributes
+    if marker.marker_name != "core_local_activity":
+        return None
+    return str(json.loads(marker.details["data"].payloads[0].data)["activity_type"])
+
+
 async def local_results(client: Client, event: Any, activity_type: str) -> list[Any]:
     """The decoded result of a local activity `activity_type` whose marker `event` is (a local activity's
     input is not in history; its result is), else nothing."""
-    from temporalio.api.enums.v1 import EventType
-
-    if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+    if local_activity_type(event) != activity_type or "result" not in event.marker_recorded_event_attributes.details:
         return []
-    marker = event.marker_recorded_event_attributes
-    if marker.marker_name != "core_local_activity" or "result" not in marker.details:
-        return []
-    # Core's own metadata: plain JSON, not through the codec.
-    if json.loads(marker.details["data"].payloads[0].data)["activity_type"] != activity_type:
-        return []
-    return list(await client.data_converter.decode(marker.details["result"].payloads))
+    return list(await client.data_converter.decode(event.marker_recorded_event_attributes.details["result"].payloads))
