@@ -91,9 +91,7 @@ class WaitOpening(BaseModel):
         """The record to write once `deadline` (and the policy read with it, if any) is known, and the state it
         shows."""
         scale = policy.time_scale_for(self.time_scale) if policy is not None else self.time_scale
-        wait = Awaiting(kind=self.kind, roles=self.roles, rule_id=deadline.rule_id, title=deadline.title,
-                        due=deadline.due, due_at=to_real(self.clock_origin, scale, deadline.due),
-                        basis=deadline.basis, estimated=deadline.estimated)
+        wait = Awaiting.of(self.kind, self.roles, deadline, to_real(self.clock_origin, scale, deadline.due))
         state = ProjectedState.of(self.projection.stage, self.projection.verdict, [*self.others, wait])
         return self.projection.showing(state), state
 

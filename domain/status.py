@@ -22,6 +22,12 @@ class Awaiting(BaseModel):
     # The deadline is an estimate (its year's holiday schedule is not known); `beyond_schedule` in old payloads.
     estimated: bool = Field(default=False, validation_alias=AliasChoices("estimated", "beyond_schedule"))
 
+    @classmethod
+    def of(cls, kind: str, roles: list[str], deadline: Deadline, due_at: datetime, overdue: bool = False) -> Awaiting:
+        """A wait for `kind` from `roles` until `deadline`, its timer firing at `due_at` (real time)."""
+        return cls(kind=kind, roles=roles, rule_id=deadline.rule_id, title=deadline.title, due=deadline.due,
+                   due_at=due_at, basis=deadline.basis, overdue=overdue, estimated=deadline.estimated)
+
 
 class TimelineEvent(BaseModel):
     at: datetime = Field(description="on the sample's clock (compressed by time_scale in demos)")

@@ -39,10 +39,7 @@ class Wait:
         return role_names(self.kind)
 
     def to_awaiting(self) -> Awaiting:
-        d = self.deadline
-        return Awaiting(kind=self.kind.value, roles=self.roles, rule_id=d.rule_id, title=d.title, due=d.due,
-                        due_at=self.due_at, basis=d.basis, overdue=self.overdue,
-                        estimated=d.estimated)
+        return Awaiting.of(self.kind.value, self.roles, self.deadline, self.due_at, self.overdue)
 
 
 @dataclass
