@@ -11,7 +11,8 @@ import re
 import signal
 import sys
 import uuid
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -481,60 +482,59 @@ async def _users(args: argparse.Namespace) -> int:
     from domain.users import User
     from starter.users import UserError, UserStore
 
-    pool = await _database("users are kept")
-    if pool is None:
-        return EXIT_USAGE
-    store = UserStore(pool)
-    try:
-        if args.users_command == "add":
-            try:
-                user = User(id=args.id, display_name=args.name or args.id, roles=tuple(args.role),
-                            regions=tuple(args.region or ()), organisation=args.organisation,
-                            credit_code=args.credit_code)
-            except ValidationError as err:
-                raise InputError("; ".join(error_lines(err))) from None
-            if not await store.add(user, _read_password()):
-                raise InputError(f"id: a user {args.id} exists already")
-            print(f"added {user.id} ({', '.join(r.value for r in user.roles)})")
-        elif args.users_command == "list":
-            users = await store.all()
-            if args.json:
-                _print_json([u.model_dump(mode="json") for u in users])
-            for u in users if not args.json else ():
-                print(f"{u.id:<24} {u.display_name:<20} {','.join(r.value for r in u.roles):<28} "
-                      f"{','.join(u.regions) or u.credit_code or '':<20} {'disabled' if u.disabled else ''}")
-        elif args.users_command == "disable":
-            if not await store.set_disabled(args.id):
-                raise InputError(f"id: no user {args.id}")
-            print(f"disabled {args.id}: signed out at the next request, its API tokens refused")
-        else:
-            token = await store.issue_token(args.id, args.label, args.days)
-            print(token)
-            print(f"the API token of {args.id} for {args.days} days (shown once): use it with --token or "
-                  "SPOTCHECK_API_TOKEN", file=sys.stderr)
-    except (InputError, UserError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_REJECTED
-    finally:
-        await pool.close()
+    async with database("users are kept") as pool:
+        store = UserStore(pool)
+        try:
+            if args.users_command == "add":
+                try:
+                    user = User(id=args.id, display_name=args.name or args.id, roles=tuple(args.role),
+                                regions=tuple(args.region or ()), organisation=args.organisation,
+                                credit_code=args.credit_code)
+                except ValidationError as err:
+                    raise InputError("; ".join(error_lines(err))) from None
+                if not await store.add(user, _read_password()):
+                    raise InputError(f"id: a user {args.id} exists already")
+                print(f"added {user.id} ({', '.join(r.value for r in user.roles)})")
+            elif args.users_command == "list":
+                users = await store.all()
+                if args.json:
+                    _print_json([u.model_dump(mode="json") for u in users])
+                for u in users if not args.json else ():
+                    print(f"{u.id:<24} {u.display_name:<20} {','.join(r.value for r in u.roles):<28} "
+                          f"{','.join(u.regions) or u.credit_code or '':<20} {'disabled' if u.disabled else ''}")
+            elif args.users_command == "disable":
+                if not await store.set_disabled(args.id):
+                    raise InputError(f"id: no user {args.id}")
+                print(f"disabled {args.id}: signed out at the next request, its API tokens refused")
+            else:
+                token = await store.issue_token(args.id, args.label, args.days)
+                print(token)
+                print(f"the API token of {args.id} for {args.days} days (shown once): use it with --token or "
+                      "SPOTCHECK_API_TOKEN", file=sys.stderr)
+        except (InputError, UserError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_REJECTED
     return EXIT_OK
 
 
 # --- outbox ------------------------------------------------------------------------------------
 
 
-async def _database(what: str = "the outbox is read") -> Any:
-    """A pool of one connection to Spotcheck's database (DATABASE_URL), migrated, or None after saying why not."""
+@asynccontextmanager
+async def database(what: str = "the outbox is read") -> AsyncIterator[Any]:
+    """A pool of one connection to Spotcheck's database (DATABASE_URL), migrated, closed when done; a
+    UsageError saying why there is none."""
     from activities.db import apply_migrations, create_pool
 
     dsn = os.environ.get("DATABASE_URL")
     if not dsn:
-        print(f"error: DATABASE_URL is not set: {what} from PostgreSQL (`spotcheck up` prints its address)",
-              file=sys.stderr)
-        return None
+        raise UsageError(f"DATABASE_URL is not set: {what} from PostgreSQL (`spotcheck up` prints its address)")
     pool = await create_pool(dsn, min_size=1, max_size=1)
-    await apply_migrations(pool)
-    return pool
+    try:
+        await apply_migrations(pool)
+        yield pool
+    finally:
+        await pool.close()
 
 
 async def _outbox_list(args: argparse.Namespace) -> int:
@@ -543,13 +543,8 @@ async def _outbox_list(args: argparse.Namespace) -> int:
 
     config = config_from_env()  # a bad file: one line naming the field (main), never its content
     configured = set(config.channels) if config is not None else None
-    conn = await _database()
-    if conn is None:
-        return EXIT_USAGE
-    try:
+    async with database() as conn:
         rows = await outbox_messages(conn, pending=args.pending, failed=args.failed, limit=args.limit)
-    finally:
-        await conn.close()
     for r in rows:
         r["state"] = message_state(r, configured).value
     if args.json:
@@ -573,13 +568,8 @@ async def _outbox_list(args: argparse.Namespace) -> int:
 async def _outbox_retry(args: argparse.Namespace) -> int:
     from activities.outbox import retry_message
 
-    conn = await _database()
-    if conn is None:
-        return EXIT_USAGE
-    try:
+    async with database() as conn:
         done = await retry_message(conn, args.id)
-    finally:
-        await conn.close()
     if not done:
         print(f"error: no failed message {args.id} (`spotcheck outbox --failed` lists them)", file=sys.stderr)
         return EXIT_REJECTED

@@ -27,9 +27,9 @@ from pydantic import ValidationError
 
 from domain.bounds import error_lines, within
 from domain.models import REGION_PATTERN
+from starter.cli import EXIT_OK, EXIT_REJECTED, database
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
-EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 _CHINA = ZoneInfo("Asia/Shanghai")
 T = TypeVar("T")
 
@@ -66,10 +66,8 @@ def _read_text(path: str, what: str) -> str:
         raise ValueError(f"{what}: not UTF-8 at byte {err.start}") from None
 
 
-async def _database() -> Any:
-    from starter.cli import _database
-
-    return await _database("the planning data are kept")
+def _database() -> Any:
+    return database("the planning data are kept")
 
 
 async def _import(args: argparse.Namespace) -> int:
@@ -88,28 +86,21 @@ async def _import(args: argparse.Namespace) -> int:
         return EXIT_REJECTED
     done = await _with_progress(table.name, len(rows), lambda db, advance: planning.import_rows(
         db, table, rows, advance))
-    if done is None:
-        return EXIT_USAGE
     print(f"{args.file}: {len(rows)} rows: {done.inserted} new, {done.updated} changed, {done.unchanged} unchanged")
     return EXIT_OK
 
 
 async def _with_progress(description: str, total: int | None,
-                         work: Callable[[Any, Callable[[int], None]], Awaitable[T]]) -> T | None:
-    """`work(db, advance)` on the database under a progress bar (on a terminal); None without DATABASE_URL."""
+                         work: Callable[[Any, Callable[[int], None]], Awaitable[T]]) -> T:
+    """`work(db, advance)` on the database (DATABASE_URL) under a progress bar (on a terminal)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    db = await _database()
-    if db is None:
-        return None
-    try:
+    async with _database() as db:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty()) as bar:
             task = bar.add_task(description, total=total)
             return await work(db, lambda n: bar.advance(task, n))
-    finally:
-        await db.close()
 
 
 def _today() -> date:
@@ -120,13 +111,8 @@ async def _pool_list(args: argparse.Namespace) -> int:
     from activities.planning import read_pool, read_sampled
     from domain.pool import pool_status, sampled_in_area
 
-    db = await _database()
-    if db is None:
-        return EXIT_USAGE
-    try:
+    async with _database() as db:
         pool, sampled = await read_pool(db), await read_sampled(db)
-    finally:
-        await db.close()
     on = args.at or _today()
     status = pool_status(pool, sampled_in_area(sampled, args.region), on)
     if args.overdue:
@@ -151,14 +137,9 @@ async def _signal_scores(args: argparse.Namespace) -> int:
 
     on = args.at or _today()
     policy = load_policy(on)
-    db = await _database()
-    if db is None:
-        return EXIT_USAGE
-    try:
+    async with _database() as db:
         names = {e.product_code: e.name for e in await read_pool(db)}
         scores = risk_scores(await read_signals(db, policy), on, policy.half_life_days, args.region)
-    finally:
-        await db.close()
     top = {what: sorted(by.items(), key=lambda kv: (-kv[1], kv[0]))[: args.limit]
            for what, by in (("codes", scores.by_code), ("enterprises", scores.by_enterprise))}
     if args.json:
@@ -190,10 +171,7 @@ async def _pool_show(args: argparse.Namespace) -> int:
     from domain.risk import risk_scores
 
     on = args.at or _today()
-    db = await _database()
-    if db is None:
-        return EXIT_USAGE
-    try:
+    async with _database() as db:
         entry = next((e for e in await read_pool(db) if e.product_code == args.code), None)
         if entry is None:
             print("error: code: not in the product cycle pool", file=sys.stderr)
@@ -202,8 +180,6 @@ async def _pool_show(args: argparse.Namespace) -> int:
         sampled = await read_sampled(db)
         signals = [s for s in await read_signals(db, policy) if s.product_code == entry.product_code]
         frame = await read_frame(db, args.region, [entry.product_code])
-    finally:
-        await db.close()
     status = pool_status([entry], sampled_in_area(sampled, args.region), on)[0]
     scores = risk_scores(signals, on, policy.half_life_days, args.region)
     shown = {
@@ -240,10 +216,7 @@ async def _pool_set(args: argparse.Namespace) -> int:
 
     changes = {k: v for k, v in (("name", args.name), ("category", args.category), ("standards", args.standards),
                                  ("cycle_months", args.cycle_months), ("note", args.note)) if v is not None}
-    db = await _database()
-    if db is None:
-        return EXIT_USAGE
-    try:
+    async with _database() as db:
         entry = next((e for e in await read_pool(db) if e.product_code == args.code), None)
         if entry is None and not {"name", "category", "cycle_months"} <= changes.keys():
             print("error: code: not in the pool; a new code needs --name, --category and --cycle-months",
@@ -256,8 +229,6 @@ async def _pool_set(args: argparse.Namespace) -> int:
             print("error: " + "; ".join(within(error_lines(err))), file=sys.stderr)
             return EXIT_REJECTED
         done = await import_rows(db, POOL, [edited])
-    finally:
-        await db.close()
     print(f"{edited.product_code} {edited.name}: " + ("added" if done.inserted else "changed" if done.updated
                                                       else "unchanged"))
     return EXIT_OK
@@ -274,8 +245,6 @@ async def _plan_draft(args: argparse.Namespace) -> int:
         print("error: " + "; ".join(within(error_lines(err, prefix="plan."))), file=sys.stderr)
         return EXIT_REJECTED
     draw = await _with_progress("drawing", None, lambda db, _: draw_from_db(db, spec))
-    if draw is None:
-        return EXIT_USAGE
     if args.json:
         print(draw.model_dump_json(indent=2))
         return EXIT_OK

@@ -49,7 +49,7 @@ def _write(output: str | None, data: bytes, default: str) -> None:
 async def _report(args: argparse.Namespace) -> int:
     from activities.report_render import TABLES, render_bulletin_html, render_csv, render_html, render_xlsx
     from activities.reports import read_report
-    from starter.cli import EXIT_OK, EXIT_USAGE, _database
+    from starter.cli import EXIT_OK, EXIT_USAGE, database
 
     scope = _scope(args)
     fmt = _format(args)
@@ -57,13 +57,8 @@ async def _report(args: argparse.Namespace) -> int:
     if fmt == "csv" and args.table not in TABLES:
         print(f"error: --table: one of {', '.join(TABLES)}", file=sys.stderr)
         return EXIT_USAGE
-    pool = await _database("the report is read")
-    if pool is None:
-        return EXIT_USAGE
-    try:
+    async with database("the report is read") as pool:
         report = await read_report(pool, scope)
-    finally:
-        await pool.close()
     stem = "bulletin" if bulletin else "report"
     if fmt == "xlsx":
         data = render_xlsx(report, ["bulletin"] if bulletin else None)
@@ -83,15 +78,10 @@ async def _report(args: argparse.Namespace) -> int:
 async def _notices(args: argparse.Namespace) -> list[dict[str, Any]] | int:
     """The sample's notices (or its N-th), or the exit code after saying why there are none."""
     from activities.notice_print import sample_notices
-    from starter.cli import EXIT_REJECTED, EXIT_USAGE, _database
+    from starter.cli import EXIT_REJECTED, database
 
-    pool = await _database("notices are read")
-    if pool is None:
-        return EXIT_USAGE
-    try:
+    async with database("notices are read") as pool:
         notices = await sample_notices(pool, args.sample_no)
-    finally:
-        await pool.close()
     if args.n is not None:
         notices = [n for n in notices if n["n"] == args.n]
     if not notices:

@@ -112,3 +112,22 @@ def test_schema_of_a_decision_kind_shows_its_data_roles_and_workflow(
     branch = BRANCH_OF_KIND.get(kind)
     assert schema["taken_by"] == (BRANCHES[branch].workflow if branch else "SampleWorkflow")
     assert all(roles for roles in schema["outcomes"].values())
+
+
+@pytest.mark.parametrize(("command", "what"), [
+    (["outbox"], "the outbox is read"),
+    (["users", "list"], "users are kept"),
+    (["pool", "list"], "the planning data are kept"),
+    (["report", "plan", "P-1", "-o", "report.html"], "the report is read"),
+    (["notice", "show", "X-1"], "notices are read"),
+])
+def test_a_database_command_without_database_url_says_so_and_exits_2(
+    command: list[str], what: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(command) == 2
+    assert capsys.readouterr().err == (f"error: DATABASE_URL is not set: {what} from PostgreSQL "
+                                       "(`spotcheck up` prints its address)\n")
+    assert not list(tmp_path.iterdir())  # nothing written
