@@ -13,7 +13,14 @@ from temporalio import activity
 from activities.calendar import compute_deadline
 from activities.db import insert_once, update_row, upsert
 from activities.policy import current_policy
-from domain.records import DecisionRecord, OutboxMessage, SampleProjection, WaitOpened, WaitOpening
+from domain.records import (
+    AuditedDecision,
+    DecisionRecord,
+    OutboxMessage,
+    SampleProjection,
+    WaitOpened,
+    WaitOpening,
+)
 
 
 def _get(d: Any, *path: str) -> str | None:
@@ -75,7 +82,13 @@ class RecordActivities:
 
     @activity.defn
     async def record_decision(self, r: DecisionRecord) -> bool:
-        """Append to the audit trail; True when written, False when this (request id, accepted) was recorded."""
+        """Append to the audit trail; True when written, False when this (request id, accepted) was recorded.
+        Runs from before `local-audit` (workflows/process.py) call it."""
+        return (await self.audit_decision(r)).written
+
+    @activity.defn
+    async def audit_decision(self, r: DecisionRecord) -> AuditedDecision:
+        """Append to the audit trail once per (request id, accepted), saying which row in the history."""
         row = r.model_dump(include={
             "workflow_id", "request_id", "kind", "outcome", "accepted", "reason", "actor", "decision", "stage",
             "via", "received_at",
@@ -84,7 +97,7 @@ class RecordActivities:
         row_id = await insert_once(
             self.pool, "decisions", row, key=["workflow_id", "request_id", "accepted"], returning="id"
         )
-        return row_id is not None
+        return AuditedDecision(request_id=r.request_id, accepted=r.accepted, written=row_id is not None)
 
     @activity.defn
     async def queue_outbox(self, m: OutboxMessage) -> bool:

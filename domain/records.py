@@ -118,6 +118,15 @@ class DecisionRecord(BaseModel):
     via: str = Field(description="signal or update")
 
 
+class AuditedDecision(BaseModel):
+    """Which audit row a write stands for, in the history (a local activity's input is not recorded, its
+    result is), and whether this write made it or found it made."""
+
+    request_id: str
+    accepted: bool
+    written: bool
+
+
 class NoticeRequest(BaseModel):
     """Render one official document from a template and store it with its hash."""
 

@@ -181,8 +181,13 @@ class FakeActivities:
 
     @activity.defn(name="record_decision")
     async def record_decision(self, r: rec.DecisionRecord) -> bool:
+        return (await self.audit_decision(r)).written
+
+    @activity.defn(name="audit_decision")
+    async def audit_decision(self, r: rec.DecisionRecord) -> rec.AuditedDecision:
         row = r.model_dump() | {"actor_id": r.actor.get("id"), "actor_role": r.actor.get("role")}
-        return self.store.insert_once("decisions", row, key=DECISION_KEY)
+        written = self.store.insert_once("decisions", row, key=DECISION_KEY)
+        return rec.AuditedDecision(request_id=r.request_id, accepted=r.accepted, written=written)
 
     @activity.defn(name="queue_outbox")
     async def queue_outbox(self, m: rec.OutboxMessage) -> bool:

@@ -324,7 +324,8 @@ async def test_bad_decisions_by_update_and_signal_never_stall_the_branch(
 
 # --- (b) exactly once after a worker restart ---------------------------------------------------------------
 
-EFFECTS = {"render_notice": "notices", "queue_outbox": "outbox", "hand_over": "outbox", "record_decision": "audit"}
+EFFECTS = {"render_notice": "notices", "queue_outbox": "outbox", "hand_over": "outbox", "record_decision": "audit",
+           "audit_decision": "audit"}
 
 
 async def effects_in_history(client: Client, handle: WorkflowHandle[Any, Any]) -> dict[str, list[str]]:
@@ -333,6 +334,7 @@ async def effects_in_history(client: Client, handle: WorkflowHandle[Any, Any]) -
     for event in (await handle.fetch_history()).events:
         # Newer runs render notices as local activities: the stored notice comes back in the marker.
         asked["notices"] += [r["step_id"] for r in await local_results(client, event, "render_notice")]
+        asked["audit"] += [r["request_id"] for r in await local_results(client, event, "audit_decision")]
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
             if (what := EFFECTS.get(attrs.activity_type.name)) is not None:

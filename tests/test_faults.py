@@ -347,6 +347,7 @@ class Facts:
     scheduled: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
     local: Counter[str] = field(default_factory=Counter)  # local activities recorded (their markers)
     notices: list[str] = field(default_factory=list)  # step ids of notices stored by local activities
+    audited: list[dict[str, Any]] = field(default_factory=list)  # audit rows written by local activities
     completed: int = 0
     max_attempt: int = 0
     update_receipts: list[dict[str, Any]] = field(default_factory=list)
@@ -371,6 +372,7 @@ async def history_facts(client: Client, workflow_id: str) -> Facts:
             facts.scheduled[a.activity_type.name].extend(await decode(a.input.payloads))
         elif t == EventType.EVENT_TYPE_MARKER_RECORDED:
             facts.notices += [r["step_id"] for r in await local_results(client, e, "render_notice")]
+            facts.audited += await local_results(client, e, "audit_decision")
             if (local := local_activity_type(e)) is not None:
                 facts.local[local] += 1
         elif t == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
@@ -407,7 +409,8 @@ async def count(pool: Any, facts: dict[str, Facts], ledger: Ledger, samples: dic
         rows = await audit_trail(pool, wf)
         keys = [(r["request_id"], r["accepted"]) for r in rows]
         assert len(keys) == len(set(keys)), f"{wf}: doubled audit rows {Counter(keys).most_common(3)}"
-        written = [(d["request_id"], d["accepted"]) for d in h.scheduled.get("record_decision", [])]
+        written = [(d["request_id"], d["accepted"]) for d in
+                   [*h.scheduled.get("record_decision", []), *h.scheduled.get("audit_decision", []), *h.audited]]
         assert set(keys) == set(written), f"{wf}: audit rows {sorted(set(keys) ^ set(written))} differ from history"
         doubled = [k for k, c in Counter(written).items() if c > 1 and k[1]]
         assert not doubled, f"{wf}: an accepted decision audited twice: {doubled}"

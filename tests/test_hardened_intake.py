@@ -302,7 +302,7 @@ class _HoldAuditRows(Interceptor):
 
         class Inbound(ActivityInboundInterceptor):
             async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-                if activity.info().activity_type == "record_decision":
+                if activity.info().activity_type in ("record_decision", "audit_decision"):
                     await outer.release.wait()
                 return await self.next.execute_activity(input)
 
@@ -312,7 +312,8 @@ class _HoldAuditRows(Interceptor):
 async def test_the_answer_comes_at_once_and_the_decision_is_acted_on_once_audited(
     ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    """The caller's receipt never waits for the audit row or for what the decision sets off; the sample acts
+    """A slow database never holds the caller: the audit row written beside the answer takes longer than
+    its fuse, goes the long way (an activity, held here), and the receipt comes meanwhile; the sample acts
     on the decision only once it is on the audit trail."""
     from tests.workflow_env import mocked_worker
 
@@ -330,4 +331,33 @@ async def test_the_answer_comes_at_once_and_the_decision_is_acted_on_once_audite
         status = await wait_for(handle, awaiting("sample_receipt"))
         assert status.stage == "in_transit"
         assert [(r["kind"], r["accepted"]) for r in store.audit_trail(handle.id)] == [("sampling_record", True)]
+        scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name
+                     for e in (await handle.fetch_history()).events if e.HasField("activity_task_scheduled_event_attributes")]
+        assert scheduled == ["audit_decision"]  # the long way, once
+        await terminate_when_idle(handle)
+
+
+async def test_the_answer_leaves_with_its_audit_row_written_and_the_decision_acted_on(
+    ts_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    """On a healthy database the receipt is sent in the workflow task that writes the audit row (a local
+    activity) and acts on the decision: when the caller has it, the row is on the audit trail and the next
+    wait is open, with no activity task and no second workflow task."""
+    from tests.workflow_env import local_activity_type, mocked_worker
+
+    async with mocked_worker(ts_env.client, task_queue) as (client, store):
+        order = f.order("offline_production")
+        handle = await client.start_sample(order)
+        await wait_for(handle, awaiting("sampling_record"))
+        before = len((await handle.fetch_history()).events)
+        receipt = await client.decide(order["sample_no"], f.sealed())
+        assert receipt is not None and receipt.accepted
+        assert [(r["kind"], r["accepted"]) for r in store.audit_trail(handle.id)] == [("sampling_record", True)]
+        status = await status_of(handle)
+        assert status.stage == "in_transit" and [a.kind for a in status.awaiting] == ["sample_receipt"]
+        events = (await handle.fetch_history()).events[before:]
+        kinds = [e.WhichOneof("attributes").removesuffix("_event_attributes") for e in events]
+        assert kinds.count("workflow_task_completed") == 1, kinds
+        assert "activity_task_scheduled" not in kinds, kinds
+        assert [local_activity_type(e) for e in events if local_activity_type(e)] == ["audit_decision", "open_wait"]
         await terminate_when_idle(handle)

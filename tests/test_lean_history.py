@@ -39,14 +39,15 @@ async def test_a_pass_closes_within_its_event_budget(ts_env: WorkflowEnvironment
         await handle.result()
         count, kinds = await _events(handle)
     assert count <= PASS_BUDGET, kinds
-    # Bookkeeping is local: only the four audit rows are activity tasks; deadlines, the sample's record and
-    # the result notice leave a marker each.
-    assert kinds["activity_task_scheduled"] == 4, kinds
+    # Bookkeeping is local: no activity task at all; the audit rows, deadlines, the sample's record and the
+    # result notice leave a marker each.
+    assert kinds["activity_task_scheduled"] == 0, kinds
     # Search attributes are written when they change: never more than once per publish.
     assert kinds["upsert_workflow_search_attributes"] <= kinds["marker_recorded"], kinds
-    # Each wait opens with one local activity (its deadline and the record, the policy with the first), the
-    # notice is one, and the record is written once more at the close.
-    assert await _local_activities(handle) == Counter(open_wait=4, render_notice=1, project_sample=1)
+    # Each wait opens with one local activity (its deadline and the record, the policy with the first), each
+    # decision's audit row is one, the notice is one, and the record is written once more at the close.
+    assert await _local_activities(handle) == Counter(open_wait=4, audit_decision=4, render_notice=1,
+                                                      project_sample=1)
 
 
 async def test_a_fail_through_every_branch_stays_within_its_event_budget(

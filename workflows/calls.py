@@ -30,28 +30,31 @@ RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=40)
 @overload
 async def call(
     activity: Callable[..., Awaitable[T]], arg: Any, *, summary: str, result_type: type | None = None,
-    local: bool = False,
+    local: bool = False, start_to_close: timedelta = ACTIVITY_TIMEOUT, retry_policy: RetryPolicy = RETRY,
 ) -> T: ...
 
 
 @overload
 async def call(
-    activity: str, arg: Any, *, summary: str, result_type: type | None = None, local: bool = False
+    activity: str, arg: Any, *, summary: str, result_type: type | None = None, local: bool = False,
+    start_to_close: timedelta = ACTIVITY_TIMEOUT, retry_policy: RetryPolicy = RETRY,
 ) -> Any: ...
 
 
 async def call(
-    activity: Any, arg: Any, *, summary: str, result_type: type | None = None, local: bool = False
+    activity: Any, arg: Any, *, summary: str, result_type: type | None = None, local: bool = False,
+    start_to_close: timedelta = ACTIVITY_TIMEOUT, retry_policy: RetryPolicy = RETRY,
 ) -> Any:
-    """Run `activity` (a function, an activity method of a class, or a registered name) with `arg`."""
+    """Run `activity` (a function, an activity method of a class, or a registered name) with `arg`;
+    `start_to_close` and `retry_policy` only for a step that has a way round a slow one (the audit row's fuse)."""
     run: Callable[..., Awaitable[Any]] = (
         workflow.execute_local_activity if local else workflow.execute_activity
     )
     return await run(
         activity,
         arg,
-        start_to_close_timeout=ACTIVITY_TIMEOUT,
-        retry_policy=RETRY,
+        start_to_close_timeout=start_to_close,
+        retry_policy=retry_policy,
         cancellation_type=ActivityCancellationType.ABANDON,
         summary=summary,
         result_type=result_type,

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, FailureError
 
 with workflow.unsafe.imports_passed_through():
@@ -70,9 +71,18 @@ MONITORING = "monitoring-attributes"
 # Runs from before it rendered notices as full activities (three events and a workflow task more each) and
 # opened a sample's wait with two local activities (its deadline, then the sample's record) after reading the
 # deployment policy in one of its own; newer runs render and store notices as local activities and open a
-# wait with one, the first reading the policy too (docs/design.md §8). The newest patch: a run that has it
-# has every behaviour above and asks no other.
+# wait with one, the first reading the policy too (docs/design.md §8).
 LEAN_STEPS = "lean-steps"
+# Runs from before it wrote a decision's audit row as an activity of its own (three events and a second
+# workflow task per decision); newer runs write it as a local activity in the workflow task that answers the
+# caller, and take the activity only when that write is slow (AUDIT_FUSE) (docs/design.md §4, §8). The
+# newest patch: a run that has it has every behaviour above and asks no other.
+LOCAL_AUDIT = "local-audit"
+# How long the caller's answer may wait for the audit row written beside it: a database slower than this (or
+# down) gets the row as an activity instead, with the shared retries, and the answer leaves at once. Local
+# policy (a latency bound, not a legal period).
+AUDIT_FUSE = timedelta(seconds=1)
+AUDIT_ONCE = RetryPolicy(maximum_attempts=1)
 # Histories recorded before the policy existed: no signatures, and the order's time_scale as given.
 LEGACY_POLICY = DeploymentPolicy(require_signatures=False, max_time_scale=864000.0, signing_key_ids=[])
 
@@ -119,6 +129,7 @@ class DecisionProcess:
         self._lean_run: bool | None = None
         self._monitored_run: bool | None = None
         self._lean_steps_run: bool | None = None
+        self._local_audit_run: bool | None = None
         self._recounts_asked = self._recounts_done = 0  # `calendar_updated` signals asked / acted on
         self._resumed_waits: dict[DecisionKind, Deadline] = {}  # a continued run's open waits, as they were
         self._resume_at: str | None = None  # in a continued run: the stage it resumes at
@@ -299,8 +310,8 @@ class DecisionProcess:
 
     def _arrived(self, *kinds: DecisionKind) -> bool:
         """A decision of one of `kinds` was taken and (lean runs) its audit row is written: the process acts on
-        a decision once it is on the audit trail, in a later workflow task than the one that answered the
-        caller, so the answer never waits for the work the decision sets off."""
+        a decision once it is on the audit trail. Its row written beside the answer (`_audit`), that is in the
+        same workflow task; a row that took the long way holds the work, never the answer."""
         for kind in kinds:
             decision = self.desk.inbox.get(kind)
             if decision is None:
@@ -382,17 +393,24 @@ class DecisionProcess:
 
     def _versions(self) -> None:
         """Ask, at the very start of the run (in `__init__`) and before any local activity, which version it
-        is: the newest patch first (LEAN_STEPS, MONITORING, then LEAN) — a local activity's result can
+        is: the newest patch first (LOCAL_AUDIT, LEAN_STEPS, MONITORING, then LEAN) — a local activity's result can
         reach a replay a workflow task earlier than it reached the live run, so a patch first asked after one
         would be asked too early on replay. Runs from before LEAN ask the calendar patch next, as they did."""
         if not self._lean():
             self._calendar_data()
 
+    def _local_audit(self) -> bool:
+        """Whether this run writes a decision's audit row as a local activity beside the answer (LOCAL_AUDIT;
+        implies LEAN_STEPS)."""
+        if self._local_audit_run is None:
+            self._local_audit_run = workflow.patched(LOCAL_AUDIT)
+        return self._local_audit_run
+
     def _lean_steps(self) -> bool:
         """Whether this run renders notices as local activities and opens a wait in one (LEAN_STEPS; implies
         MONITORING)."""
         if self._lean_steps_run is None:
-            self._lean_steps_run = workflow.patched(LEAN_STEPS)
+            self._lean_steps_run = self._local_audit() or workflow.patched(LEAN_STEPS)
         return self._lean_steps_run
 
     def _monitored(self) -> bool:
@@ -447,7 +465,8 @@ class DecisionProcess:
     async def submit_decision(self, *args: Any) -> dict[str, Any]:
         """The caller's answer is the receipt: accepted, or rejected with the reason. Every attempt is
         admitted into history (durable at that moment) and audited by the workflow, so a refused update needs
-        no second send to be on record; the audit row follows without holding the caller."""
+        no second send to be on record; the audit row is written beside the answer, or follows it when the
+        database is slow (`_audit`)."""
         return (await self._accept(args, "update")).model_dump(mode="json")
 
     async def _accept(self, args: tuple[Any, ...], via: str) -> Receipt:
@@ -586,32 +605,42 @@ class DecisionProcess:
 
     async def _audit(self, intake: Intake, via: str) -> None:
         """The audit row of one attempt, from what the desk made of it (the decision is not parsed again):
-        the decision as validated, or for an input that is no decision only its summary."""
+        the decision as validated, or for an input that is no decision only its summary. Newer runs write it
+        as a local activity in the workflow task that answers the caller, so that the answer is sent with
+        the row written and the decision acted on without a second task; a write slower than AUDIT_FUSE
+        goes the long way, as an activity, and the answer leaves without it (the write is idempotent: a
+        local write that did land is found, not doubled)."""
         receipt, decision = intake.receipt, intake.decision
         if decision is not None:
             actor, content = decision.actor.model_dump(mode="json"), decision.model_dump(mode="json")
         else:
             actor, content = {}, {"not_a_decision": intake.summary.model_dump() if intake.summary else None}
-        await self._do(
-            RecordActivities.record_decision,
-            DecisionRecord(
-                workflow_id=workflow.info().workflow_id,
-                request_id=receipt.request_id,
-                kind=receipt.kind,
-                outcome=receipt.outcome,
-                accepted=receipt.accepted,
-                reason=receipt.reason,
-                actor=actor,
-                decision=content,
-                stage=str(self.stage),
-                received_at=receipt.recorded_at,
-                via=via,
-            ),
-            # Which decision, in the event history (a client's update or signal carries no summary in this SDK).
-            summary=(f"Audit trail: {receipt.kind}={receipt.outcome} by {decision.actor.role.value} "
-                     f"{decision.actor.id} ({'accepted' if receipt.accepted else 'rejected'}, {via})")
-                    if decision else f"Audit trail: an input that is no decision ({receipt.reason})",
+        record = DecisionRecord(
+            workflow_id=workflow.info().workflow_id,
+            request_id=receipt.request_id,
+            kind=receipt.kind,
+            outcome=receipt.outcome,
+            accepted=receipt.accepted,
+            reason=receipt.reason,
+            actor=actor,
+            decision=content,
+            stage=str(self.stage),
+            received_at=receipt.recorded_at,
+            via=via,
         )
+        # Which decision, in the event history (a client's update or signal carries no summary in this SDK).
+        summary = (f"Audit trail: {receipt.kind}={receipt.outcome} by {decision.actor.role.value} "
+                   f"{decision.actor.id} ({'accepted' if receipt.accepted else 'rejected'}, {via})"
+                   if decision else f"Audit trail: an input that is no decision ({receipt.reason})")
+        if not self._local_audit():
+            await self._do(RecordActivities.record_decision, record, summary=summary)
+            return
+        try:
+            await call(RecordActivities.audit_decision, record, summary=summary, local=True, start_to_close=AUDIT_FUSE,
+                       retry_policy=AUDIT_ONCE)
+        except (ActivityError, FailureError):
+            await self._do(RecordActivities.audit_decision, record, summary=f"{summary}; again, the local write "
+                           f"having taken over {AUDIT_FUSE.total_seconds():g} s")
 
     async def _do(
         self, activity: Callable[..., Awaitable[T]] | str, arg: Any, *, summary: str, local: bool = False
