@@ -41,7 +41,7 @@ class Sizes:
     in_flight: int = 8
     parked: int = 40  # workflows started and parked per trial
     starts: int = 150  # start_samples / empty workflow starts per trial (60 made a trial last under half a second)
-    memory: int = 300  # cached workflows per side for the RSS figure
+    memory: int = 1000  # cached workflows per side for the RSS figure (300 spread one side 99-116 MiB per 1,000)
     memory_trials: int = 3  # one trial swung the bare side between 62 and 76 MiB per 1,000
     open: int = 3000  # open samples on one worker, at most…
     open_budget_s: float | None = 240  # …parked within this many seconds (None: all of them)

@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.status import Awaiting, ProcessCarry, TimelineEvent
     from workflows.calls import call
     from workflows.clock import SampleClock
+    from workflows.compact import compact
     from workflows.desk import DecisionDesk, Intake, Wait
 
 SYSTEM = Actor(id="spotcheck", role=Role.CASE_OFFICER, name="Spotcheck (rule pack default)")
@@ -114,7 +115,7 @@ class DecisionProcess:
     ) -> None:
         """`extra_check`: the process's own decision rules beyond the role matrix (pure: it decides what a
         caller is answered); `notice_context`: what every notice of this process can use."""
-        self.order = order
+        self.order = compact(order)
         self.desk = DecisionDesk(purchased=order.purchased, extra_check=extra_check, sender_check=self._sender_problem)
         self._notice_context = notice_context or dict
         self.policy = LEGACY_POLICY
@@ -173,7 +174,7 @@ class DecisionProcess:
     # --- waiting for a decision: signal or timer -----------------------------------------------
 
     def _open(self, kind: DecisionKind, deadline: Deadline) -> Wait:
-        return self.desk.open(kind, deadline, self.clock.to_real(deadline.due))
+        return self.desk.open(kind, compact(deadline), self.clock.to_real(deadline.due))
 
     async def _await(
         self, kind: DecisionKind, rule_id: str, *, start: datetime | None = None, length: int | None = None,
@@ -428,7 +429,7 @@ class DecisionProcess:
     def _adopt_policy(self, policy: DeploymentPolicy) -> None:
         """The deployment's policy, as recorded for this run: signatures, and how far the clock may be
         compressed (only a demo or test deployment compresses it)."""
-        self.policy = policy
+        self.policy = compact(policy)
         scale = policy.time_scale_for(self.order.time_scale)
         if scale != self.order.time_scale:
             self._event("time_scale", f"time_scale {self.order.time_scale:g} not allowed by this deployment: "
@@ -578,7 +579,7 @@ class DecisionProcess:
         await workflow.wait_condition(workflow.all_handlers_finished)
 
     def _event(self, event: str, text: str) -> None:
-        self.timeline.append(TimelineEvent(at=self.clock.now(), stage=str(self.stage), event=event, text=text))
+        self.timeline.append(compact(TimelineEvent(at=self.clock.now(), stage=str(self.stage), event=event, text=text)))
 
     # --- activities ----------------------------------------------------------------------------
 

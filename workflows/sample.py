@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.status import Awaiting, BranchReport, SampleCarry, SampleStatus, TimelinePage
     from domain.visibility import SAMPLE, identity_attributes, order_attributes
     from domain.windows import CHINA
+    from workflows.compact import compact
     from workflows.post_handling import Branches
     from workflows.process import DecisionProcess, WaitInterrupted
     from workflows.registers import register, report_to_product_case
@@ -509,7 +510,7 @@ class SampleWorkflow(DecisionProcess):
         lean = self._lean()
         if lean and projected == self._projected:
             return
-        self._projected = projected
+        self._projected = compact(projected)
         await self._do(
             RecordActivities.project_sample,
             self._next_projection().showing(projected),
@@ -555,7 +556,7 @@ class SampleWorkflow(DecisionProcess):
             self._policy_unread = False
             self._adopt_policy(opened.policy)  # the clock it sets is the one the record's due time used
         self.deadlines.append(opened.deadline)
-        self._projected = opened.projected
+        self._projected = compact(opened.projected)
         return opened.deadline
 
     # --- activities ----------------------------------------------------------------------------
