@@ -6,7 +6,7 @@ ARG PYTHON_VERSION=3.11
 FROM python:${PYTHON_VERSION}-slim AS builder
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY worker.py telemetry.py codec.py settings.py monitoring.py ./
+COPY worker.py detached_runner.py telemetry.py codec.py settings.py monitoring.py ./
 COPY domain domain
 COPY workflows workflows
 COPY activities activities

@@ -27,7 +27,7 @@ run: venv
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/mypy domain/ workflows/ activities/ starter/ telemetry.py codec.py settings.py monitoring.py worker.py
+	$(BIN)/mypy domain/ workflows/ activities/ starter/ telemetry.py codec.py settings.py monitoring.py worker.py detached_runner.py
 
 # Four processes (on two cores): most tests wait on a server or a timer, and each process has its own
 # servers (tests/conftest.py); work stealing keeps the long end-to-end tests from queueing behind each other.

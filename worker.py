@@ -13,10 +13,11 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.runtime import Runtime
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig, WorkflowRunner
+from temporalio.worker import Worker, WorkerDeploymentConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from codec import data_converter_from_env
+from detached_runner import DetachedRunner
 from settings import Settings, load_settings, setting, temporal_connect_config
 from telemetry import tracing_interceptors
 
@@ -46,7 +47,7 @@ def workflow_runner(environ: Mapping[str, str] = os.environ) -> WorkflowRunner:
     ships; deployed workers then run the checked code without the per-task cost. `on` keeps the sandbox in
     production too. A bad value stops the worker, naming the variable."""
     sandbox = setting("SPOTCHECK_WORKFLOW_SANDBOX", environ)
-    return SandboxedWorkflowRunner(restrictions=SANDBOX) if sandbox == "on" else UnsandboxedWorkflowRunner()
+    return SandboxedWorkflowRunner(restrictions=SANDBOX) if sandbox == "on" else DetachedRunner()
 
 
 def workflow_cache_size(environ: Mapping[str, str] = os.environ) -> int:
