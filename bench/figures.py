@@ -283,9 +283,11 @@ async def _timed(n: int, in_flight: int, send: Callable[[int], Awaitable[None]])
     return latencies
 
 
-async def spot_round_trips(side: SpotSide, n: int, in_flight: int, *, via_client: bool) -> list[float]:
+async def spot_round_trips(side: SpotSide, n: int, in_flight: int, *, via_client: bool, refused: bool = False
+                           ) -> list[float]:
     """Seconds of each sealing decision on n parked samples: a raw `execute_update("submit_decision")`, or
-    `SpotcheckClient.decide()` (via_client)."""
+    `SpotcheckClient.decide()` (via_client). `refused`: a lab report instead, which a sample awaiting its
+    sampling record refuses (received, answered and audited, but no step follows): the intake's own share."""
     parked = (await start_and_park(side, n)).handles
     await asyncio.sleep(SETTLE)
 
@@ -293,9 +295,9 @@ async def spot_round_trips(side: SpotSide, n: int, in_flight: int, *, via_client
         if via_client:
             await side.spot.decide(parked[i].id.removeprefix("sample-"), f.sealed())
             return
-        receipt = await parked[i].execute_update("submit_decision", f.sealed())
-        if not receipt["accepted"]:
-            raise RuntimeError(f"{parked[i].id} refused the decision: {receipt}")
+        receipt = await parked[i].execute_update("submit_decision", f.report("pass") if refused else f.sealed())
+        if receipt["accepted"] == refused:
+            raise RuntimeError(f"{parked[i].id} answered {receipt}")
 
     return await _timed(n, in_flight, send)
 

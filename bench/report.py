@@ -35,6 +35,7 @@ FIGURES = [
     "history of a pass → closed",
     "history of a fail through every branch",
     "a plan's samples started per second",
+    "a refused decision's round trip p50 / p99, 8 in flight",
 ]
 
 
@@ -174,7 +175,9 @@ def _rows(v: dict[str, dict[str, list[Any]]], worker_cache: int) -> list[Row]:
 
         b50, b99 = pcts(rt["bare"], 0.5), pcts(rt["bare"], 0.99)
         for figure, side in ((FIGURES[2] + " (raw `execute_update` of `submit_decision` on a parked sample)", "spotcheck"),
-                             (FIGURES[3], "decide")):
+                             (FIGURES[3], "decide"),
+                             (FIGURES[13] + " (a lab report to a sample awaiting its sampling record: answered and "
+                              "audited, no step follows)", "refused")):
             s50, s99 = pcts(rt[side], 0.5), pcts(rt[side], 0.99)
             _, r50 = _ratio(s50, b50)
             r, r99 = _ratio(s99, b99)
@@ -327,7 +330,10 @@ def render(env: Environment, values: dict[str, dict[str, list[Any]]]) -> str:
         "user + system time of the side's worker process, the dev server, PostgreSQL (postmaster and backends) "
         "and the driver process over the trial (psutil).",
         "- Round trips: samples (bare workflows) parked first, untimed; then one sealing decision per sample, "
-        "8 in flight; p50/p99 within a trial, then the median over trials.",
+        "8 in flight; p50/p99 within a trial, then the median over trials. A sealing decision's answer leaves "
+        "in the workflow task that takes the step it sets off (the audit row, the next wait's deadline and "
+        "record, its timer and search attributes); the refused decision's row shows the intake alone. With 8 "
+        "in flight both sides keep the 2 cores busy, so a round trip grows with the CPU each decision costs.",
         "- RSS per 1,000: a fresh worker process per side whose cache holds every workflow; RSS after 20 parked "
         "(imports, first sandbox), and again after the rest are parked.",
         "- Open samples: a fresh Spotcheck worker with the cache shown; parked batch by batch (up to the count "

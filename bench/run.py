@@ -124,6 +124,7 @@ async def measure(sizes: Sizes, results: Trials, env: Environment, only: frozens
             await interleaved(sizes.trials, results, "round_trip",
                               spotcheck=lambda: fig.spot_round_trips(spot, n, k, via_client=False),
                               decide=lambda: fig.spot_round_trips(spot, n, k, via_client=True),
+                              refused=lambda: fig.spot_round_trips(spot, n, k, via_client=False, refused=True),
                               bare=lambda: fig.bare_round_trips(bare, n, k))
 
         if "parked" in only:
