@@ -51,7 +51,7 @@ class Sizes:
     # samples of one plan / empty workflows started per trial (issue 12); 10,000 with --plan 10000 (about 35 min:
     # the untimed wait for the samples to park dominates), too long for make bench's 15-minute budget
     plan: int = 2_000
-    plan_trials: int = 2
+    plan_trials: int = 3  # two trials of the same code read 0.70 to 1.01 across runs: a median of three
 
 
 QUICK = Sizes(trials=2, lifecycles=4, lifecycle_concurrency=4, round_trips=8, parked=8, starts=10, memory=20,

@@ -72,13 +72,21 @@ async def listed(page: Any, base: str, query: str, shot: str) -> list[str]:
 async def details(page: Any, base: str, workflow_id: str, wanted: list[str], shot: str) -> str:
     """The current details as the workflow's page shows them (UI 2.54: its *User Metadata* tab renders each
     markdown field in a frame of its own), once they contain every text in `wanted`."""
+    from playwright.async_api import Error as PlaywrightError
     await page.goto(f"{base}/workflows/{workflow_id}", timeout=LOADED)
     await page.get_by_role("tab", name="User Metadata").click()
     await page.get_by_text("Current Details").first.wait_for()
     deadline, shown = time.monotonic() + LOADED / 1000, ""
     while time.monotonic() < deadline:
         for frame in page.frames[1:]:
-            if "/render?" in frame.url and "stage" in (shown := str(await frame.inner_text("body"))):
+            if "/render?" not in frame.url:
+                continue
+            try:
+                text = str(await frame.inner_text("body"))
+            except PlaywrightError:  # the UI re-rendered the field (the workflow moved on): read it again
+                continue
+            if "stage" in text:
+                shown = text
                 if all(w in shown for w in wanted):
                     await page.screenshot(path=str(ARTEFACTS / shot), full_page=True)
                     return shown
