@@ -39,6 +39,7 @@ from tests import factories as f
 from tests.workflow_env import (
     _describe,
     branch_status,
+    flood,
     local_results,
     running_worker,
     search_attributes,
@@ -428,8 +429,10 @@ async def test_a_long_history_continues_as_new_at_every_wait_and_loses_nothing(
             kind = decision["kind"]
             s = await until(handle, awaits(kind))
             due, runs = wait_of(s, kind).due, len(events(s, "continued"))
-            for n in range(20):  # junk: it only grows the history
-                await handle.signal("decide", {"junk": n})
+            async def continued(r: int = runs) -> bool:
+                return len(events(await branch_status(handle), "continued")) > r
+
+            await flood(handle, continued)  # junk: it only grows the history
             s = await until(handle, lambda s, k=kind, r=runs: len(events(s, "continued")) > r and awaits(k)(s))
             assert wait_of(s, kind).due == due, "the continued run waits on the same deadline"
             await take(spot, handle, no, contract, step)

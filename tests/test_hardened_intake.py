@@ -30,6 +30,7 @@ from domain.intake import MAX_INPUT_BYTES
 from tests import factories as f
 from tests.workflow_env import (
     awaiting,
+    flood,
     running_worker,
     search_attributes,
     status_of,
@@ -212,8 +213,10 @@ async def test_a_long_history_continues_as_new_mid_lifecycle_and_loses_nothing(
         await client.decide(no, f.report("fail"))
         before = await wait_for(handle, lambda s: {a.kind for a in s.awaiting} == {
             "result_delivery", "producer_confirmation"})
-        for n in range(30):  # junk: it grows the history and nothing else
-            await handle.signal("decide", {"junk": n})
+        async def continued() -> bool:
+            return any(e.event == "continued" for e in (await status_of(handle)).timeline)
+
+        await flood(handle, continued, first=30)  # junk: it grows the history and nothing else
         status = await wait_for(handle, lambda s: any(e.event == "continued" for e in s.timeline))
         assert {a.kind for a in status.awaiting} == {"result_delivery", "producer_confirmation"}
         # The same deadlines: the continued run waits on what the first one computed.

@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -158,6 +158,21 @@ async def _polled_status(handle: WorkflowHandle[Any, Any]) -> SampleStatus:
             if err.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
                 raise
     return await status_of(handle)
+
+
+async def flood(handle: WorkflowHandle[Any, Any], continued: Callable[[], Awaitable[bool]], first: int = 20) -> int:
+    """Junk decisions by signal until `continued()` (the workflow continued as new): `first` at once, then one
+    more each poll. A workflow reads its history's length when it next has a task, and a burst taken in one
+    task (its refusals audited by local activities in that task) leaves the history long until then: in
+    production the next decision or timer is that task. The junk sent."""
+    for n in range(first):
+        await handle.signal("decide", {"junk": n})
+    for n in range(first, first + 300):
+        if await continued():
+            return n
+        await handle.signal("decide", {"junk": n})
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{handle.id} never continued as new")
 
 
 async def wait_for(
