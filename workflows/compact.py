@@ -22,7 +22,7 @@ def compact(value: Any) -> Any:
         cls = type(value)
         names = _ALL_FIELDS.get(cls)
         if names is None:
-            names = _ALL_FIELDS.setdefault(cls, set(cls.model_fields))
+            names = _ALL_FIELDS[cls] = set(cls.model_fields)
         if value.__pydantic_fields_set__ is not names and value.__pydantic_fields_set__ == names:
             object.__setattr__(value, "__pydantic_fields_set__", names)
         for field in cls.model_fields:
