@@ -641,7 +641,7 @@ class DecisionProcess:
                        retry_policy=AUDIT_ONCE)
         except (ActivityError, FailureError):
             await self._do(RecordActivities.audit_decision, record, summary=f"{summary}; again, the local write "
-                           f"having taken over {AUDIT_FUSE.total_seconds():g} s")
+                           f"having failed or taken over {AUDIT_FUSE.total_seconds():g} s")
 
     async def _do(
         self, activity: Callable[..., Awaitable[T]] | str, arg: Any, *, summary: str, local: bool = False
