@@ -39,6 +39,7 @@ histories: venv
 	SPOTCHECK_RECORD_HISTORIES=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/test_sample_lifecycle.py tests/test_bad_decisions.py tests/test_full_sample.py \
 		tests/test_branch_rectification.py \
+		tests/test_hardened_intake.py::test_the_answer_comes_at_once_and_the_decision_is_acted_on_once_audited \
 		tests/test_outbox_dispatcher.py \
 		tests/test_calendar_recompute.py::test_loading_a_year_moves_a_spring_festival_deadline \
 		tests/test_plans.py::test_a_200_sample_plan_runs_to_completion
