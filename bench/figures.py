@@ -23,11 +23,12 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.plans import PlanActivities
-from bench.baseline import BareWorkflow, EmptyWorkflow
+from bench.baseline import BareWorkflow, EmptyWorkflow, StepWorkflow
 from bench.stack import Stack, WorkerProcess
 from domain.models import InspectionAgency, SampleOrder
 from domain.plan_run import PlanInput, PlanOptions
 from domain.plans import DrawnSample, OrganiserLevel, PlanDraw, PlanSpec, PlanTaskType
+from domain.visibility import sample_start_options
 from starter.client import SpotcheckClient
 from starter.plans import Plans
 from tests import factories as f
@@ -309,6 +310,19 @@ async def bare_round_trips(side: BareSide, n: int, in_flight: int) -> list[float
     return await _timed(n, in_flight, lambda i: parked[i].execute_update(BareWorkflow.noop_update, i))  # type: ignore[arg-type,return-value]
 
 
+async def step_floor_round_trips(side: BareSide, n: int, in_flight: int, *, audited: bool) -> list[float]:
+    """Seconds of the `step` update on each of n parked StepWorkflows (bench/baseline.py): the floor under a
+    sealing decision's round trip, on the bare worker."""
+    async def start(i: int) -> WorkflowHandle[Any, Any]:
+        return await side.client.start_workflow(StepWorkflow.run, id=f"step-{uuid.uuid4().hex}",
+                                                task_queue=side.worker.task_queue)
+
+    parked = await bounded(n, START_WINDOW, start)
+    await bounded(n, POLLERS, lambda i: side.parked(parked[i]))
+    await asyncio.sleep(SETTLE)
+    return await _timed(n, in_flight, lambda i: parked[i].execute_update(StepWorkflow.step, audited))  # type: ignore[arg-type,return-value]
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-quantile (0..1), linearly interpolated between the closest ranks."""
     ordered = sorted(values)
@@ -342,12 +356,20 @@ async def spot_start_samples(side: SpotSide, n: int) -> float:
     return rate
 
 
-async def empty_starts(side: BareSide, n: int) -> float:
+async def empty_starts(side: BareSide, n: int, *, as_samples: bool = False) -> float:
     """Starts per second of n EmptyWorkflow, START_WINDOW concurrent start calls (then waits, untimed, for
-    them to complete)."""
+    them to complete). `as_samples`: each started as a sample is (the floor under `start_samples`): a
+    sample's order as its input (JSON), its search attributes, summary and details (sample_start_options),
+    prepared before the clock starts."""
+    starts: list[tuple[list[Any], dict[str, Any]]] = [([], {"id": f"empty-{uuid.uuid4().hex}"}) for _ in range(n)]
+    if as_samples:
+        orders = [SampleOrder.model_validate(f.order("offline_production")) for _ in range(n)]
+        starts = [([o.model_dump(mode="json")], sample_start_options(o)) for o in orders]
+
     async def start(i: int) -> WorkflowHandle[Any, Any]:
-        return await side.client.start_workflow(EmptyWorkflow.run, id=f"empty-{uuid.uuid4().hex}",
-                                                task_queue=side.worker.task_queue)
+        args, options = starts[i]
+        return await side.client.start_workflow(EmptyWorkflow.run, args=args, task_queue=side.worker.task_queue,
+                                                **options)
 
     t0 = time.perf_counter()
     handles = await bounded(n, START_WINDOW, start)

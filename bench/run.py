@@ -125,7 +125,9 @@ async def measure(sizes: Sizes, results: Trials, env: Environment, only: frozens
                               spotcheck=lambda: fig.spot_round_trips(spot, n, k, via_client=False),
                               decide=lambda: fig.spot_round_trips(spot, n, k, via_client=True),
                               refused=lambda: fig.spot_round_trips(spot, n, k, via_client=False, refused=True),
-                              bare=lambda: fig.bare_round_trips(bare, n, k))
+                              bare=lambda: fig.bare_round_trips(bare, n, k),
+                              step_floor=lambda: fig.step_floor_round_trips(bare, n, k, audited=False),
+                              step_floor_audited=lambda: fig.step_floor_round_trips(bare, n, k, audited=True))
 
         if "parked" in only:
             phase.next(f"4. samples parked: {sizes.trials} trials × {sizes.parked}")
@@ -137,7 +139,8 @@ async def measure(sizes: Sizes, results: Trials, env: Environment, only: frozens
             phase.next(f"5. concurrent starts: {sizes.trials} trials × {sizes.starts}")
             await interleaved(sizes.trials, results, "starts",
                               spotcheck=lambda: fig.spot_start_samples(spot, sizes.starts),
-                              bare=lambda: fig.empty_starts(bare, sizes.starts))
+                              bare=lambda: fig.empty_starts(bare, sizes.starts),
+                              floor=lambda: fig.empty_starts(bare, sizes.starts, as_samples=True))
 
         if "plan" in only:
             phase.next(f"7. a plan's starts: {sizes.plan_trials} trials × {sizes.plan:,}")
