@@ -75,10 +75,11 @@ class RecordActivities:
 
     @activity.defn
     async def open_wait(self, w: WaitOpening) -> WaitOpened:
-        """A sample opening a wait, in one local activity where it took two or three: the wait's deadline
-        (as `compute_deadline`), then the `samples` record showing the wait (as `project_sample`); at the
-        first wait, the deployment policy too (as `deployment_policy`)."""
-        return await opened_wait(w, self.project_sample)
+        """A sample opening a wait, in one local activity where it took two to four: the audit rows of the
+        decisions that set it off (as `audit_decision`), the wait's deadline (as `compute_deadline`), then the
+        `samples` record showing the wait (as `project_sample`); at the first wait, the deployment policy too
+        (as `deployment_policy`)."""
+        return await opened_wait(w, self.project_sample, self.audit_decision)
 
     @activity.defn
     async def record_decision(self, r: DecisionRecord) -> bool:
@@ -106,13 +107,16 @@ class RecordActivities:
         return row_id is not None
 
 
-async def opened_wait(w: WaitOpening, project: Callable[[SampleProjection], Awaitable[None]]) -> WaitOpened:
-    """`open_wait` with `project` writing the record (the test suite's in-memory store has its own)."""
+async def opened_wait(w: WaitOpening, project: Callable[[SampleProjection], Awaitable[None]],
+                      audit: Callable[[DecisionRecord], Awaitable[AuditedDecision]]) -> WaitOpened:
+    """`open_wait` with `project` writing the record and `audit` each audit row (the test suite's in-memory
+    store has its own). The rows first: the decisions are on the trail before the record shows their step."""
+    audited = [await audit(r) for r in w.audits]
     policy = current_policy() if w.read_policy else None
     deadline = await compute_deadline(w.deadline)
     projection, state = w.opened(deadline, policy)
     await project(projection)
-    return WaitOpened(deadline=deadline, projected=state, policy=policy)
+    return WaitOpened(deadline=deadline, projected=state, policy=policy, audited=audited)
 
 
 # --- read helpers for the CLI and tests (not activities) --------------------------------------------------

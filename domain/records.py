@@ -72,36 +72,6 @@ class ProjectedState(BaseModel):
                    overdue=any(a.overdue for a in awaiting))
 
 
-class WaitOpening(BaseModel):
-    """A sample opening a wait, as one local activity (`RecordActivities.open_wait`): the wait's deadline,
-    and the `samples` record as it is once the wait is open (its due time known only from the deadline)."""
-
-    deadline: DeadlineRequest
-    kind: str
-    roles: list[str]
-    others: list[Awaiting] = Field(description="the waits open beside it (its own and its branches')")
-    clock_origin: datetime
-    time_scale: float = Field(description="as the sample asked it, when `read_policy`")
-    projection: SampleProjection = Field(description="stage, verdict, seq and time; the waits are filled in")
-    read_policy: bool = Field(default=False, description="the sample's first wait: the deployment policy is "
-                              "read here too (one local activity less at the start)")
-
-    def opened(self, deadline: Deadline, policy: DeploymentPolicy | None = None
-               ) -> tuple[SampleProjection, ProjectedState]:
-        """The record to write once `deadline` (and the policy read with it, if any) is known, and the state it
-        shows."""
-        scale = policy.time_scale_for(self.time_scale) if policy is not None else self.time_scale
-        wait = Awaiting.of(self.kind, self.roles, deadline, to_real(self.clock_origin, scale, deadline.due))
-        state = ProjectedState.of(self.projection.stage, self.projection.verdict, [*self.others, wait])
-        return self.projection.showing(state), state
-
-
-class WaitOpened(BaseModel):
-    deadline: Deadline
-    projected: ProjectedState = Field(description="what the `samples` record now shows")
-    policy: DeploymentPolicy | None = Field(default=None, description="when asked (`read_policy`)")
-
-
 class DecisionRecord(BaseModel):
     """One line of the audit trail: a decision accepted or rejected, with actor and time."""
 
@@ -125,6 +95,39 @@ class AuditedDecision(BaseModel):
     request_id: str
     accepted: bool
     written: bool
+
+
+class WaitOpening(BaseModel):
+    """A sample opening a wait, as one local activity (`RecordActivities.open_wait`): the wait's deadline,
+    and the `samples` record as it is once the wait is open (its due time known only from the deadline)."""
+
+    deadline: DeadlineRequest
+    kind: str
+    roles: list[str]
+    others: list[Awaiting] = Field(description="the waits open beside it (its own and its branches')")
+    clock_origin: datetime
+    time_scale: float = Field(description="as the sample asked it, when `read_policy`")
+    projection: SampleProjection = Field(description="stage, verdict, seq and time; the waits are filled in")
+    read_policy: bool = Field(default=False, description="the sample's first wait: the deployment policy is "
+                              "read here too (one local activity less at the start)")
+    audits: list[DecisionRecord] = Field(default_factory=list, description="audit rows written first, in the same "
+                                         "local activity: the decisions taken in the task that opens the wait")
+
+    def opened(self, deadline: Deadline, policy: DeploymentPolicy | None = None
+               ) -> tuple[SampleProjection, ProjectedState]:
+        """The record to write once `deadline` (and the policy read with it, if any) is known, and the state it
+        shows."""
+        scale = policy.time_scale_for(self.time_scale) if policy is not None else self.time_scale
+        wait = Awaiting.of(self.kind, self.roles, deadline, to_real(self.clock_origin, scale, deadline.due))
+        state = ProjectedState.of(self.projection.stage, self.projection.verdict, [*self.others, wait])
+        return self.projection.showing(state), state
+
+
+class WaitOpened(BaseModel):
+    deadline: Deadline
+    projected: ProjectedState = Field(description="what the `samples` record now shows")
+    policy: DeploymentPolicy | None = Field(default=None, description="when asked (`read_policy`)")
+    audited: list[AuditedDecision] = Field(default_factory=list, description="the `audits` written, in order")
 
 
 class NoticeRequest(BaseModel):

@@ -177,7 +177,7 @@ class FakeActivities:
 
     @activity.defn(name="open_wait")
     async def open_wait(self, w: rec.WaitOpening) -> rec.WaitOpened:
-        return await opened_wait(w, self.project_sample)  # the deadline and the policy are pure: real
+        return await opened_wait(w, self.project_sample, self.audit_decision)  # the deadline and the policy are pure: real
 
     @activity.defn(name="record_decision")
     async def record_decision(self, r: rec.DecisionRecord) -> bool:

@@ -38,6 +38,7 @@ from starter.client import DecisionRejected, SpotcheckClient
 from tests import factories as f
 from tests.workflow_env import (
     _describe,
+    audited_locally,
     branch_status,
     flood,
     local_results,
@@ -335,7 +336,7 @@ async def effects_in_history(client: Client, handle: WorkflowHandle[Any, Any]) -
     for event in (await handle.fetch_history()).events:
         # Newer runs render notices as local activities: the stored notice comes back in the marker.
         asked["notices"] += [r["step_id"] for r in await local_results(client, event, "render_notice")]
-        asked["audit"] += [r["request_id"] for r in await local_results(client, event, "audit_decision")]
+        asked["audit"] += [r["request_id"] for r in await audited_locally(client, event)]
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
             if (what := EFFECTS.get(attrs.activity_type.name)) is not None:

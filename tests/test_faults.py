@@ -42,7 +42,7 @@ from starter.devserver import DevServer, free_port
 from starter.postgres import EmbeddedPostgres
 from tests import factories as f
 from tests.test_integration_stack import Stack
-from tests.workflow_env import local_activity_type, local_results
+from tests.workflow_env import audited_locally, local_activity_type, local_results
 
 pytestmark = pytest.mark.integration
 
@@ -372,7 +372,7 @@ async def history_facts(client: Client, workflow_id: str) -> Facts:
             facts.scheduled[a.activity_type.name].extend(await decode(a.input.payloads))
         elif t == EventType.EVENT_TYPE_MARKER_RECORDED:
             facts.notices += [r["step_id"] for r in await local_results(client, e, "render_notice")]
-            facts.audited += await local_results(client, e, "audit_decision")
+            facts.audited += await audited_locally(client, e)
             if (local := local_activity_type(e)) is not None:
                 facts.local[local] += 1
         elif t == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:

@@ -295,7 +295,8 @@ async def test_a_write_that_cannot_succeed_waits_visibly_for_an_operator(
 
 
 class _HoldAuditRows(Interceptor):
-    """Holds every `record_decision` (the audit row) until `release` is set, as a slow database would."""
+    """Holds every write of an audit row (`record_decision`, `audit_decision`, and `open_wait` taking rows
+    along) until `release` is set, as a slow database would."""
 
     def __init__(self) -> None:
         self.release = asyncio.Event()
@@ -305,7 +306,8 @@ class _HoldAuditRows(Interceptor):
 
         class Inbound(ActivityInboundInterceptor):
             async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-                if activity.info().activity_type in ("record_decision", "audit_decision"):
+                kind = activity.info().activity_type
+                if kind in ("record_decision", "audit_decision") or (kind == "open_wait" and input.args[0].audits):
                     await outer.release.wait()
                 return await self.next.execute_activity(input)
 
@@ -315,9 +317,9 @@ class _HoldAuditRows(Interceptor):
 async def test_the_answer_comes_at_once_and_the_decision_is_acted_on_once_audited(
     ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    """A slow database never holds the caller: the audit row written beside the answer takes longer than
-    its fuse, goes the long way (an activity, held here), and the receipt comes meanwhile; the sample acts
-    on the decision only once it is on the audit trail."""
+    """A slow database never holds the caller: the audit row written beside the answer (with the next wait)
+    takes longer than its fuse, goes the long way (an activity, held here), and the receipt comes meanwhile;
+    the sample opens the wait the decision leads to only once the decision is on the audit trail."""
     from tests.workflow_env import mocked_worker
 
     hold = _HoldAuditRows()
@@ -329,7 +331,8 @@ async def test_the_answer_comes_at_once_and_the_decision_is_acted_on_once_audite
         assert receipt is not None and receipt.accepted
         await asyncio.sleep(1.0)
         status = await status_of(handle)
-        assert status.stage == "sampling" and not store.audit_trail(handle.id)  # received, not yet acted on
+        assert not status.awaiting and not store.audit_trail(handle.id)  # received, the next wait not open
+        assert (await search_attributes(handle))["Stage"] == "sampling"  # nor shown to monitors
         hold.release.set()
         status = await wait_for(handle, awaiting("sample_receipt"))
         assert status.stage == "in_transit"
@@ -362,5 +365,5 @@ async def test_the_answer_leaves_with_its_audit_row_written_and_the_decision_act
         kinds = [e.WhichOneof("attributes").removesuffix("_event_attributes") for e in events]
         assert kinds.count("workflow_task_completed") == 1, kinds
         assert "activity_task_scheduled" not in kinds, kinds
-        assert [local_activity_type(e) for e in events if local_activity_type(e)] == ["audit_decision", "open_wait"]
+        assert [local_activity_type(e) for e in events if local_activity_type(e)] == ["open_wait"]
         await terminate_when_idle(handle)

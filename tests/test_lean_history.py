@@ -44,9 +44,11 @@ async def test_a_pass_closes_within_its_event_budget(ts_env: WorkflowEnvironment
     assert kinds["activity_task_scheduled"] == 0, kinds
     # Search attributes are written when they change: never more than once per publish.
     assert kinds["upsert_workflow_search_attributes"] <= kinds["marker_recorded"], kinds
-    # Each wait opens with one local activity (its deadline and the record, the policy with the first), each
-    # decision's audit row is one, the notice is one, and the record is written once more at the close.
-    assert await _local_activities(handle) == Counter(open_wait=4, audit_decision=4, render_notice=1,
+    # Each wait opens with one local activity (its deadline and the record, the policy with the first); a
+    # decision whose step opens the next wait at once has its audit row written in it (the sampling record
+    # and the receipt), the others one each (the lab report, whose notice comes first, and the disposal,
+    # which closes); the notice is one, and the record is written once more at the close.
+    assert await _local_activities(handle) == Counter(open_wait=4, audit_decision=2, render_notice=1,
                                                       project_sample=1)
 
 

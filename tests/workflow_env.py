@@ -295,3 +295,12 @@ async def local_results(client: Client, event: Any, activity_type: str) -> list[
     if local_activity_type(event) != activity_type or "result" not in event.marker_recorded_event_attributes.details:
         return []
     return list(await client.data_converter.decode(event.marker_recorded_event_attributes.details["result"].payloads))
+
+
+async def audited_locally(client: Client, event: Any) -> list[dict[str, Any]]:
+    """The audit rows (AuditedDecision) a local activity whose marker `event` is wrote: `audit_decision`'s
+    one, or the rows a sample's `open_wait` took along (patch `audit-with-wait`)."""
+    rows = await local_results(client, event, "audit_decision")
+    for opened in await local_results(client, event, "open_wait"):
+        rows += opened.get("audited", [])
+    return rows

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -76,9 +76,13 @@ MONITORING = "monitoring-attributes"
 LEAN_STEPS = "lean-steps"
 # Runs from before it wrote a decision's audit row as an activity of its own (three events and a second
 # workflow task per decision); newer runs write it as a local activity in the workflow task that answers the
-# caller, and take the activity only when that write is slow (AUDIT_FUSE) (docs/design.md §4, §8). The
-# newest patch: a run that has it has every behaviour above and asks no other.
+# caller, and take the activity only when that write is slow (AUDIT_FUSE) (docs/design.md §4, §8).
 LOCAL_AUDIT = "local-audit"
+# Runs from before it wrote a decision's audit row in a local activity of its own before acting on it; newer
+# runs act on it at once and write the row with the sample's next wait, in the one local activity that opens
+# it (`open_wait`), or on its own when no wait opens in that task (docs/design.md §4, §8). The newest patch: a
+# run that has it has every behaviour above and asks no other.
+AUDIT_WITH_WAIT = "audit-with-wait"
 # How long the caller's answer may wait for the audit row written beside it: a database slower than this (or
 # down) gets the row as an activity instead, with the shared retries, and the answer leaves at once. Local
 # policy (a latency bound, not a legal period).
@@ -89,6 +93,13 @@ LEGACY_POLICY = DeploymentPolicy(require_signatures=False, max_time_scale=864000
 
 Interrupt = Callable[[], bool]
 T = TypeVar("T")
+
+
+class AuditRow(NamedTuple):
+    """One audit row to write, and what the history says of it."""
+
+    record: DecisionRecord
+    summary: str
 
 
 class WaitInterrupted(Exception):
@@ -131,6 +142,9 @@ class DecisionProcess:
         self._monitored_run: bool | None = None
         self._lean_steps_run: bool | None = None
         self._local_audit_run: bool | None = None
+        self._audit_with_wait_run: bool | None = None
+        self._unaudited: list[AuditRow] = []  # rows of this workflow task not yet under way (`_audit_later`)
+        self._audit_flusher: asyncio.Task[None] | None = None
         self._recounts_asked = self._recounts_done = 0  # `calendar_updated` signals asked / acted on
         self._resumed_waits: dict[DecisionKind, Deadline] = {}  # a continued run's open waits, as they were
         self._resume_at: str | None = None  # in a continued run: the stage it resumes at
@@ -244,14 +258,19 @@ class DecisionProcess:
         """Wait for `done()` until `sample_time` on the sample's clock; False when the time came first.
         Raises WaitInterrupted when `interrupt()` comes true first."""
         await self._flush()
-        try:
-            await workflow.wait_condition(
-                lambda: done() or interrupt(), timeout=self.clock.real_delay_until(sample_time),
-                timeout_summary=summary,
-            )
+        if self._audit_with_wait() and (done() or interrupt()):
+            # Already there (a decision that came while the reminder was awaited): no wait, so that the step
+            # goes on in this pass of the event loop and its wait opens with the decision's audit row.
             arrived = True
-        except TimeoutError:
-            arrived = False
+        else:
+            try:
+                await workflow.wait_condition(
+                    lambda: done() or interrupt(), timeout=self.clock.real_delay_until(sample_time),
+                    timeout_summary=summary,
+                )
+                arrived = True
+            except TimeoutError:
+                arrived = False
         if interrupt():
             raise WaitInterrupted(summary)
         return arrived
@@ -312,7 +331,8 @@ class DecisionProcess:
     def _arrived(self, *kinds: DecisionKind) -> bool:
         """A decision of one of `kinds` was taken and (lean runs) its audit row is written: the process acts on
         a decision once it is on the audit trail. Its row written beside the answer (`_audit`), that is in the
-        same workflow task; a row that took the long way holds the work, never the answer."""
+        same workflow task; a row that took the long way holds the work, never the answer. AUDIT_WITH_WAIT
+        runs act at once: the row goes with the next wait (`_audit_later`), which waits for it if it is slow."""
         for kind in kinds:
             decision = self.desk.inbox.get(kind)
             if decision is None:
@@ -394,17 +414,24 @@ class DecisionProcess:
 
     def _versions(self) -> None:
         """Ask, at the very start of the run (in `__init__`) and before any local activity, which version it
-        is: the newest patch first (LOCAL_AUDIT, LEAN_STEPS, MONITORING, then LEAN) — a local activity's result can
+        is: the newest patch first (AUDIT_WITH_WAIT, LOCAL_AUDIT, LEAN_STEPS, MONITORING, then LEAN) — a local activity's result can
         reach a replay a workflow task earlier than it reached the live run, so a patch first asked after one
         would be asked too early on replay. Runs from before LEAN ask the calendar patch next, as they did."""
         if not self._lean():
             self._calendar_data()
 
+    def _audit_with_wait(self) -> bool:
+        """Whether this run acts on a decision at once and writes its audit row with the next wait
+        (AUDIT_WITH_WAIT; implies LOCAL_AUDIT)."""
+        if self._audit_with_wait_run is None:
+            self._audit_with_wait_run = workflow.patched(AUDIT_WITH_WAIT)
+        return self._audit_with_wait_run
+
     def _local_audit(self) -> bool:
         """Whether this run writes a decision's audit row as a local activity beside the answer (LOCAL_AUDIT;
         implies LEAN_STEPS)."""
         if self._local_audit_run is None:
-            self._local_audit_run = workflow.patched(LOCAL_AUDIT)
+            self._local_audit_run = self._audit_with_wait() or workflow.patched(LOCAL_AUDIT)
         return self._local_audit_run
 
     def _lean_steps(self) -> bool:
@@ -492,7 +519,9 @@ class DecisionProcess:
         receipt = intake.receipt
         if not receipt.accepted:
             self._event("rejected", f"rejected {receipt.kind}={receipt.outcome} via {via}: {receipt.reason}")
-        if self._hardened():
+        if self._hardened() and self._audit_with_wait():
+            self._audit_later(self._audit_row(intake, via))
+        elif self._hardened():
             # Durable in history already; the audit row follows exactly once (an idempotent write).
             audit = asyncio.create_task(self._audit(intake, via))
             self._audits.append(audit)
@@ -604,13 +633,9 @@ class DecisionProcess:
         """What a deadline is computed from: the rule, from `start` (default: now on the sample's clock)."""
         return DeadlineRequest(rule_id=rule_id, start=start or self.clock.now(), length=length, extended=extended)
 
-    async def _audit(self, intake: Intake, via: str) -> None:
+    def _audit_row(self, intake: Intake, via: str) -> AuditRow:
         """The audit row of one attempt, from what the desk made of it (the decision is not parsed again):
-        the decision as validated, or for an input that is no decision only its summary. Newer runs write it
-        as a local activity in the workflow task that answers the caller, so that the answer is sent with
-        the row written and the decision acted on without a second task; a write slower than AUDIT_FUSE
-        goes the long way, as an activity, and the answer leaves without it (the write is idempotent: a
-        local write that did land is found, not doubled)."""
+        the decision as validated, or for an input that is no decision only its summary."""
         receipt, decision = intake.receipt, intake.decision
         if decision is not None:
             actor, content = decision.actor.model_dump(mode="json"), decision.model_dump(mode="json")
@@ -633,15 +658,67 @@ class DecisionProcess:
         summary = (f"Audit trail: {receipt.kind}={receipt.outcome} by {decision.actor.role.value} "
                    f"{decision.actor.id} ({'accepted' if receipt.accepted else 'rejected'}, {via})"
                    if decision else f"Audit trail: an input that is no decision ({receipt.reason})")
+        return AuditRow(record, summary)
+
+    async def _audit(self, intake: Intake, via: str) -> None:
+        await self._write_audit(self._audit_row(intake, via))
+
+    async def _write_audit(self, row: AuditRow) -> None:
+        """Write one audit row. Newer runs write it as a local activity in the workflow task that answers the
+        caller, so that the answer is sent with the row written; a write slower than AUDIT_FUSE goes the long
+        way, as an activity, and the answer leaves without it (the write is idempotent: a local write that
+        did land is found, not doubled)."""
         if not self._local_audit():
-            await self._do(RecordActivities.record_decision, record, summary=summary)
+            await self._do(RecordActivities.record_decision, row.record, summary=row.summary)
             return
         try:
-            await call(RecordActivities.audit_decision, record, summary=summary, local=True, start_to_close=AUDIT_FUSE,
-                       retry_policy=AUDIT_ONCE)
+            await call(RecordActivities.audit_decision, row.record, summary=row.summary, local=True,
+                       start_to_close=AUDIT_FUSE, retry_policy=AUDIT_ONCE)
         except (ActivityError, FailureError):
-            await self._do(RecordActivities.audit_decision, record, summary=f"{summary}; again, the local write "
-                           f"having failed or taken over {AUDIT_FUSE.total_seconds():g} s")
+            await self._long_way(row)
+
+    async def _long_way(self, row: AuditRow) -> None:
+        await self._do(RecordActivities.audit_decision, row.record, summary=f"{row.summary}; again, the local "
+                       f"write having failed or taken over {AUDIT_FUSE.total_seconds():g} s")
+
+    def _audit_later(self, row: AuditRow) -> None:
+        """AUDIT_WITH_WAIT: the row goes with the next wait the process opens in this workflow task
+        (`_rows_for_wait`), else on its own in the same task. The process acts on the decision meanwhile: the
+        answer still leaves with the row written, in one local activity where it took two."""
+        self._unaudited.append(row)
+        if self._audit_flusher is None:
+            self._audit_flusher = asyncio.create_task(self._audit_the_rest())
+            self._audits.append(self._audit_flusher)
+
+    async def _audit_the_rest(self) -> None:
+        """The rows no wait took: once everything else this task can run has run. The first condition pass
+        is the one that wakes the process's own wait (checked in the order they were made); the second comes
+        after the process has gone as far as it can (to its next local activity, timer or wait)."""
+        await workflow.wait_condition(lambda: True)
+        await workflow.wait_condition(lambda: True)
+        self._audit_flusher = None
+        rows, self._unaudited = self._unaudited, []
+        await asyncio.gather(*(self._write_audit(row) for row in rows))
+
+    def _rows_for_wait(self) -> list[AuditRow]:
+        """The audit rows the wait about to open takes along (AUDIT_WITH_WAIT: none in older runs)."""
+        rows, self._unaudited = self._unaudited, []
+        return rows
+
+    async def _audited_with_wait(self, rows: list[AuditRow], activity: Callable[..., Awaitable[T]],
+                                 arg_with: Callable[[list[DecisionRecord]], Any], summary: str) -> T:
+        """Run the local activity that opens a wait, `arg_with(records)` writing `rows` in it too. With rows
+        it has the audit row's fuse: past it, the rows go the long way and the wait opens once they are
+        written (the caller's answer never waits longer than the fuse for them, and the process goes no
+        further on a decision before its row is on the trail)."""
+        if rows:
+            try:
+                return await call(activity, arg_with([r.record for r in rows]), local=True, start_to_close=AUDIT_FUSE,
+                                  retry_policy=AUDIT_ONCE, summary=f"{summary}, with the audit rows of "
+                                  + "; ".join(r.summary.removeprefix("Audit trail: ") for r in rows))
+            except (ActivityError, FailureError):
+                await asyncio.gather(*(self._long_way(row) for row in rows))
+        return await self._do(activity, arg_with([]), summary=summary, local=True)
 
     async def _do(
         self, activity: Callable[..., Awaitable[T]] | str, arg: Any, *, summary: str, local: bool = False

@@ -539,18 +539,20 @@ class SampleWorkflow(DecisionProcess):
         (the publish that follows the wait's opening then finds the record up to date)."""
         if not self._lean_steps():
             return await super()._wait_deadline(kind, rule_id, start=start, length=length)
-        opened = await self._do(
-            RecordActivities.open_wait,
-            WaitOpening(
-                deadline=self._deadline_request(rule_id, start=start, length=length),
-                kind=kind.value, roles=role_names(kind),
-                others=[a for a in self._awaiting() if a.kind != kind.value],
-                clock_origin=self.clock.origin, time_scale=self.clock.scale,
-                projection=self._next_projection(), read_policy=self._policy_unread,
-            ),
+        opening = WaitOpening(
+            deadline=self._deadline_request(rule_id, start=start, length=length),
+            kind=kind.value, roles=role_names(kind),
+            others=[a for a in self._awaiting() if a.kind != kind.value],
+            clock_origin=self.clock.origin, time_scale=self.clock.scale,
+            projection=self._next_projection(), read_policy=self._policy_unread,
+        )
+        # The decisions this task took (the one that set off this step among them) have their audit rows
+        # written in the same local activity (AUDIT_WITH_WAIT).
+        opened = await self._audited_with_wait(
+            self._rows_for_wait(), RecordActivities.open_wait,
+            lambda audits: opening.model_copy(update={"audits": audits}) if audits else opening,
             summary=f"Compute the deadline of rule {rule_id} and write the samples record of "
                     f"{self.order.sample_no} awaiting {kind.value}",
-            local=True,
         )
         if opened.policy is not None:
             self._policy_unread = False
