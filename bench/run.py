@@ -50,8 +50,9 @@ class Sizes:
     warmup: int = 4  # untimed lifecycles per side before the first trial
     # samples of one plan / empty workflows started per trial (issue 12); 10,000 with --plan 10000 (about 35 min:
     # the untimed wait for the samples to park dominates), too long for make bench's 15-minute budget
-    plan: int = 2_000
-    plan_trials: int = 3  # two trials of the same code read 0.70 to 1.01 across runs: a median of three
+    # 1,000 (one batch) × 4 trials: 2,000 × 3 took 381 s of a 932 s run on a loaded machine (the floors added)
+    plan: int = 1_000
+    plan_trials: int = 4  # two trials of the same code read 0.70 to 1.01 across runs: a median of four
 
 
 QUICK = Sizes(trials=2, lifecycles=4, lifecycle_concurrency=4, round_trips=8, parked=8, starts=10, memory=20,
