@@ -346,8 +346,9 @@ def render(env: Environment, values: dict[str, dict[str, list[Any]]]) -> str:
         "and the driver process over the trial (psutil).",
         "- Round trips: samples (bare workflows) parked first, untimed; then one sealing decision per sample, "
         "8 in flight; p50/p99 within a trial, then the median over trials. A sealing decision's answer leaves "
-        "in the workflow task that takes the step it sets off (the audit row, the next wait's deadline and "
-        "record, its timer and search attributes); the refused decision's row shows the intake alone. With 8 "
+        "in the workflow task that takes the step it sets off (the audit row with the next wait's deadline "
+        "and record, in one local activity; its timer and search attributes); the refused decision's row "
+        "shows the intake alone (its audit row in a local activity of its own). With 8 "
         "in flight both sides keep the 2 cores busy, so a round trip grows with the CPU each decision costs.",
         "- RSS per 1,000: a fresh worker process per side whose cache holds every workflow; RSS after 20 parked "
         "(imports, first sandbox), and again after the rest are parked.",

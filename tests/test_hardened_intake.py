@@ -27,6 +27,7 @@ from activities.records import audit_trail, sample_rows
 from codec import spotcheck_data_converter
 from domain import intake, signing
 from domain.intake import MAX_INPUT_BYTES
+from starter.client import DecisionRejected
 from tests import factories as f
 from tests.workflow_env import (
     awaiting,
@@ -346,9 +347,10 @@ async def test_the_answer_comes_at_once_and_the_decision_is_acted_on_once_audite
 async def test_the_answer_leaves_with_its_audit_row_written_and_the_decision_acted_on(
     ts_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    """On a healthy database the receipt is sent in the workflow task that writes the audit row (a local
-    activity) and acts on the decision: when the caller has it, the row is on the audit trail and the next
-    wait is open, with no activity task and no second workflow task."""
+    """On a healthy database the receipt is sent in the workflow task that writes the audit row and acts on
+    the decision: when the caller has it, the row is on the audit trail and the next wait is open, with no
+    activity task and no second workflow task — the row written in the local activity that opens the wait.
+    A refused decision opens no wait: its row is written on its own, in the task that answers."""
     from tests.workflow_env import local_activity_type, mocked_worker
 
     async with mocked_worker(ts_env.client, task_queue) as (client, store):
@@ -366,4 +368,14 @@ async def test_the_answer_leaves_with_its_audit_row_written_and_the_decision_act
         assert kinds.count("workflow_task_completed") == 1, kinds
         assert "activity_task_scheduled" not in kinds, kinds
         assert [local_activity_type(e) for e in events if local_activity_type(e)] == ["open_wait"]
+
+        before = len((await handle.fetch_history()).events)
+        with pytest.raises(DecisionRejected):
+            await client.decide(order["sample_no"], f.report("pass"))  # the sample waits for its receipt
+        assert [(r["kind"], r["accepted"]) for r in store.audit_trail(handle.id)] == [
+            ("sampling_record", True), ("lab_report", False)]
+        events = (await handle.fetch_history()).events[before:]
+        kinds = [e.WhichOneof("attributes").removesuffix("_event_attributes") for e in events]
+        assert kinds.count("workflow_task_completed") == 1 and "activity_task_scheduled" not in kinds, kinds
+        assert [local_activity_type(e) for e in events if local_activity_type(e)] == ["audit_decision"]
         await terminate_when_idle(handle)
