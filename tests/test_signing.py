@@ -380,3 +380,34 @@ def test_decide_and_amend_refuse_an_unusable_key_before_sending(
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: signing key: ") and message in err
+
+
+# --- a sample checks the signature's age against the policy it recorded -----------------------------------
+
+
+async def test_a_sample_takes_the_signature_age_from_its_recorded_policy(
+    dev_env: Any, task_queue: str, configured: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The longest a signed decision may take to arrive is the deployment policy's `signature_max_age`, as
+    the sample recorded it at its first wait (replay reads the same), not a constant: with a policy of
+    one hour, a decision signed two hours ago is refused and one signed half an hour ago is taken."""
+    from activities import records
+    from tests import factories as f
+    from tests.workflow_env import awaiting, mocked_worker, terminate_when_idle, wait_for
+
+    policy = DeploymentPolicy(require_signatures=True, signing_key_ids=signing.decision_key_ids(),
+                              signature_max_age=timedelta(hours=1))
+    monkeypatch.setattr(records, "current_policy", lambda: policy)
+    async with mocked_worker(dev_env.client, task_queue) as (client, _):
+        order = f.order("offline_production")
+        handle = await client.start_sample(order)
+        await wait_for(handle, awaiting("sampling_record"))
+        now = datetime.now(UTC)
+        late = signing.sign(f.sealed(), handle.id, KEY, SECRET, now - timedelta(hours=2))
+        receipt = await handle.execute_update("submit_decision", late)
+        assert (receipt["accepted"], receipt["reason"]) == (
+            False, "signature: too old (signed more than 1 h before it arrived)")
+        timely = signing.sign(f.sealed(), handle.id, KEY, SECRET, now - timedelta(minutes=30))
+        receipt = await handle.execute_update("submit_decision", timely)
+        assert receipt["accepted"], receipt
+        await terminate_when_idle(handle)

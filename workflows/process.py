@@ -467,8 +467,11 @@ class DecisionProcess:
         """Proven senders: a valid signature where the deployment requires one, and an enterprise acting
         only for itself."""
         if self.policy.require_signatures:
+            # The age allowed is the recorded policy's (every policy recorded so far says 24 h, as
+            # signing.DEFAULT_MAX_AGE did: old histories replay the same).
             problem = signing.signature_problem(
-                decision, workflow.info().workflow_id, signing.keyring(), workflow.now(), signing.DEFAULT_MAX_AGE
+                decision, workflow.info().workflow_id, signing.keyring(), workflow.now(),
+                self.policy.signature_max_age,
             )
             if problem:
                 return problem
