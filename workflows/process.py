@@ -605,10 +605,15 @@ class DecisionProcess:
         return True
 
     async def _settle(self) -> None:
-        """Every audit row under way is written before the run ends or continues as new."""
-        while self._audits:
-            await self._audits.pop(0)
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        """Every audit row under way is written before the run ends or continues as new. AUDIT_WITH_WAIT
+        runs also write the rows of decisions that came while it waited for the handlers to finish (older
+        runs ended with those still under way, and replay as they ran)."""
+        while True:
+            while self._audits:
+                await self._audits.pop(0)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if not (self._audits and self._audit_with_wait()):
+                return
 
     def _event(self, event: str, text: str) -> None:
         self.timeline.append(compact(TimelineEvent(at=self.clock.now(), stage=str(self.stage), event=event, text=text)))

@@ -359,6 +359,8 @@ class SampleWorkflow(DecisionProcess):
             # The producer's parallel wait may be publishing (a local activity): let it reach its timer, so
             # continue-as-new is the run's last command.
             await workflow.wait_condition(lambda: self._publishing == 0)
+            if self._audit_with_wait():
+                await self._settle()  # the rows of decisions that came meanwhile
         workflow.continue_as_new(args=[self.order, self._carry()])
 
     def _carry(self) -> SampleCarry:
