@@ -23,7 +23,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.plans import PlanActivities
-from bench.baseline import BareWorkflow, EmptyWorkflow, StepWorkflow
+from bench.baseline import BareWorkflow, EmptyWorkflow
+from bench.floors import StepWorkflow
 from bench.stack import Stack, WorkerProcess
 from domain.models import InspectionAgency, SampleOrder
 from domain.plan_run import PlanInput, PlanOptions
@@ -311,7 +312,7 @@ async def bare_round_trips(side: BareSide, n: int, in_flight: int) -> list[float
 
 
 async def step_floor_round_trips(side: BareSide, n: int, in_flight: int, *, audited: bool) -> list[float]:
-    """Seconds of the `step` update on each of n parked StepWorkflows (bench/baseline.py): the floor under a
+    """Seconds of the `step` update on each of n parked StepWorkflows (bench/floors.py): the floor under a
     sealing decision's round trip, on the bare worker."""
     async def start(i: int) -> WorkflowHandle[Any, Any]:
         return await side.client.start_workflow(StepWorkflow.run, id=f"step-{uuid.uuid4().hex}",

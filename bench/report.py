@@ -181,7 +181,7 @@ def _rows(v: dict[str, dict[str, list[Any]]], worker_cache: int) -> list[Row]:
                              (FIGURES[3], "decide"),
                              (FIGURES[13] + " (a lab report to a sample awaiting its sampling record: answered and "
                               "audited, no step follows)", "refused"),
-                             (FIGURES[14] + " (bench/baseline.py StepWorkflow: the waiting timer cancelled, the "
+                             (FIGURES[14] + " (bench/floors.py StepWorkflow: the waiting timer cancelled, the "
                               "next started, Stage and AwaitingRole upserted; no domain code, no database)",
                               "step_floor"),
                              (FIGURES[15] + " (a no-op local activity in the handler, as an audit row)",

@@ -32,10 +32,12 @@ async def _spotcheck(args: argparse.Namespace, options: dict[str, Any]) -> tuple
 
 
 async def _bare(args: argparse.Namespace, options: dict[str, Any]) -> tuple[Worker, Any]:
+    from bench import floors
     from bench.baseline import ACTIVITIES, WORKFLOWS
 
     client = await Client.connect(args.address, namespace="default")
-    return Worker(client, task_queue=args.task_queue, workflows=WORKFLOWS, activities=ACTIVITIES, **options), None
+    return Worker(client, task_queue=args.task_queue, workflows=[*WORKFLOWS, *floors.WORKFLOWS],
+                  activities=ACTIVITIES, **options), None
 
 
 async def main(args: argparse.Namespace) -> None:
