@@ -183,6 +183,16 @@ class BareSide:
         await self.at_step(handle, 0)
 
 
+class StepSide(BareSide):
+    """StepWorkflow (bench/floors.py) on the bare worker: parked at its wait with a timer."""
+
+    name = "step"
+
+    async def start(self, item: Any) -> WorkflowHandle[Any, Any]:
+        return await self.client.start_workflow(StepWorkflow.run, id=f"step-{uuid.uuid4().hex}",
+                                                task_queue=self.worker.task_queue)
+
+
 @dataclass
 class Parked:
     handles: list[WorkflowHandle[Any, Any]]
@@ -314,12 +324,7 @@ async def bare_round_trips(side: BareSide, n: int, in_flight: int) -> list[float
 async def step_floor_round_trips(side: BareSide, n: int, in_flight: int, *, audited: bool) -> list[float]:
     """Seconds of the `step` update on each of n parked StepWorkflows (bench/floors.py): the floor under a
     sealing decision's round trip, on the bare worker."""
-    async def start(i: int) -> WorkflowHandle[Any, Any]:
-        return await side.client.start_workflow(StepWorkflow.run, id=f"step-{uuid.uuid4().hex}",
-                                                task_queue=side.worker.task_queue)
-
-    parked = await bounded(n, START_WINDOW, start)
-    await bounded(n, POLLERS, lambda i: side.parked(parked[i]))
+    parked = (await start_and_park(StepSide(side.client, side.worker), n)).handles
     await asyncio.sleep(SETTLE)
     return await _timed(n, in_flight, lambda i: parked[i].execute_update(StepWorkflow.step, audited))  # type: ignore[arg-type,return-value]
 
@@ -362,10 +367,12 @@ async def empty_starts(side: BareSide, n: int, *, as_samples: bool = False) -> f
     them to complete). `as_samples`: each started as a sample is (the floor under `start_samples`): a
     sample's order as its input (JSON), its search attributes, summary and details (sample_start_options),
     prepared before the clock starts."""
-    starts: list[tuple[list[Any], dict[str, Any]]] = [([], {"id": f"empty-{uuid.uuid4().hex}"}) for _ in range(n)]
+    starts: list[tuple[list[Any], dict[str, Any]]]
     if as_samples:
         orders = [SampleOrder.model_validate(f.order("offline_production")) for _ in range(n)]
         starts = [([o.model_dump(mode="json")], sample_start_options(o)) for o in orders]
+    else:
+        starts = [([], {"id": f"empty-{uuid.uuid4().hex}"}) for _ in range(n)]
 
     async def start(i: int) -> WorkflowHandle[Any, Any]:
         args, options = starts[i]
