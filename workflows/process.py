@@ -691,7 +691,7 @@ class DecisionProcess:
 
     def _audit_later(self, row: AuditRow) -> None:
         """AUDIT_WITH_WAIT: the row goes with the next wait the process opens in this workflow task
-        (`_rows_for_wait`), else on its own in the same task. The process acts on the decision meanwhile: the
+        (`_take_unaudited`), else on its own in the same task. The process acts on the decision meanwhile: the
         answer still leaves with the row written, in one local activity where it took two."""
         self._unaudited.append(row)
         if self._audit_flusher is None:
@@ -705,11 +705,11 @@ class DecisionProcess:
         await workflow.wait_condition(lambda: True)
         await workflow.wait_condition(lambda: True)
         self._audit_flusher = None
-        rows, self._unaudited = self._unaudited, []
-        await asyncio.gather(*(self._write_audit(row) for row in rows))
+        await asyncio.gather(*(self._write_audit(row) for row in self._take_unaudited()))
 
-    def _rows_for_wait(self) -> list[AuditRow]:
-        """The audit rows the wait about to open takes along (AUDIT_WITH_WAIT: none in older runs)."""
+    def _take_unaudited(self) -> list[AuditRow]:
+        """The queued audit rows, taken by whichever writes them: the wait about to open, or
+        `_audit_the_rest` (AUDIT_WITH_WAIT: none in older runs)."""
         rows, self._unaudited = self._unaudited, []
         return rows
 

@@ -551,7 +551,7 @@ class SampleWorkflow(DecisionProcess):
         # The decisions this task took (the one that set off this step among them) have their audit rows
         # written in the same local activity (AUDIT_WITH_WAIT).
         opened = await self._audited_with_wait(
-            self._rows_for_wait(), RecordActivities.open_wait,
+            self._take_unaudited(), RecordActivities.open_wait,
             lambda audits: opening.model_copy(update={"audits": audits}) if audits else opening,
             summary=f"Compute the deadline of rule {rule_id} and write the samples record of "
                     f"{self.order.sample_no} awaiting {kind.value}",
